@@ -1,0 +1,109 @@
+"""Reading undirected, weighted gene-gene edge lists into network layers.
+
+Edge-list policy (the one place it is defined):
+- The file needs a header with columns `gene_a` and `gene_b`; a `weight` column is
+  optional (without it every edge weighs 1.0). Other columns are ignored.
+- Gene IDs are kept as strings, exactly as written (stripped).
+- Weights must be finite and > 0 (after conversion to float32); anything else is a
+  `DataError` naming the file, the line and the column.
+- Self-loops (gene_a == gene_b) are dropped.
+- Edges are undirected: repeated edges and reversed repeats, (a, b) and (b, a), are
+  merged into one edge that keeps the MAXIMUM weight.
+- An edge list with no edge left after that is a `DataError`.
+- Output is canonical: one row per pair with gene_a < gene_b (string order), sorted by
+  (gene_a, gene_b).
+The numbers of dropped self-loops and merged duplicates are logged and, on request,
+written to a `report` dict.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tfnet_jax.data.dataset import DataError, NetworkLayer
+from tfnet_jax.data.tables import (column_as_float, column_as_str, preview, read_table,
+                                   require_columns)
+
+log = logging.getLogger(__name__)
+
+EDGE_COLUMNS = ("gene_a", "gene_b", "weight")
+
+
+def _check_weights_positive(weights: np.ndarray, table: pd.DataFrame, path: str | Path) -> None:
+    not_positive = np.flatnonzero(weights <= 0)
+    if len(not_positive):
+        row = not_positive[0]
+        raise DataError(f"{path}, line {table.index[row]}, column 'weight': "
+                        f"weight '{table['weight'].iloc[row]}' is not > 0 (as float32)")
+
+
+def read_edge_list(path: str | Path, report: dict | None = None) -> pd.DataFrame:
+    """Read an edge list into canonical form: columns gene_a < gene_b (str), weight (float32).
+
+    `report`, when given, receives counts `self_loops` and `duplicates` (rows merged away).
+    """
+    table = read_table(path)
+    require_columns(table, ("gene_a", "gene_b"), path)
+    gene_a = column_as_str(table, "gene_a", path)
+    gene_b = column_as_str(table, "gene_b", path)
+    if "weight" in table.columns:
+        weights = column_as_float(table, "weight", path, dtype=np.float32)
+        _check_weights_positive(weights, table, path)
+    else:
+        weights = np.ones(len(table), dtype=np.float32)
+
+    not_loop = gene_a != gene_b
+    num_self_loops = int((~not_loop).sum())
+    gene_a, gene_b, weights = gene_a[not_loop], gene_b[not_loop], weights[not_loop]
+    low = np.where(gene_a < gene_b, gene_a, gene_b)
+    high = np.where(gene_a < gene_b, gene_b, gene_a)
+    edges = (pd.DataFrame({"gene_a": low, "gene_b": high, "weight": weights})
+             .groupby(["gene_a", "gene_b"], sort=True, as_index=False)["weight"].max())
+    num_duplicates = len(low) - len(edges)
+    if edges.empty:
+        raise DataError(f"{path}: no edges left after dropping {num_self_loops} self-loop(s)")
+
+    edges["gene_a"] = edges["gene_a"].astype(str)
+    edges["gene_b"] = edges["gene_b"].astype(str)
+    edges["weight"] = edges["weight"].astype(np.float32)
+    if num_self_loops or num_duplicates:
+        log.info("%s: dropped %d self-loop(s), merged %d duplicate edge(s); %d edges left",
+                 path, num_self_loops, num_duplicates, len(edges))
+    if report is not None:
+        report["self_loops"] = num_self_loops
+        report["duplicates"] = num_duplicates
+    return edges.reset_index(drop=True)
+
+
+def layer_from_edges(name: str, edges: pd.DataFrame, gene_position: dict[str, int]) -> NetworkLayer:
+    """Index a canonical edge list (see `read_edge_list`) into a layer over `gene_position`.
+
+    Edges come out with senders < receivers in index order, sorted by (sender, receiver).
+    """
+    missing_columns = [c for c in EDGE_COLUMNS if c not in edges.columns]
+    if missing_columns:
+        raise DataError(f"network layer '{name}': edge table lacks column(s) {missing_columns}")
+    gene_a = edges["gene_a"].astype(str).tolist()
+    gene_b = edges["gene_b"].astype(str).tolist()
+    unknown = sorted({g for g in (*gene_a, *gene_b) if g not in gene_position})
+    if unknown:
+        raise DataError(f"network layer '{name}': gene(s) not in the gene index: {preview(unknown)}")
+
+    index_a = np.fromiter((gene_position[g] for g in gene_a), dtype=np.int64, count=len(gene_a))
+    index_b = np.fromiter((gene_position[g] for g in gene_b), dtype=np.int64, count=len(gene_b))
+    weights = edges["weight"].to_numpy(dtype=np.float32)
+    if (index_a == index_b).any():
+        raise DataError(f"network layer '{name}': self-loops are not allowed")
+    if not (np.isfinite(weights) & (weights > 0)).all():
+        raise DataError(f"network layer '{name}': weights must be finite and > 0")
+    senders = np.minimum(index_a, index_b)
+    receivers = np.maximum(index_a, index_b)
+    order = np.lexsort((receivers, senders))
+    senders, receivers, weights = senders[order], receivers[order], weights[order]
+    if len(senders) > 1 and ((np.diff(senders) == 0) & (np.diff(receivers) == 0)).any():
+        raise DataError(f"network layer '{name}': an edge is listed twice")
+    return NetworkLayer(name=name, senders=senders.astype(np.int32),
+                        receivers=receivers.astype(np.int32), weights=weights)

@@ -1,0 +1,65 @@
+"""Reading perturbation signatures, node features and split tables.
+
+Signature and node-feature files are gene-keyed matrices: the first column names the
+gene (`pert_gene` / `gene`), every other column is one numeric feature whose header is
+kept as a string (readout gene IDs such as "10007" stay strings). Every value must be a
+finite number; a gene listed twice or a column name used twice is an error.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tfnet_jax.data.dataset import SPLIT_NAMES, DataError
+from tfnet_jax.data.tables import (block_as_float, check_unique_keys, column_as_str, read_table,
+                                   require_columns, require_first_column)
+
+SPLIT_COLUMNS = ("pert_type", "pert_gene", "split")
+
+
+def _read_gene_matrix(path: str | Path, key_column: str,
+                      what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys str [n], column names str [k], values float32 [n, k]) of a gene-keyed matrix."""
+    table = read_table(path)  # also rejects duplicate column names
+    require_first_column(table, key_column, path)
+    value_columns = [str(c) for c in table.columns[1:]]
+    if not value_columns:
+        raise DataError(f"{path}, line 1: no value columns after '{key_column}'")
+    keys = column_as_str(table, key_column, path)
+    check_unique_keys(table, [key_column], path, what=what)
+    values = block_as_float(table, value_columns, path, dtype=np.float32)
+    return keys, np.asarray(value_columns, dtype=str), values
+
+
+def read_signature_table(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read one perturbation type's signatures.
+
+    Returns (pert_genes str [n], readout_genes str [R], values float32 [n, R]).
+    """
+    return _read_gene_matrix(path, "pert_gene", what="perturbed gene")
+
+
+def read_node_features(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read per-gene features: (genes str [n], features float32 [n, F])."""
+    genes, _, features = _read_gene_matrix(path, "gene", what="gene")
+    return genes, features
+
+
+def read_splits_table(path: str | Path) -> pd.DataFrame:
+    """Read a split assignment: columns pert_type, pert_gene, split (all str).
+
+    The index holds each row's line number in the file, for later error messages.
+    """
+    table = read_table(path)
+    require_columns(table, SPLIT_COLUMNS, path)
+    splits = pd.DataFrame({c: column_as_str(table, c, path) for c in SPLIT_COLUMNS},
+                          index=table.index)
+    unknown = ~splits["split"].isin(SPLIT_NAMES).to_numpy()
+    if unknown.any():
+        row = int(np.argmax(unknown))
+        raise DataError(f"{path}, line {splits.index[row]}, column 'split': unknown split "
+                        f"'{splits['split'].iloc[row]}'; expected one of {list(SPLIT_NAMES)}")
+    check_unique_keys(splits, ["pert_type", "pert_gene"], path, what="(pert_type, pert_gene)")
+    return splits

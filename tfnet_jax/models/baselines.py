@@ -1,0 +1,193 @@
+"""Honest reference predictors: every statistic is fitted on training rows only.
+
+Query rows contribute nothing but their gene index / features, so a model has to beat
+these with the same information before its numbers mean anything.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.linear_model import Ridge, RidgeCV
+
+from tfnet_jax.eval.metrics import row_pearson
+
+if TYPE_CHECKING:  # only for annotations; keeps this module free of data-package imports
+    from tfnet_jax.data.dataset import NetworkLayer, PerturbationData
+
+DEFAULT_ALPHAS = np.logspace(-2, 4, 13)
+
+
+def _train_mean(train_values) -> np.ndarray:
+    values = np.asarray(train_values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise ValueError(f"train_values must be a non-empty 2-D array [n, R], got shape {values.shape}")
+    return values.mean(axis=0)
+
+
+def mean_baseline(train_values, n_query: int) -> np.ndarray:
+    """The training-mean signature repeated for each of `n_query` rows: [n_query, R]."""
+    mean = _train_mean(train_values)
+    return np.tile(mean.astype(np.float32), (int(n_query), 1))
+
+
+def _standardise(train_x: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """Scale every matrix by the training rows' mean / sd (constant features -> sd 1)."""
+    mu = train_x.mean(axis=0)
+    sd = train_x.std(axis=0)
+    sd[sd == 0] = 1.0
+    return [(x - mu) / sd for x in (train_x, *others)]
+
+
+def _as_features(x, name: str, n_cols: int | None = None) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2 or (n_cols is not None and arr.shape[1] != n_cols):
+        want = "[n, F]" if n_cols is None else f"[n, {n_cols}]"
+        raise ValueError(f"{name} must be a 2-D array {want}, got shape {arr.shape}")
+    return arr
+
+
+def ridge_baseline(train_features, train_values, valid_features, valid_values, query_features,
+                   alphas: Sequence[float] = DEFAULT_ALPHAS) -> np.ndarray:
+    """Ridge regression from gene features to signatures: [n_query, R].
+
+    Features are standardised with training statistics. alpha maximises the mean
+    pearson_delta on the validation rows (centred on the training mean, as at test
+    time); with no validation rows, RidgeCV's leave-one-out choice on the training rows
+    is used instead. The final model is fitted on the training rows alone.
+    """
+    x_tr = _as_features(train_features, "train_features")
+    n_feat = x_tr.shape[1]
+    x_va = _as_features(valid_features, "valid_features", n_feat)
+    x_q = _as_features(query_features, "query_features", n_feat)
+    y_tr = np.asarray(train_values, dtype=np.float64)
+    y_va = np.asarray(valid_values, dtype=np.float64)
+    mean = _train_mean(y_tr)
+    if y_tr.shape[0] != x_tr.shape[0]:
+        raise ValueError(f"train_features has {x_tr.shape[0]} rows but train_values {y_tr.shape[0]}")
+    if x_va.shape[0] and y_va.shape != (x_va.shape[0], y_tr.shape[1]):
+        raise ValueError(f"valid_values must have shape {(x_va.shape[0], y_tr.shape[1])}, "
+                         f"got {y_va.shape}")
+    x_tr, x_va, x_q = _standardise(x_tr, x_va, x_q)
+    alphas = np.asarray(alphas, dtype=np.float64)
+
+    if x_va.shape[0] > 0:
+        scores = [
+            np.mean(row_pearson(Ridge(alpha=a).fit(x_tr, y_tr).predict(x_va) - mean, y_va - mean))
+            for a in alphas
+        ]
+        alpha = float(alphas[int(np.argmax(scores))])
+    else:
+        alpha = float(RidgeCV(alphas=alphas).fit(x_tr, y_tr).alpha_)
+    return Ridge(alpha=alpha).fit(x_tr, y_tr).predict(x_q).astype(np.float32)
+
+
+def network_adjacency(layers: Sequence["NetworkLayer"], num_genes: int) -> sp.csr_matrix:
+    """Symmetric [N, N] adjacency summed over layers, each layer scaled by its max weight.
+
+    Scaling by the max keeps one layer with large raw weights (e.g. counts) from
+    drowning out layers scored in [0, 1]. Self-loops are dropped so a gene never
+    averages its own signature.
+    """
+    rows, cols, vals = [], [], []
+    for layer in layers:
+        w = np.asarray(layer.weights, dtype=np.float64)
+        if w.size == 0:
+            continue
+        s = np.asarray(layer.senders, dtype=np.int64)
+        r = np.asarray(layer.receivers, dtype=np.int64)
+        if s.min() < 0 or r.min() < 0 or max(s.max(), r.max()) >= num_genes:
+            raise ValueError(f"layer {layer.name!r}: edge endpoint outside [0, {num_genes})")
+        keep = s != r  # the data contract forbids self-loops; drop any anyway
+        s, r, w = s[keep], r[keep], w[keep] / w.max()
+        rows += [s, r]
+        cols += [r, s]
+        vals += [w, w]
+    if not vals:
+        return sp.csr_matrix((num_genes, num_genes))
+    adj = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(num_genes, num_genes)).tocsr()  # duplicates are summed
+    return adj
+
+
+def _check_index(index, num_genes: int, name: str) -> np.ndarray:
+    idx = np.asarray(index, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= num_genes):
+        raise ValueError(f"{name} has gene indices outside [0, {num_genes})")
+    return idx
+
+
+def neighbor_baseline(layers: Sequence["NetworkLayer"], num_genes: int, train_index, train_values,
+                      query_index) -> np.ndarray:
+    """Weighted mean of the training signatures of each query gene's neighbours: [n_q, R].
+
+    Edge weights come from `network_adjacency` (per-layer max-scaled, summed over layers).
+    A query gene's own training row is never used; genes with no trained neighbour get
+    the training mean. A gene with several training rows contributes their average.
+    """
+    values = np.asarray(train_values, dtype=np.float64)
+    mean = _train_mean(values)
+    tr = _check_index(train_index, num_genes, "train_index")
+    q = _check_index(query_index, num_genes, "query_index")
+    if tr.shape[0] != values.shape[0]:
+        raise ValueError(f"train_index has {tr.shape[0]} entries but train_values {values.shape[0]} rows")
+
+    # gene -> training-row averaging operator [N, n_tr]; trained genes have rows summing to 1.
+    counts = np.bincount(tr, minlength=num_genes).astype(np.float64)
+    to_rows = sp.csr_matrix((1.0 / counts[tr], (tr, np.arange(tr.size))),
+                            shape=(num_genes, tr.size))
+    trained = (counts > 0).astype(np.float64)
+
+    adj_q = network_adjacency(layers, num_genes)[q]  # [n_q, N]
+    weight = adj_q @ trained  # total weight on trained neighbours
+    pred = np.asarray((adj_q @ to_rows) @ values)
+    has = weight > 0
+    pred[has] /= weight[has, None]
+    pred[~has] = mean
+    return pred.astype(np.float32)
+
+
+def fit_predict_baselines(data: "PerturbationData", splits: dict[str, np.ndarray] | None,
+                          query_split: str = "test") -> dict[str, dict[str, np.ndarray]]:
+    """Predict the `query_split` rows of every perturbation type with each baseline.
+
+    `splits[type]` labels each signature row "train", "valid" or "test" (None: use
+    data.splits). Returns {"mean": {type: pred}, "neighbors": {...}} plus "ridge" when
+    node features exist; prediction rows follow the query rows' table order.
+    """
+    splits = data.splits if splits is None else splits
+    if splits is None:
+        raise ValueError("no splits given and data.splits is None")
+    use_ridge = data.node_features is not None
+    if use_ridge:
+        features = np.asarray(data.node_features, dtype=np.float64)
+        if data.has_features is not None:
+            # Lets ridge give featureless genes (all-zero rows) their own offset.
+            features = np.column_stack([features, np.asarray(data.has_features, dtype=np.float64)])
+
+    out: dict[str, dict[str, np.ndarray]] = {"mean": {}, "neighbors": {}}
+    if use_ridge:
+        out["ridge"] = {}
+    for pert_type, table in data.signatures.items():
+        if pert_type not in splits:
+            raise ValueError(f"splits has no entry for perturbation type {pert_type!r}")
+        label = np.asarray(splits[pert_type]).astype(str)
+        if label.shape != (table.num_perts,):
+            raise ValueError(f"splits[{pert_type!r}] has shape {label.shape}, "
+                             f"expected ({table.num_perts},)")
+        train, valid, query = (label == "train"), (label == "valid"), (label == query_split)
+        if not train.any():
+            raise ValueError(f"perturbation type {pert_type!r} has no training rows")
+        index = np.asarray(table.pert_index, dtype=np.int64)
+        values = np.asarray(table.values)
+        # Only train / valid values are ever read; query rows contribute indices only.
+        y_tr, y_va = values[train], values[valid]
+
+        out["mean"][pert_type] = mean_baseline(y_tr, int(query.sum()))
+        out["neighbors"][pert_type] = neighbor_baseline(
+            data.layers, data.num_genes, index[train], y_tr, index[query])
+        if use_ridge:
+            out["ridge"][pert_type] = ridge_baseline(
+                features[index[train]], y_tr, features[index[valid]], y_va, features[index[query]])
+    return out

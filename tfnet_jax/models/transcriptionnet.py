@@ -1,0 +1,145 @@
+"""TranscriptionNet (arXiv 2403.02724), stage 1: multiplex graph attention -> signatures.
+
+Per network layer a stack of graph-attention layers turns node inputs into
+network-specific gene features; a semantic attention fuses the layers into one gene
+embedding (per-gene, per-layer weights that can be read out); one FunDNN-style residual
+MLP head per perturbation type maps the perturbed gene's embedding to its readout vector.
+Outputs are in the standardised target space of each type.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jraph
+from flax import nnx
+
+
+class GraphAttention(nnx.Module):
+    """Multi-head GAT layer whose attention logits are biased by log edge weight."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, *, rngs: nnx.Rngs):
+        if dim % heads:
+            raise ValueError(f"model.hidden ({dim}) must be divisible by model.heads ({heads})")
+        self.heads, self.head_dim = heads, dim // heads
+        self.proj = nnx.Linear(dim, dim, use_bias=False, rngs=rngs)
+        init = nnx.initializers.glorot_uniform()
+        self.att_src = nnx.Param(init(rngs.params(), (heads, self.head_dim)))
+        self.att_dst = nnx.Param(init(rngs.params(), (heads, self.head_dim)))
+        self.norm = nnx.LayerNorm(dim, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+
+    def __call__(self, x, graph: jraph.GraphsTuple, *, deterministic: bool, rngs=None):
+        num_nodes = x.shape[0]
+        h = self.proj(x).reshape(num_nodes, self.heads, self.head_dim)
+        score_src = jnp.sum(h * self.att_src[...], axis=-1)
+        score_dst = jnp.sum(h * self.att_dst[...], axis=-1)
+        logits = jax.nn.leaky_relu(score_src[graph.senders] + score_dst[graph.receivers], 0.2)
+        logits = logits + jnp.log(graph.edges + 1e-9)[:, None]
+        alpha = jraph.segment_softmax(logits, graph.receivers, num_segments=num_nodes)
+        messages = h[graph.senders] * alpha[..., None]
+        out = jax.ops.segment_sum(messages, graph.receivers, num_segments=num_nodes)
+        out = jax.nn.elu(out.reshape(num_nodes, -1))
+        out = self.dropout(out, deterministic=deterministic, rngs=rngs)
+        return self.norm(x + out)
+
+
+class LayerFusion(nnx.Module):
+    """Semantic attention across network layers (or a plain mean, for ablation)."""
+
+    def __init__(self, dim: int, attention_dim: int, mode: str, *, rngs: nnx.Rngs):
+        if mode not in ("attention", "mean"):
+            raise ValueError(f"model.fusion must be 'attention' or 'mean', got {mode!r}")
+        self.mode = mode
+        self.proj = nnx.Linear(dim, attention_dim, rngs=rngs)
+        self.query = nnx.Param(nnx.initializers.normal(0.1)(rngs.params(), (attention_dim,)))
+
+    def __call__(self, per_layer):  # [L, N, D] -> ([N, D], weights [L, N])
+        if self.mode == "mean":
+            weights = jnp.full(per_layer.shape[:2], 1.0 / per_layer.shape[0])
+        else:
+            scores = jnp.tanh(self.proj(per_layer)) @ self.query[...]
+            weights = jax.nn.softmax(scores, axis=0)
+        return jnp.einsum("ln,lnd->nd", weights, per_layer), weights
+
+
+class ResidualBlock(nnx.Module):
+    def __init__(self, dim: int, dropout: float, *, rngs: nnx.Rngs):
+        self.norm = nnx.LayerNorm(dim, rngs=rngs)
+        self.inner = nnx.Linear(dim, dim, rngs=rngs)
+        self.outer = nnx.Linear(dim, dim, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+
+    def __call__(self, x, *, deterministic: bool, rngs=None):
+        h = jax.nn.gelu(self.inner(self.norm(x)))
+        return x + self.outer(self.dropout(h, deterministic=deterministic, rngs=rngs))
+
+
+class FunDNNHead(nnx.Module):
+    """Residual MLP from a gene embedding to one perturbation type's readout vector."""
+
+    def __init__(self, in_dim: int, hidden: int, blocks: int, out_dim: int, dropout: float,
+                 *, rngs: nnx.Rngs):
+        self.inp = nnx.Linear(in_dim, hidden, rngs=rngs)
+        self.blocks = nnx.List([ResidualBlock(hidden, dropout, rngs=rngs) for _ in range(blocks)])
+        self.norm = nnx.LayerNorm(hidden, rngs=rngs)
+        self.out = nnx.Linear(hidden, out_dim, rngs=rngs)
+
+    def __call__(self, x, *, deterministic: bool, rngs=None):
+        h = jax.nn.gelu(self.inp(x))
+        for block in self.blocks:
+            h = block(h, deterministic=deterministic, rngs=rngs)
+        return self.out(self.norm(h))
+
+
+class TranscriptionNet(nnx.Module):
+    def __init__(self, *, num_nodes: int, num_layers: int, num_types: int, num_readouts: int,
+                 feature_dim: int | None, node_input: str = "auto", hidden: int = 64,
+                 gat_layers: int = 3, heads: int = 4, fusion: str = "attention",
+                 fusion_dim: int = 32, head_hidden: int = 256, head_blocks: int = 2,
+                 dropout: float = 0.1, rngs: nnx.Rngs):
+        if node_input == "auto":
+            node_input = "features" if feature_dim else "embedding"
+        if node_input not in ("features", "embedding", "both"):
+            raise ValueError(f"model.node_input must be auto/features/embedding/both, got {node_input!r}")
+        if node_input in ("features", "both") and not feature_dim:
+            raise ValueError(f"model.node_input={node_input!r} needs node features, and the data has none")
+        self.node_input = node_input
+        self.feature_proj = (nnx.Linear(feature_dim, hidden, rngs=rngs)
+                             if node_input in ("features", "both") else None)
+        self.embedding = (nnx.Embed(num_nodes, hidden, rngs=rngs)
+                          if node_input in ("embedding", "both") else None)
+        self.gat = nnx.List([
+            nnx.List([GraphAttention(hidden, heads, dropout, rngs=rngs) for _ in range(gat_layers)])
+            for _ in range(num_layers)])
+        self.fusion = LayerFusion(hidden, fusion_dim, fusion, rngs=rngs)
+        self.heads = nnx.List([
+            FunDNNHead(hidden, head_hidden, head_blocks, num_readouts, dropout, rngs=rngs)
+            for _ in range(num_types)])
+
+    def node_inputs(self, features):
+        parts = []
+        if self.feature_proj is not None:
+            parts.append(self.feature_proj(features))
+        if self.embedding is not None:
+            parts.append(self.embedding.embedding[...])
+        return sum(parts)
+
+    def embed(self, features, graphs, *, deterministic: bool = True, rngs=None):
+        """Fused gene embeddings [N, D] and per-layer fusion weights [L, N]."""
+        x = self.node_inputs(features)
+        per_layer = []
+        for stack, graph in zip(self.gat, graphs):
+            h = x
+            for layer in stack:
+                h = layer(h, graph, deterministic=deterministic, rngs=rngs)
+            per_layer.append(h)
+        return self.fusion(jnp.stack(per_layer))
+
+    def __call__(self, features, graphs, pert_index, pert_type, *, deterministic: bool = True,
+                 rngs=None):
+        embedding, _ = self.embed(features, graphs, deterministic=deterministic, rngs=rngs)
+        genes = embedding[pert_index]
+        outputs = jnp.stack([head(genes, deterministic=deterministic, rngs=rngs)
+                             for head in self.heads])  # [T, B, R]
+        chooser = jax.nn.one_hot(pert_type, len(self.heads), dtype=outputs.dtype)  # [B, T]
+        return jnp.einsum("bt,tbr->br", chooser, outputs)

@@ -1,0 +1,173 @@
+"""Perturbation-signature task: connects PerturbationData, TranscriptionNet and the engine.
+
+Everything fitted from data (node-feature standardisation, per-type target
+standardisation) is fitted on training genes only; validation and test genes are
+never seen by a scaler.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from tfnet_jax.data.dataset import PerturbationData
+from tfnet_jax.eval.metrics import signature_metrics
+from tfnet_jax.graph.multiplex import multiplex_graphs
+from tfnet_jax.models.baselines import fit_predict_baselines
+from tfnet_jax.models.transcriptionnet import TranscriptionNet
+from tfnet_jax.train.losses import mse_pearson_loss
+
+
+@dataclass
+class PreparedData:
+    data: PerturbationData
+    splits: dict[str, np.ndarray]
+    types: list[str]
+    graphs: list
+    features: np.ndarray | None  # [N + 1, F], standardised on training genes; last row = padding
+    target_mean: np.ndarray  # [T, R], per type, training rows only
+    target_sd: np.ndarray  # [T, R]
+
+    @property
+    def context(self) -> dict:
+        return {"graphs": self.graphs, "features": self.features}
+
+    def rows(self, split: str, types: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Per-example arrays of one split: gene index, type id, standardised target."""
+        index, type_id, target = [], [], []
+        for t_id, t in enumerate(self.types):
+            if types is not None and t not in types:
+                continue
+            chosen = self.splits[t] == split
+            table = self.data.signatures[t]
+            index.append(table.pert_index[chosen])
+            type_id.append(np.full(chosen.sum(), t_id, dtype=np.int32))
+            target.append((table.values[chosen] - self.target_mean[t_id]) / self.target_sd[t_id])
+        return {"pert_index": np.concatenate(index).astype(np.int32),
+                "pert_type": np.concatenate(type_id),
+                "target": np.concatenate(target).astype(np.float32)}
+
+    def query(self, gene_index: np.ndarray, pert_type: str) -> dict[str, np.ndarray]:
+        """Arrays asking for the signature of `pert_type` on each gene of `gene_index`."""
+        t_id = self.types.index(pert_type)
+        return {"pert_index": np.asarray(gene_index, dtype=np.int32),
+                "pert_type": np.full(len(gene_index), t_id, dtype=np.int32)}
+
+    def unscale(self, pred: np.ndarray, pert_type: str) -> np.ndarray:
+        t_id = self.types.index(pert_type)
+        return pred * self.target_sd[t_id] + self.target_mean[t_id]
+
+
+def _held_out_genes(data: PerturbationData, splits: dict[str, np.ndarray]) -> np.ndarray:
+    held = np.zeros(data.num_genes, dtype=bool)
+    for t, table in data.signatures.items():
+        held[table.pert_index[splits[t] != "train"]] = True
+    return held
+
+
+def standardise_features(data: PerturbationData, splits: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Node features scaled with statistics of genes that are not held-out perturbations.
+
+    Genes without features get zeros (the training mean after scaling); an indicator
+    column marks them when coverage is partial. A padding row of zeros is appended.
+    """
+    if data.node_features is None:
+        return None
+    has = data.has_features if data.has_features is not None else np.ones(data.num_genes, bool)
+    fit_rows = has & ~_held_out_genes(data, splits)
+    mean = data.node_features[fit_rows].mean(axis=0)
+    sd = data.node_features[fit_rows].std(axis=0)
+    scaled = np.where(has[:, None], (data.node_features - mean) / np.where(sd > 0, sd, 1.0), 0.0)
+    if not has.all():
+        scaled = np.concatenate([scaled, has[:, None].astype(np.float64)], axis=1)
+    return np.concatenate([scaled, np.zeros((1, scaled.shape[1]))]).astype(np.float32)
+
+
+def prepare(data: PerturbationData, splits: dict[str, np.ndarray]) -> PreparedData:
+    types = data.pert_types
+    means, sds = [], []
+    for t in types:
+        train = data.signatures[t].values[splits[t] == "train"]
+        means.append(train.mean(axis=0))
+        sd = train.std(axis=0)
+        sds.append(np.where(sd > 1e-8, sd, 1.0))
+    return PreparedData(
+        data=data, splits=splits, types=types, graphs=multiplex_graphs(data.layers, data.num_genes),
+        features=standardise_features(data, splits), target_mean=np.stack(means).astype(np.float32),
+        target_sd=np.stack(sds).astype(np.float32))
+
+
+def build_model(model_cfg: dict, prepared: PreparedData, seed: int) -> TranscriptionNet:
+    cfg = {k: v for k, v in dict(model_cfg).items() if k not in ("name", "beta")}
+    feature_dim = None if prepared.features is None else prepared.features.shape[1]
+    return TranscriptionNet(
+        num_nodes=prepared.data.num_genes + 1, num_layers=len(prepared.graphs),
+        num_types=len(prepared.types), num_readouts=len(prepared.data.readout_genes),
+        feature_dim=feature_dim, rngs=nnx.Rngs(params=seed), **cfg)
+
+
+def make_loss_fn(beta: float):
+    def loss_fn(model, batch, context, key):
+        pred = model(context["features"], context["graphs"], batch["pert_index"], batch["pert_type"],
+                     deterministic=False, rngs=nnx.Rngs(dropout=key))
+        return mse_pearson_loss(pred, batch["target"], batch["mask"], beta)
+    return loss_fn
+
+
+def predict_fn(model, batch, context):
+    return model(context["features"], context["graphs"], batch["pert_index"], batch["pert_type"],
+                 deterministic=True)
+
+
+def fusion_weights(model: TranscriptionNet, prepared: PreparedData) -> dict[str, float]:
+    """Mean fusion attention per network layer over real (non-padding) genes."""
+    _, weights = model.embed(jnp.asarray(prepared.features) if prepared.features is not None else None,
+                             prepared.graphs)
+    mean = np.asarray(weights)[:, :-1].mean(axis=1)
+    return {layer.name: float(w) for layer, w in zip(prepared.data.layers, mean)}
+
+
+def evaluate_split(trainer, prepared: PreparedData, split: str) -> dict[str, dict[str, float]]:
+    """Model metrics per type on `split`, in the original signature units."""
+    predictions = {}
+    for t in prepared.types:
+        chosen = prepared.splits[t] == split
+        if chosen.any():
+            pred = trainer.predict(prepared.query(prepared.data.signatures[t].pert_index[chosen], t))
+            predictions[t] = prepared.unscale(pred, t)
+    return score_predictions(prepared, predictions, split)
+
+
+def validation_metrics(trainer, prepared: PreparedData) -> dict[str, float]:
+    per_type = evaluate_split(trainer, prepared, "valid")
+    flat = {f"valid/{t}/{k}": v for t, m in per_type.items() for k, v in m.items() if k != "n"}
+    for metric in ("pearson_delta", "pearson", "mse", "retrieval_top10"):
+        flat[f"valid/{metric}"] = float(np.mean([m[metric] for m in per_type.values()]))
+    return flat
+
+
+def score_predictions(prepared: PreparedData, per_type: dict[str, np.ndarray], split: str) -> dict:
+    """Metrics per type of predictions for the rows of `split` (in table order)."""
+    out = {}
+    for t, pred in per_type.items():
+        t_id = prepared.types.index(t)
+        truth = prepared.data.signatures[t].values[prepared.splits[t] == split]
+        out[t] = signature_metrics(pred, truth, prepared.target_mean[t_id])
+    return out
+
+
+def baseline_metrics(prepared: PreparedData, split: str = "test") -> dict:
+    """Every baseline, fitted on training rows only, scored on `split`."""
+    predictions = fit_predict_baselines(prepared.data, prepared.splits, query_split=split)
+    return {name: score_predictions(prepared, per_type, split) for name, per_type in predictions.items()}
+
+
+def oracle_metrics(prepared: PreparedData, split: str = "test") -> dict | None:
+    """Score of the noiseless planted signatures (synthetic data only): the ceiling."""
+    oracle = prepared.data.extras.get("oracle_signatures")
+    if oracle is None:
+        return None
+    return score_predictions(
+        prepared, {t: oracle[t][prepared.splits[t] == split] for t in prepared.types}, split)

@@ -1,0 +1,58 @@
+"""Orbax checkpoints: the latest N for resuming and the single best by validation metric.
+
+A checkpoint holds `state` (a pure dict of arrays: parameters and optimiser state) and
+`meta` (JSON: step, early-stopping bookkeeping). Restores go against an abstract target
+built from the freshly initialised state, so shapes and dtypes are checked.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+
+def _abstract(tree):
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+class Checkpoints:
+    def __init__(self, directory: str | Path, keep_latest: int = 2, best_mode: str = "max"):
+        directory = Path(directory).absolute()
+        self.latest = ocp.CheckpointManager(
+            directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest))
+        self.best = ocp.CheckpointManager(
+            directory / "best", options=ocp.CheckpointManagerOptions(
+                max_to_keep=1, best_fn=lambda metrics: metrics["score"], best_mode=best_mode))
+
+    @staticmethod
+    def _args(state, meta):
+        return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+
+    def save(self, step: int, state, meta: dict, score: float | None, is_best: bool):
+        self.latest.save(step, args=self._args(state, meta), force=True)
+        if is_best:
+            self.best.save(step, args=self._args(state, meta), metrics={"score": float(score)},
+                           force=True)
+
+    def latest_step(self, which: str = "latest") -> int | None:
+        return getattr(self, which).latest_step()
+
+    def restore(self, template_state, which: str = "latest", step: int | None = None):
+        """Returns (state, meta) of `step` (default: newest) from `which` ('latest' or 'best')."""
+        manager = getattr(self, which)
+        if step is None:
+            step = manager.best_step() if which == "best" else manager.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no {which} checkpoint under {manager.directory}")
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(_abstract(template_state)), meta=ocp.args.JsonRestore()))
+        return restored["state"], restored["meta"]
+
+    def wait(self):
+        self.latest.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def close(self):
+        self.latest.close()
+        self.best.close()

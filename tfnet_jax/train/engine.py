@@ -1,0 +1,264 @@
+"""The one training engine for every model family.
+
+A family hands the engine an NNX model, a pure `loss_fn(model, batch, context, key)`, a
+pure `predict_fn(model, batch, context)`, a `context` pytree that every step needs whole
+(graphs, node features: replicated on every device) and per-example arrays (sharded
+along the batch). The engine knows nothing about biology.
+
+Data parallelism: `jax.jit` over a 1-axis mesh ('data'); batches are sharded with
+NamedSharding(P('data')), parameters, optimiser state and context are replicated.
+Batches are padded to a fixed size with a 0/1 `mask`, so each step compiles once.
+Batch order is a pure function of (seed, epoch): a resumed run sees exactly the batches
+an uninterrupted run would.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+from tqdm.auto import tqdm
+
+from tfnet_jax.atomic import atomic_write_text
+from tfnet_jax.train.checkpoint import Checkpoints
+from tfnet_jax.train.optim import make_optimizer, make_schedule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    max_steps: int = 1500
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    learning_rate: float = 1e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    schedule: str = "warmup_cosine"
+    warmup_steps: int = 100
+    grad_clip: float | None = 1.0
+    eval_every: int = 100
+    log_every: int = 25
+    patience: int = 5  # evaluations without improvement before stopping
+    monitor: str = "valid/pearson_delta"
+    monitor_mode: str = "max"
+    keep_checkpoints: int = 2
+    num_devices: int | None = None  # None: every visible device
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"train: unknown field(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+# ---------------------------------------------------------------- mesh and batches
+def make_data_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
+    devices = jax.devices()
+    if num_devices is not None:
+        if not 1 <= num_devices <= len(devices):
+            raise ValueError(f"train.num_devices={num_devices}, but {len(devices)} device(s) are visible")
+        devices = devices[:num_devices]
+    return jax.make_mesh((len(devices),), ("data",), devices=devices,
+                         axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def pad_rows(arrays: dict[str, np.ndarray], index: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """Rows `index` of every array, padded with row 0 to `size`, plus a 0/1 `mask`."""
+    real = len(index)
+    padded = np.concatenate([index, np.zeros(size - real, dtype=index.dtype)])
+    batch = {name: value[padded] for name, value in arrays.items()}
+    batch["mask"] = (np.arange(size) < real).astype(np.float32)
+    return batch
+
+
+def _num_rows(arrays: dict[str, np.ndarray]) -> int:
+    sizes = {name: len(value) for name, value in arrays.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"per-example arrays differ in length: {sizes}")
+    return next(iter(sizes.values()))
+
+
+# ---------------------------------------------------------------- the trainer
+class Trainer:
+    def __init__(self, model: nnx.Module, cfg: TrainConfig, *, loss_fn: Callable,
+                 predict_fn: Callable, context, run_dir: str | Path | None = None):
+        self.cfg = cfg
+        self.mesh = make_data_mesh(cfg.num_devices)
+        n_dev = self.mesh.devices.size
+        for name in ("batch_size", "eval_batch_size"):
+            if getattr(cfg, name) % n_dev:
+                raise ValueError(f"train.{name}={getattr(cfg, name)} is not divisible by the "
+                                 f"{n_dev} devices of the mesh")
+        self.replicated = NamedSharding(self.mesh, P())
+        self.sharded = NamedSharding(self.mesh, P("data"))
+        self.schedule = make_schedule(cfg.schedule, cfg.learning_rate, cfg.max_steps, cfg.warmup_steps)
+        optimizer = nnx.Optimizer(model, make_optimizer(cfg.optimizer, self.schedule,
+                                                        cfg.weight_decay, cfg.grad_clip), wrt=nnx.Param)
+        self.graphdef, state = nnx.split((model, optimizer))
+        self.state = jax.device_put(state, self.replicated)
+        self.context = jax.device_put(context, self.replicated)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.base_key = jax.random.key(cfg.seed)
+        graphdef = self.graphdef
+
+        def train_step(state, batch, context, key, step):
+            model, optimizer = nnx.merge(graphdef, state)
+            step_key = jax.random.fold_in(key, step)
+            grad_fn = nnx.value_and_grad(lambda m: loss_fn(m, batch, context, step_key), has_aux=True)
+            (loss, aux), grads = grad_fn(model)
+            optimizer.update(model, grads)
+            return nnx.state((model, optimizer)), loss, aux
+
+        def predict_step(state, batch, context):
+            model, _ = nnx.merge(graphdef, state)
+            return predict_fn(model, batch, context)
+
+        self._train_step = jax.jit(train_step, donate_argnums=0,
+                                   out_shardings=(self.replicated, self.replicated, self.replicated))
+        self._predict_step = jax.jit(predict_step)
+
+    # ------------------------------------------------------------ helpers
+    @property
+    def model(self) -> nnx.Module:
+        model, _ = nnx.merge(self.graphdef, self.state)
+        return model
+
+    def _put_batch(self, batch: dict[str, np.ndarray]):
+        return jax.device_put(batch, self.sharded)
+
+    def train_batch(self, arrays: dict[str, np.ndarray], step: int) -> dict[str, np.ndarray]:
+        """The batch of global step `step`: deterministic in (seed, epoch)."""
+        n = _num_rows(arrays)
+        per_epoch = math.ceil(n / self.cfg.batch_size)
+        epoch, position = divmod(step, per_epoch)
+        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(n)
+        index = order[position * self.cfg.batch_size:(position + 1) * self.cfg.batch_size]
+        return pad_rows(arrays, index, self.cfg.batch_size)
+
+    def step(self, batch: dict[str, np.ndarray], step: int):
+        """One optimiser step; returns (loss, aux) as device scalars."""
+        self.state, loss, aux = self._train_step(
+            self.state, self._put_batch(batch), self.context, self.base_key, jnp.int32(step))
+        return loss, aux
+
+    def predict(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Predictions for every row of `arrays`, in fixed-size padded batches."""
+        n = _num_rows(arrays)
+        size = self.cfg.eval_batch_size
+        outputs = []
+        for start in range(0, n, size):
+            index = np.arange(start, min(start + size, n))
+            out = self._predict_step(self.state, self._put_batch(pad_rows(arrays, index, size)),
+                                     self.context)
+            outputs.append(np.asarray(out)[: len(index)])
+        return np.concatenate(outputs) if outputs else np.zeros((0,))
+
+    def _better(self, score: float, best: float | None) -> bool:
+        if best is None or not math.isfinite(best):
+            return math.isfinite(score)
+        return score > best if self.cfg.monitor_mode == "max" else score < best
+
+    # ------------------------------------------------------------ metrics log
+    def _metrics_path(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "metrics.jsonl"
+
+    def _truncate_log(self, last_step: int):
+        """Drop records newer than the restored checkpoint, so a resumed log has no repeats."""
+        path = self._metrics_path()
+        if path is None or not path.exists():
+            return
+        keep = [line for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= last_step]
+        atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+    def _log(self, record: dict):
+        path = self._metrics_path()
+        if path is None or jax.process_index() != 0:
+            return
+        with path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    # ------------------------------------------------------------ fit
+    def fit(self, train_arrays: dict[str, np.ndarray],
+            evaluate: Callable[["Trainer"], dict[str, float]]) -> dict:
+        """Train until max_steps or early stopping; then load the best checkpoint.
+
+        `evaluate(trainer)` returns validation metrics; `cfg.monitor` picks the one that
+        drives early stopping and the best checkpoint. Resumes from `run_dir/checkpoints`.
+        """
+        cfg = self.cfg
+        if _num_rows(train_arrays) == 0:
+            raise ValueError("no training examples")
+        ckpt = None
+        meta = {"step": 0, "best_score": None, "best_step": None, "bad_evals": 0, "finished": False}
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt = Checkpoints(self.run_dir / "checkpoints", cfg.keep_checkpoints, cfg.monitor_mode)
+            if ckpt.latest_step() is not None:
+                state, meta = ckpt.restore(self.state)
+                self.state = jax.device_put(state, self.replicated)
+                self._truncate_log(meta["step"])
+                verb = "already finished" if meta["finished"] else "resuming"
+                message = f"Resumed from checkpoint at step {meta['step']} in {self.run_dir} ({verb})"
+                log.info(message)
+                print(message, flush=True)
+
+        step = meta["step"]
+        progress = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or meta["finished"],
+                        desc="train", dynamic_ncols=True, leave=False)
+        running = []
+        while not meta["finished"]:
+            loss, aux = self.step(self.train_batch(train_arrays, step), step)
+            step += 1
+            running.append(loss)
+            progress.update(1)
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                losses = np.asarray(jax.device_get(running))
+                if not np.all(np.isfinite(losses)):
+                    raise FloatingPointError(f"non-finite training loss at step {step}; lower "
+                                             f"train.learning_rate or check the data")
+                record = {"step": step, "train/loss": float(losses.mean()),
+                          "lr": float(self.schedule(step))}
+                record.update({f"train/{k}": float(v) for k, v in jax.device_get(aux).items()})
+                self._log(record)
+                progress.set_postfix(loss=f"{record['train/loss']:.4f}",
+                                     best=meta["best_score"] and f"{meta['best_score']:.4f}")
+                running = []
+            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                metrics = evaluate(self)
+                if cfg.monitor not in metrics:
+                    raise KeyError(f"train.monitor={cfg.monitor!r} is not among the validation "
+                                   f"metrics {sorted(metrics)}")
+                score = float(metrics[cfg.monitor])
+                is_best = self._better(score, meta["best_score"])
+                if is_best:
+                    meta.update(best_score=score, best_step=step, bad_evals=0)
+                else:
+                    meta["bad_evals"] += 1
+                meta["step"] = step
+                meta["finished"] = step >= cfg.max_steps or meta["bad_evals"] >= cfg.patience
+                self._log({"step": step, **{k: float(v) for k, v in metrics.items()}})
+                if ckpt is not None:
+                    ckpt.save(step, jax.device_get(self.state), dict(meta), score, is_best)
+        progress.close()
+
+        if ckpt is not None:
+            ckpt.wait()
+            if ckpt.latest_step("best") is not None:
+                best_state, _ = ckpt.restore(self.state, which="best")
+                self.state = jax.device_put(best_state, self.replicated)
+            ckpt.close()
+        return meta
