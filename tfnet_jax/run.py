@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import sys
 from pathlib import Path
 
 import hydra
@@ -125,7 +126,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train_and_evaluate(cfg, run_dir)
     except DataError as err:
-        raise SystemExit(f"error: {err}") from None
+        sys.exit(f"error: {err}")
     # Sweepers (Optuna) optimise this: the best validation score, never a test score.
     return metrics["train"]["best_score"]
 

@@ -166,6 +166,21 @@ class Trainer:
             outputs.append(np.asarray(out)[: len(index)])
         return np.concatenate(outputs) if outputs else np.zeros((0,))
 
+    def restore(self, checkpoint_dir: str | Path, which: str = "best") -> dict:
+        """Load parameters from `checkpoint_dir` ('best' or 'latest'); returns its meta."""
+        ckpt = Checkpoints(checkpoint_dir)
+        try:
+            state, meta = ckpt.restore(nnx.to_pure_dict(self.state), which=which)
+        finally:
+            ckpt.close()
+        self._load_pure(state)
+        return meta
+
+    def _load_pure(self, pure_state):
+        state = jax.device_get(self.state)
+        nnx.replace_by_pure_dict(state, pure_state)
+        self.state = jax.device_put(state, self.replicated)
+
     def _better(self, score: float, best: float | None) -> bool:
         if best is None or not math.isfinite(best):
             return math.isfinite(score)
@@ -208,8 +223,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             ckpt = Checkpoints(self.run_dir / "checkpoints", cfg.keep_checkpoints, cfg.monitor_mode)
             if ckpt.latest_step() is not None:
-                state, meta = ckpt.restore(self.state)
-                self.state = jax.device_put(state, self.replicated)
+                state, meta = ckpt.restore(nnx.to_pure_dict(self.state))
+                self._load_pure(state)
                 self._truncate_log(meta["step"])
                 verb = "already finished" if meta["finished"] else "resuming"
                 message = f"Resumed from checkpoint at step {meta['step']} in {self.run_dir} ({verb})"
@@ -219,7 +234,7 @@ class Trainer:
         step = meta["step"]
         progress = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or meta["finished"],
                         desc="train", dynamic_ncols=True, leave=False)
-        running = []
+        running, best_in_memory = [], None
         while not meta["finished"]:
             loss, aux = self.step(self.train_batch(train_arrays, step), step)
             step += 1
@@ -252,13 +267,18 @@ class Trainer:
                 meta["finished"] = step >= cfg.max_steps or meta["bad_evals"] >= cfg.patience
                 self._log({"step": step, **{k: float(v) for k, v in metrics.items()}})
                 if ckpt is not None:
-                    ckpt.save(step, jax.device_get(self.state), dict(meta), score, is_best)
+                    ckpt.save(step, nnx.to_pure_dict(jax.device_get(self.state)), dict(meta), score,
+                              is_best)
+                elif is_best:
+                    best_in_memory = jax.device_get(self.state)
         progress.close()
 
         if ckpt is not None:
             ckpt.wait()
             if ckpt.latest_step("best") is not None:
-                best_state, _ = ckpt.restore(self.state, which="best")
-                self.state = jax.device_put(best_state, self.replicated)
+                best_state, _ = ckpt.restore(nnx.to_pure_dict(self.state), which="best")
+                self._load_pure(best_state)
             ckpt.close()
+        elif best_in_memory is not None:
+            self.state = jax.device_put(best_in_memory, self.replicated)
         return meta

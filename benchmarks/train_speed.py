@@ -1,0 +1,258 @@
+#!/usr/bin/env python
+"""Graph-build time and TranscriptionNet training speed, side by side with a PyTorch peer.
+
+A script, not a test: it prints figures and asserts nothing about time. Both sides train
+the same architecture (default model config) on the same padded graph arrays and the same
+batches, with AdamW, for the same number of steps. See benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as `python benchmarks/train_speed.py` without installing
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=200, help="timed training steps")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps after the first")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--num-genes", type=int, default=3000, help="3000 = the demo data")
+    p.add_argument("--devices", type=int, default=1, help="forced host (CPU) devices for JAX")
+    p.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    return p.parse_args()
+
+
+def median_ms(fn, runs=5):
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def load_configs(batch_size, devices):
+    from omegaconf import OmegaConf
+    # The yaml files reference the root `seed`; resolve them with seed 0.
+    cfg = OmegaConf.create({"seed": 0, "model": OmegaConf.load(ROOT / "configs/model/transcriptionnet.yaml"),
+                            "train": OmegaConf.load(ROOT / "configs/train/default.yaml")})
+    cfg = OmegaConf.to_container(cfg, resolve=True)
+    cfg["train"].update(progress=False, batch_size=batch_size, num_devices=devices)
+    return cfg["model"], cfg["train"]
+
+
+def time_steps(step_fn, batch_fn, steps, warmup, block):
+    """(first-step seconds, steps/s): step 0 alone, then `warmup` untimed, then `steps` timed."""
+    t0 = time.perf_counter()
+    block(step_fn(batch_fn(0), 0))
+    first = time.perf_counter() - t0
+    for s in range(1, warmup + 1):
+        loss = step_fn(batch_fn(s), s)
+    block(loss) if warmup else None
+    t0 = time.perf_counter()
+    for s in range(warmup + 1, warmup + 1 + steps):
+        loss = step_fn(batch_fn(s), s)
+    block(loss)  # async dispatch: the clock stops only when the last step has finished
+    return first, steps / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------- PyTorch peer
+def scipy_graphs(layers, num_nodes):
+    """Same symmetric + self-loop + per-receiver-normalised graphs, as scipy CSR matrices."""
+    import numpy as np
+    import scipy.sparse as sp
+    out = []
+    for layer in layers:
+        s, r, w = layer.senders, layer.receivers, layer.weights
+        sym = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([r, s]), np.concatenate([s, r]))),
+                            shape=(num_nodes, num_nodes)).tocsr()  # row = receiver
+        strongest = sym.max(axis=1).toarray().ravel()
+        adj = (sym + sp.diags(np.where(strongest > 0, strongest, 1.0).astype(np.float32))).tocsr()
+        out.append(sp.diags(1.0 / np.asarray(adj.sum(axis=1)).ravel()) @ adj)
+    return out
+
+
+def torch_peer(prepared, model_cfg, train_cfg, batch_fn, args):
+    import numpy as np
+    import torch
+    from torch import nn
+    F = nn.functional
+
+    class GAT(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads, self.hd = heads, dim // heads
+            self.proj = nn.Linear(dim, dim, bias=False)
+            self.att_src = nn.Parameter(torch.randn(heads, self.hd) * 0.3)
+            self.att_dst = nn.Parameter(torch.randn(heads, self.hd) * 0.3)
+            self.norm, self.drop = nn.LayerNorm(dim), nn.Dropout(model_cfg["dropout"])
+
+        def forward(self, x, g):
+            n = x.shape[0]
+            h = self.proj(x).view(n, self.heads, self.hd)
+            ss, sd = (h * self.att_src).sum(-1), (h * self.att_dst).sum(-1)
+            logits = F.leaky_relu(ss[g["s"]] + sd[g["r"]], 0.2) + g["logw"][:, None]
+            # Scatter softmax over receivers, the same max-shift / exp / sum as jraph's.
+            idx = g["r"][:, None].expand_as(logits)
+            mx = torch.full((n, self.heads), -torch.inf).scatter_reduce(0, idx, logits, "amax")
+            e = torch.exp(logits - mx[g["r"]])
+            alpha = e / torch.zeros(n, self.heads).index_add_(0, g["r"], e)[g["r"]]
+            out = torch.zeros_like(h).index_add_(0, g["r"], h[g["s"]] * alpha[..., None])
+            return self.norm(x + self.drop(F.elu(out.reshape(n, -1))))
+
+    class Block(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.norm, self.inner, self.outer = nn.LayerNorm(d), nn.Linear(d, d), nn.Linear(d, d)
+            self.drop = nn.Dropout(model_cfg["dropout"])
+
+        def forward(self, x):
+            return x + self.outer(self.drop(F.gelu(self.inner(self.norm(x)), approximate="tanh")))
+
+    class Head(nn.Module):
+        def __init__(self, d_in, d, blocks, d_out):
+            super().__init__()
+            self.inp, self.out, self.norm = nn.Linear(d_in, d), nn.Linear(d, d_out), nn.LayerNorm(d)
+            self.blocks = nn.Sequential(*[Block(d) for _ in range(blocks)])
+
+        def forward(self, x):
+            return self.out(self.norm(self.blocks(F.gelu(self.inp(x), approximate="tanh"))))
+
+    class Net(nn.Module):
+        def __init__(self, feat_dim, num_layers, num_types, num_readouts, c):
+            super().__init__()
+            d = c["hidden"]
+            self.feature_proj = nn.Linear(feat_dim, d)
+            self.gat = nn.ModuleList([nn.ModuleList([GAT(d, c["heads"]) for _ in range(c["gat_layers"])])
+                                      for _ in range(num_layers)])
+            self.fusion_proj = nn.Linear(d, c["fusion_dim"])
+            self.query = nn.Parameter(torch.randn(c["fusion_dim"]) * 0.1)
+            self.heads = nn.ModuleList([Head(d, c["head_hidden"], c["head_blocks"], num_readouts)
+                                        for _ in range(num_types)])
+
+        def forward(self, feats, graphs, idx, ptype):
+            x, per_layer = self.feature_proj(feats), []
+            for stack, g in zip(self.gat, graphs):
+                h = x
+                for layer in stack:
+                    h = layer(h, g)
+                per_layer.append(h)
+            per_layer = torch.stack(per_layer)  # [L, N, D]
+            weights = torch.softmax(torch.tanh(self.fusion_proj(per_layer)) @ self.query, dim=0)
+            genes = torch.einsum("ln,lnd->nd", weights, per_layer)[idx]
+            # Every head on every row, then pick by type: the same work as the JAX model.
+            outs = torch.stack([head(genes) for head in self.heads])
+            return torch.einsum("bt,tbr->br", F.one_hot(ptype, len(self.heads)).float(), outs)
+
+    def loss_fn(pred, target, mask, beta):
+        mse = ((pred - target) ** 2).mean(-1)
+        pc, tc = pred - pred.mean(-1, keepdim=True), target - target.mean(-1, keepdim=True)
+        r = (pc * tc).sum(-1) / torch.sqrt((pc * pc).sum(-1) * (tc * tc).sum(-1) + 1e-8)
+        m = mask / mask.sum().clamp(min=1.0)
+        return (1 - beta) * (mse * m).sum() + beta * (1 - (r * m).sum())
+
+    torch.manual_seed(0)
+    # The same padded jraph arrays the JAX side trains on, as tensors.
+    graphs = [{"s": torch.from_numpy(np.asarray(g.senders, np.int64)),
+               "r": torch.from_numpy(np.asarray(g.receivers, np.int64)),
+               "logw": torch.from_numpy(np.log(np.asarray(g.edges) + 1e-9).astype(np.float32))}
+              for g in prepared.graphs]
+    feats = torch.from_numpy(np.asarray(prepared.features))
+    net = Net(feats.shape[1], len(graphs), len(prepared.types), len(prepared.data.readout_genes), model_cfg)
+    opt = torch.optim.AdamW(net.parameters(), lr=train_cfg["learning_rate"],
+                            weight_decay=train_cfg["weight_decay"])
+
+    def step(batch, _):
+        b = {k: torch.from_numpy(v) for k, v in batch.items()}
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(feats, graphs, b["pert_index"].long(), b["pert_type"].long()),
+                       b["target"], b["mask"], model_cfg["beta"])
+        loss.backward()
+        if train_cfg["grad_clip"]:  # the default train config clips, so the peer does too
+            nn.utils.clip_grad_norm_(net.parameters(), train_cfg["grad_clip"])
+        opt.step()
+        return loss
+
+    build = median_ms(lambda: scipy_graphs(prepared.data.layers, prepared.data.num_genes))
+    first, rate = time_steps(step, batch_fn, args.steps, args.warmup, lambda loss: loss.item())
+    return {"version": torch.__version__, "threads": torch.get_num_threads(), "graph_build_ms": build,
+            "first_step_s": first, "steps_per_s": rate, "examples_per_s": rate * args.batch_size}
+
+
+# ---------------------------------------------------------------- main
+def main():
+    args = parse_args()
+    if args.devices > 1:  # must be set before jax is imported anywhere
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={args.devices}").strip()
+    import jax
+    from tfnet_jax.data.splits import assign_splits
+    from tfnet_jax.data.synthetic import SyntheticConfig, make_synthetic
+    from tfnet_jax.graph.multiplex import multiplex_graphs
+    from tfnet_jax.tasks import perturbation as task
+    from tfnet_jax.train.engine import Trainer, TrainConfig
+
+    n = args.num_genes
+    data = make_synthetic(SyntheticConfig(num_genes=n, num_readouts=min(978, n), perts_per_type=min(420, n)))
+    splits = assign_splits(data, seed=0)
+    prepared = task.prepare(data, splits)
+    model_cfg, train_cfg = load_configs(args.batch_size, args.devices)
+    model = task.build_model(model_cfg, prepared, seed=0)
+    trainer = Trainer(model, TrainConfig.from_dict(train_cfg), loss_fn=task.make_loss_fn(model_cfg["beta"]),
+                      predict_fn=task.predict_fn, context=prepared.context, run_dir=None)
+    arrays = prepared.rows("train")
+    batch_fn = lambda s: trainer.train_batch(arrays, s)  # noqa: E731  (same batches for both sides)
+
+    build = median_ms(lambda: multiplex_graphs(data.layers, data.num_genes))
+    first, rate = time_steps(lambda b, s: trainer.step(b, s)[0], batch_fn, args.steps, args.warmup,
+                             jax.block_until_ready)
+    cache = getattr(trainer._train_step, "_cache_size", None)  # private jax API: skip if absent
+    ours = {"version": jax.__version__, "graph_build_ms": build, "first_step_s": first, "steps_per_s": rate,
+            "examples_per_s": rate * args.batch_size, "train_step_compilations": cache() if cache else None}
+
+    peer = None
+    if not args.no_peer:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("PyTorch peer skipped: torch is not installed. Install it with "
+                  "`pip install torch==2.13.0` (a CPU build is available from local disk here).")
+        else:
+            peer = torch_peer(prepared, model_cfg, train_cfg, batch_fn, args)
+
+    edges = {layer.name: len(layer.senders) for layer in data.layers}
+    padded = {layer.name: int(g.senders.shape[0]) for layer, g in zip(data.layers, prepared.graphs)}
+    meta = {"jax": jax.__version__, "torch": peer and peer["version"], "devices": jax.device_count(),
+            "genes": n, "edges_per_layer": edges, "padded_directed_edges": padded,
+            "readouts": len(data.readout_genes), "train_rows": len(arrays["target"]),
+            "batch": args.batch_size, "steps": args.steps, "warmup": args.warmup}
+    print(f"jax {meta['jax']} ({meta['devices']} device(s)), torch {meta['torch'] or '-'}"
+          + (f" ({peer['threads']} threads)" if peer else "")
+          + f" | genes {n}, undirected edges/layer {edges}, padded directed {padded}, "
+          f"readouts {meta['readouts']}, batch {args.batch_size}, steps {args.steps}")
+    rows = [("graph build (ms)", "graph_build_ms", "{:.1f}"), ("first step compile (s)", "first_step_s", "{:.2f}"),
+            ("train steps/s", "steps_per_s", "{:.2f}"), ("examples/s", "examples_per_s", "{:.0f}")]
+    table = [("", "tfnet_jax (JAX/jraph)", "peer (PyTorch)", "ratio")]
+    for label, key, fmt in rows:
+        ratio = f"{ours[key] / peer[key]:.2f}x" if peer else "-"
+        table.append((label, fmt.format(ours[key]), fmt.format(peer[key]) if peer else "-", ratio))
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    for r in table:
+        print("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]))
+    print("ratio = tfnet_jax / peer. First step: JAX traces+compiles+runs, PyTorch runs eagerly. "
+          f"Train-step compilations (JAX): {ours['train_step_compilations'] or 'n/a'}.")
+    if args.json:
+        args.json.write_text(json.dumps({"meta": meta, "tfnet_jax": ours, "peer": peer}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Test set-up: four fake CPU devices (before jax is imported) and shared fixtures."""
+import os
+
+_flag = "--xla_force_host_platform_device_count=4"
+if _flag not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# Tiny sizes keep every jit compile cheap.
+TINY_DATA = dict(num_genes=300, num_communities=6, num_readouts=40, perts_per_type=60,
+                 latent_dim=8, hidden_dim=8, feature_dim_noise=4)
+TINY_MODEL = dict(node_input="auto", hidden=8, gat_layers=1, heads=2, fusion="attention",
+                  fusion_dim=4, head_hidden=16, head_blocks=1, dropout=0.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    from tfnet_jax.data.synthetic import SyntheticConfig, make_synthetic
+    return make_synthetic(SyntheticConfig(**TINY_DATA))
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tiny_data):
+    from tfnet_jax.data.splits import assign_splits
+    from tfnet_jax.tasks.perturbation import prepare
+    return prepare(tiny_data, assign_splits(tiny_data, seed=0))
+
+
+@pytest.fixture
+def l1000_root():
+    root = SHARED_DATA / "l1000_genetic"
+    if not root.exists():
+        pytest.skip(f"shared real data not found at {root}")
+    return root

@@ -1,0 +1,142 @@
+"""The generic engine: sharding equality, resume, early stopping, static shapes."""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import TINY_MODEL
+from tfnet_jax.tasks import perturbation as task
+from tfnet_jax.train.engine import Trainer, TrainConfig, pad_rows
+
+
+def make_trainer(prepared, run_dir=None, seed=0, **train):
+    cfg = TrainConfig(**{"batch_size": 16, "eval_batch_size": 32, "max_steps": 40, "eval_every": 10,
+                         "log_every": 5, "warmup_steps": 5, "progress": False, "seed": seed, **train})
+    model = task.build_model(TINY_MODEL, prepared, seed=seed)
+    return Trainer(model, cfg, loss_fn=task.make_loss_fn(0.5), predict_fn=task.predict_fn,
+                   context=prepared.context, run_dir=run_dir)
+
+
+def params_of(trainer):
+    return [np.asarray(x) for x in jax.tree.leaves(trainer.state)]
+
+
+def test_pad_rows_masks_padding():
+    arrays = {"x": np.arange(5) * 10}
+    batch = pad_rows(arrays, np.array([3, 1]), 4)
+    assert batch["x"].tolist() == [30, 10, 0, 0]
+    assert batch["mask"].tolist() == [1, 1, 0, 0]
+
+
+def test_same_loss_on_one_and_four_devices(tiny_prepared):
+    assert len(jax.devices()) >= 4, "conftest should fake 4 CPU devices"
+    arrays = tiny_prepared.rows("train")
+    losses = {}
+    for n in (1, 4):
+        trainer = make_trainer(tiny_prepared, num_devices=n)
+        assert trainer.mesh.devices.size == n
+        losses[n] = [float(trainer.step(trainer.train_batch(arrays, s), s)[0]) for s in range(4)]
+    np.testing.assert_allclose(losses[1], losses[4], rtol=2e-5)
+    assert losses[1][-1] < losses[1][0]  # it does learn
+
+
+def test_batch_size_must_divide_devices(tiny_prepared):
+    with pytest.raises(ValueError, match="batch_size=10 is not divisible by the 4 devices"):
+        make_trainer(tiny_prepared, batch_size=10, num_devices=4)
+
+
+def test_no_recompilation_across_batches(tiny_prepared):
+    arrays = tiny_prepared.rows("train")
+    trainer = make_trainer(tiny_prepared)
+    per_epoch = -(-len(arrays["pert_index"]) // 16)
+    for s in range(per_epoch + 2):  # crosses the padded last batch of an epoch
+        trainer.step(trainer.train_batch(arrays, s), s)
+    assert trainer._train_step._cache_size() == 1
+    trainer.predict(tiny_prepared.rows("valid"))
+    trainer.predict(tiny_prepared.rows("test"))
+    assert trainer._predict_step._cache_size() == 1
+
+
+def test_batches_are_a_function_of_seed_and_epoch(tiny_prepared):
+    arrays = tiny_prepared.rows("train")
+    a, b = make_trainer(tiny_prepared), make_trainer(tiny_prepared)
+    np.testing.assert_array_equal(a.train_batch(arrays, 7)["pert_index"],
+                                  b.train_batch(arrays, 7)["pert_index"])
+    n = len(arrays["pert_index"])
+    per_epoch = -(-n // 16)
+    seen = np.concatenate([a.train_batch(arrays, s)["pert_index"][a.train_batch(arrays, s)["mask"] > 0]
+                           for s in range(per_epoch)])
+    assert sorted(seen.tolist()) == sorted(arrays["pert_index"].tolist())  # each row once per epoch
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_uninterrupted(tiny_prepared, tmp_path, capsys):
+    arrays = tiny_prepared.rows("train")
+    evaluate = lambda tr: task.validation_metrics(tr, tiny_prepared)  # noqa: E731
+
+    straight = make_trainer(tiny_prepared, run_dir=tmp_path / "straight", patience=100)
+    straight.fit(arrays, evaluate)
+
+    calls = {"n": 0}
+
+    def dies_at_third_eval(trainer):
+        calls["n"] += 1
+        if calls["n"] == 3:  # step 30: the last checkpoint is step 20
+            raise Interrupt
+        return evaluate(trainer)
+
+    run_dir = tmp_path / "interrupted"
+    with pytest.raises(Interrupt):
+        make_trainer(tiny_prepared, run_dir=run_dir, patience=100).fit(arrays, dies_at_third_eval)
+    resumed = make_trainer(tiny_prepared, run_dir=run_dir, patience=100)
+    meta = resumed.fit(arrays, evaluate)
+    assert "Resumed from checkpoint at step 20" in capsys.readouterr().out
+    assert meta["step"] == 40 and meta["finished"]
+    for x, y in zip(params_of(straight), params_of(resumed)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    straight_steps = [json.loads(line)["step"]
+                      for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == straight_steps  # no records repeated or lost by the resume
+
+
+def test_finished_run_is_not_retrained(tiny_prepared, tmp_path, capsys):
+    arrays = tiny_prepared.rows("train")
+    evaluate = lambda tr: task.validation_metrics(tr, tiny_prepared)  # noqa: E731
+    make_trainer(tiny_prepared, run_dir=tmp_path, max_steps=20).fit(arrays, evaluate)
+    again = make_trainer(tiny_prepared, run_dir=tmp_path, max_steps=20)
+    meta = again.fit(arrays, lambda tr: pytest.fail("a finished run must not evaluate again"))
+    assert meta["finished"] and "already finished" in capsys.readouterr().out
+
+
+def test_early_stopping_keeps_best_checkpoint(tiny_prepared, tmp_path):
+    arrays = tiny_prepared.rows("train")
+    scores = iter([0.5, 0.9, 0.4, 0.3, 0.2, 0.1])
+    snapshots = {}
+
+    def evaluate(trainer):
+        score = next(scores)
+        snapshots[score] = params_of(trainer)
+        return {"valid/pearson_delta": score}
+
+    trainer = make_trainer(tiny_prepared, run_dir=tmp_path, max_steps=100, patience=3)
+    meta = trainer.fit(arrays, evaluate)
+    assert meta["best_step"] == 20 and meta["step"] == 50 and meta["best_score"] == 0.9
+    for x, y in zip(params_of(trainer), snapshots[0.9]):  # the best state is loaded at the end
+        np.testing.assert_array_equal(x, y)
+
+
+def test_unknown_monitor_is_a_clear_error(tiny_prepared):
+    trainer = make_trainer(tiny_prepared, monitor="valid/nope", max_steps=10)
+    with pytest.raises(KeyError, match="train.monitor='valid/nope'"):
+        trainer.fit(tiny_prepared.rows("train"), lambda tr: {"valid/pearson_delta": 0.1})
+
+
+def test_unknown_train_field():
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['learnin_rate'\]"):
+        TrainConfig.from_dict({"learnin_rate": 0.1})
