@@ -13,10 +13,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 # Tiny sizes keep every jit compile cheap.
-TINY_DATA = dict(num_genes=300, num_communities=6, num_readouts=40, perts_per_type=60,
+TINY_DATA = dict(num_genes=300, num_communities=6, num_readouts=40, perts_per_type=120,
                  latent_dim=8, hidden_dim=8, feature_dim_noise=4)
-TINY_MODEL = dict(node_input="auto", hidden=8, gat_layers=1, heads=2, fusion="attention",
-                  fusion_dim=4, head_hidden=16, head_blocks=1, dropout=0.0)
+TINY_MODEL = dict(node_input="auto", hidden=16, gat_layers=1, heads=2, fusion="attention",
+                  fusion_dim=4, head_hidden=32, head_blocks=1, dropout=0.0)
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ def run_name(overrides: str) -> str:
     """A directory-safe name for a set of command-line overrides ('default' for none)."""
     if not overrides:
         return "default"
-    safe = re.sub(r"[^A-Za-z0-9_.,=+-]+", "_", overrides).strip("._") or "run"
+    safe = re.sub(r"(?:[^A-Za-z0-9_.,=+-]|\.{2,})+", "_", overrides).strip("._") or "run"
     if len(safe) > 80:
         safe = safe[:60] + "-" + hashlib.sha1(overrides.encode()).hexdigest()[:10]
     return safe
