@@ -234,11 +234,14 @@ def main():
     meta = {"jax": jax.__version__, "torch": peer and peer["version"], "devices": jax.device_count(),
             "genes": n, "edges_per_layer": edges, "padded_directed_edges": padded,
             "readouts": len(data.readout_genes), "train_rows": len(arrays["target"]),
-            "batch": args.batch_size, "steps": args.steps, "warmup": args.warmup}
+            "batch": args.batch_size, "steps": args.steps, "warmup": args.warmup,
+            "cpu_count": os.cpu_count(), "loadavg_1min_at_end": os.getloadavg()[0]}
     print(f"jax {meta['jax']} ({meta['devices']} device(s)), torch {meta['torch'] or '-'}"
           + (f" ({peer['threads']} threads)" if peer else "")
           + f" | genes {n}, undirected edges/layer {edges}, padded directed {padded}, "
           f"readouts {meta['readouts']}, batch {args.batch_size}, steps {args.steps}")
+    # Other processes on the same cores skew both columns (PyTorch's OpenMP threads most).
+    print(f"cpus {meta['cpu_count']}, 1-min load average at the end {meta['loadavg_1min_at_end']:.2f}")
     rows = [("graph build (ms)", "graph_build_ms", "{:.1f}"), ("first step compile (s)", "first_step_s", "{:.2f}"),
             ("train steps/s", "steps_per_s", "{:.2f}"), ("examples/s", "examples_per_s", "{:.0f}")]
     table = [("", "tfnet_jax (JAX/jraph)", "peer (PyTorch)", "ratio")]

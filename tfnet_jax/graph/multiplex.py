@@ -4,7 +4,8 @@ Each layer becomes a directed graph holding both directions of every undirected 
 a self-loop per node (so isolated genes keep their own state). Edge weights are
 normalised per receiving node to sum to 1, which puts dense and sparse layers on one
 scale. Node and edge counts are padded with jraph.pad_with_graphs to static budgets
-(one padding node; edge counts rounded up) so jit compiles once per budget.
+(one padding node; edge counts rounded up) so jit compiles once per budget. Edges are
+sorted by receiver (padding edges, which point at the padding node, come last).
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ def layer_to_graph(layer: NetworkLayer, num_nodes: int, edge_multiple: int = 102
     incoming = np.zeros(num_nodes, dtype=np.float64)
     np.add.at(incoming, receivers, weights)
     weights = (weights / incoming[receivers]).astype(np.float32)
+    # Receiver-sorted edges let segment sums run as sorted reductions (much faster on CPU).
+    order = np.lexsort((senders, receivers))
+    senders, receivers, weights = senders[order], receivers[order], weights[order]
 
     graph = jraph.GraphsTuple(
         nodes=None, edges=weights, senders=senders, receivers=receivers,

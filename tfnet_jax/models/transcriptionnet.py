@@ -15,7 +15,10 @@ from flax import nnx
 
 
 class GraphAttention(nnx.Module):
-    """Multi-head GAT layer whose attention logits are biased by log edge weight."""
+    """Multi-head GAT layer whose attention logits are biased by log edge weight.
+
+    Expects edges sorted by receiver (as `tfnet_jax.graph` builds them).
+    """
 
     def __init__(self, dim: int, heads: int, dropout: float, *, rngs: nnx.Rngs):
         if dim % heads:
@@ -35,9 +38,11 @@ class GraphAttention(nnx.Module):
         score_dst = jnp.sum(h * self.att_dst[...], axis=-1)
         logits = jax.nn.leaky_relu(score_src[graph.senders] + score_dst[graph.receivers], 0.2)
         logits = logits + jnp.log(graph.edges + 1e-9)[:, None]
-        alpha = jraph.segment_softmax(logits, graph.receivers, num_segments=num_nodes)
+        alpha = jraph.segment_softmax(logits, graph.receivers, num_segments=num_nodes,
+                                      indices_are_sorted=True)
         messages = h[graph.senders] * alpha[..., None]
-        out = jax.ops.segment_sum(messages, graph.receivers, num_segments=num_nodes)
+        out = jax.ops.segment_sum(messages, graph.receivers, num_segments=num_nodes,
+                                  indices_are_sorted=True)
         out = jax.nn.elu(out.reshape(num_nodes, -1))
         out = self.dropout(out, deterministic=deterministic, rngs=rngs)
         return self.norm(x + out)

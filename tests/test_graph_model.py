@@ -1,0 +1,107 @@
+"""Graph construction, TranscriptionNet shapes and the loss against hand-computed values."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from tfnet_jax.data.dataset import NetworkLayer
+from tfnet_jax.graph.multiplex import layer_to_graph, multiplex_graphs
+from tfnet_jax.models.transcriptionnet import TranscriptionNet
+from tfnet_jax.train.losses import mse_pearson_loss, row_pearson
+
+# 4 genes; gene 3 is isolated. Edges 0-1 (w 2), 1-2 (w 1).
+LAYER = NetworkLayer("toy", senders=np.array([0, 1], np.int32), receivers=np.array([1, 2], np.int32),
+                     weights=np.array([2.0, 1.0], np.float32))
+
+
+def real_edges(graph):
+    n = int(graph.n_edge[0])
+    return graph.senders[:n], graph.receivers[:n], graph.edges[:n]
+
+
+def test_graph_is_symmetric_self_looped_and_normalised():
+    graph = layer_to_graph(LAYER, num_nodes=4, edge_multiple=8)
+    s, r, w = real_edges(graph)
+    pairs = {(int(a), int(b)): float(x) for a, b, x in zip(s, r, w)}
+    # Self-loop weight = the node's strongest edge (1 if isolated), then per-receiver sums are 1.
+    # Node 1 receives from 0 (2), 2 (1) and itself (2): 2/5, 1/5, 2/5.
+    assert pairs[(0, 1)] == pytest.approx(0.4) and pairs[(2, 1)] == pytest.approx(0.2)
+    assert pairs[(1, 1)] == pytest.approx(0.4)
+    # Node 0 receives from 1 (2) and itself (2); node 2 from 1 (1) and itself (1).
+    assert pairs[(1, 0)] == pytest.approx(0.5) and pairs[(0, 0)] == pytest.approx(0.5)
+    assert pairs[(1, 2)] == pytest.approx(0.5) and pairs[(2, 2)] == pytest.approx(0.5)
+    assert pairs[(3, 3)] == pytest.approx(1.0)  # isolated gene keeps itself
+    assert len(pairs) == 2 * 2 + 4
+    assert np.all(np.diff(r) >= 0)  # sorted by receiver
+
+
+def test_graph_padding_is_static_and_inert():
+    graph = layer_to_graph(LAYER, num_nodes=4, edge_multiple=8)
+    assert graph.n_node.tolist() == [4, 1]  # one padding node (a padding graph)
+    assert graph.senders.shape == (16,)  # 8 real edges + >= 1 padding edge, rounded up to 8
+    pad = slice(int(graph.n_edge[0]), None)
+    assert np.all(graph.senders[pad] == 4) and np.all(graph.receivers[pad] == 4)
+    assert np.all(graph.edges[pad] == 0)
+    graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, edge_multiple=8)
+    assert len(graphs) == 2 and all(g.senders.shape == (16,) for g in graphs)
+
+
+def make_model(**kw):
+    args = dict(num_nodes=5, num_layers=2, num_types=3, num_readouts=7, feature_dim=6, hidden=8,
+                gat_layers=2, heads=2, fusion_dim=4, head_hidden=16, head_blocks=1, dropout=0.0)
+    args.update(kw)
+    return TranscriptionNet(rngs=nnx.Rngs(0), **args)
+
+
+@pytest.mark.parametrize("node_input,feature_dim", [("features", 6), ("embedding", None), ("both", 6)])
+def test_model_shapes_and_fusion_weights(node_input, feature_dim):
+    graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, edge_multiple=8)
+    model = make_model(node_input=node_input, feature_dim=feature_dim)
+    feats = jnp.ones((5, 6)) if feature_dim else None
+    out = model(feats, graphs, jnp.array([0, 3, 2]), jnp.array([0, 1, 2]))
+    assert out.shape == (3, 7) and bool(jnp.all(jnp.isfinite(out)))
+    emb, weights = model.embed(feats, graphs)
+    assert emb.shape == (5, 8) and weights.shape == (2, 5)
+    np.testing.assert_allclose(np.asarray(weights).sum(axis=0), 1.0, rtol=1e-6)
+
+
+def test_each_type_uses_its_own_head():
+    graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, edge_multiple=8)
+    model = make_model()
+    feats = jax.random.normal(jax.random.key(1), (5, 6))
+    same_gene = jnp.array([1, 1, 1])
+    out = np.asarray(model(feats, graphs, same_gene, jnp.array([0, 1, 2])))
+    assert not np.allclose(out[0], out[1]) and not np.allclose(out[1], out[2])
+    emb, _ = model.embed(feats, graphs)
+    np.testing.assert_allclose(out[2], np.asarray(model.heads[2](emb[1:2], deterministic=True))[0],
+                               rtol=1e-5)
+
+
+def test_mean_fusion_weights_are_uniform():
+    graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, edge_multiple=8)
+    _, weights = make_model(fusion="mean").embed(jnp.ones((5, 6)), graphs)
+    np.testing.assert_allclose(np.asarray(weights), 0.5)
+
+
+def test_bad_model_options():
+    with pytest.raises(ValueError, match="model.fusion"):
+        make_model(fusion="max")
+    with pytest.raises(ValueError, match="needs node features"):
+        make_model(node_input="features", feature_dim=None)
+    with pytest.raises(ValueError, match="divisible by model.heads"):
+        make_model(hidden=9)
+
+
+def test_loss_against_hand_computed_values():
+    pred = jnp.array([[1.0, 2.0, 3.0], [1.0, 0.0, 1.0], [9.0, 9.0, 0.0]])
+    target = jnp.array([[1.0, 2.0, 4.0], [0.0, 1.0, 0.0], [5.0, 5.0, 5.0]])
+    mask = jnp.array([1.0, 1.0, 0.0])  # third row is padding and must not count
+    # Row 0: MSE 1/3; Pearson r = 0.9819805 (corr([1,2,3],[1,2,4])). Row 1: MSE 1, r = -1.
+    r0 = 3.0 / np.sqrt(2.0 * (14.0 / 3.0))  # centred: [-1,0,1] . [-4/3,-1/3,5/3] = 3
+    np.testing.assert_allclose(np.asarray(row_pearson(pred[:2], target[:2])), [r0, -1.0], rtol=1e-5)
+    loss, aux = mse_pearson_loss(pred, target, mask, beta=0.25)
+    mse, pearson = (1 / 3 + 1) / 2, (r0 - 1) / 2
+    np.testing.assert_allclose(float(aux["mse"]), mse, rtol=1e-6)
+    np.testing.assert_allclose(float(aux["pearson"]), pearson, rtol=1e-5)
+    np.testing.assert_allclose(float(loss), 0.75 * mse + 0.25 * (1 - pearson), rtol=1e-5)
