@@ -21,10 +21,10 @@ sys.path.insert(0, str(ROOT))  # run as `python benchmarks/train_speed.py` witho
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=200, help="timed training steps")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps after the first")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-genes", type=int, default=3000, help="3000 = the demo data")
+    for flag, default, text in (("--steps", 200, "timed training steps"), ("--batch-size", 64, None),
+                                ("--warmup", 5, "untimed steps after the first"),
+                                ("--num-genes", 3000, "3000 = the demo data")):
+        p.add_argument(flag, type=int, default=default, help=text)
     p.add_argument("--devices", type=int, default=1, help="forced host (CPU) devices for JAX")
     p.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
     p.add_argument("--json", type=Path, help="also write the figures here")
@@ -56,8 +56,7 @@ def time_steps(step_fn, batch_fn, steps, warmup, block):
     block(step_fn(batch_fn(0), 0))
     first = time.perf_counter() - t0
     for s in range(1, warmup + 1):
-        loss = step_fn(batch_fn(s), s)
-    block(loss) if warmup else None
+        block(step_fn(batch_fn(s), s))
     t0 = time.perf_counter()
     for s in range(warmup + 1, warmup + 1 + steps):
         loss = step_fn(batch_fn(s), s)
@@ -203,8 +202,7 @@ def main():
 
     n = args.num_genes
     data = make_synthetic(SyntheticConfig(num_genes=n, num_readouts=min(978, n), perts_per_type=min(420, n)))
-    splits = assign_splits(data, seed=0)
-    prepared = task.prepare(data, splits)
+    prepared = task.prepare(data, assign_splits(data, seed=0))
     model_cfg, train_cfg = load_configs(args.batch_size, args.devices)
     model = task.build_model(model_cfg, prepared, seed=0)
     trainer = Trainer(model, TrainConfig.from_dict(train_cfg), loss_fn=task.make_loss_fn(model_cfg["beta"]),
@@ -216,7 +214,7 @@ def main():
     first, rate = time_steps(lambda b, s: trainer.step(b, s)[0], batch_fn, args.steps, args.warmup,
                              jax.block_until_ready)
     cache = getattr(trainer._train_step, "_cache_size", None)  # private jax API: skip if absent
-    ours = {"version": jax.__version__, "graph_build_ms": build, "first_step_s": first, "steps_per_s": rate,
+    ours = {"graph_build_ms": build, "first_step_s": first, "steps_per_s": rate,
             "examples_per_s": rate * args.batch_size, "train_step_compilations": cache() if cache else None}
 
     peer = None
@@ -235,14 +233,15 @@ def main():
             "genes": n, "edges_per_layer": edges, "padded_directed_edges": padded,
             "readouts": len(data.readout_genes), "train_rows": len(arrays["target"]),
             "batch": args.batch_size, "steps": args.steps, "warmup": args.warmup,
-            "cpu_count": os.cpu_count(), "loadavg_1min_at_end": os.getloadavg()[0]}
+            "cpus": os.cpu_count(), "load_1min": os.getloadavg()[0]}
     print(f"jax {meta['jax']} ({meta['devices']} device(s)), torch {meta['torch'] or '-'}"
           + (f" ({peer['threads']} threads)" if peer else "")
           + f" | genes {n}, undirected edges/layer {edges}, padded directed {padded}, "
           f"readouts {meta['readouts']}, batch {args.batch_size}, steps {args.steps}")
     # Other processes on the same cores skew both columns (PyTorch's OpenMP threads most).
-    print(f"cpus {meta['cpu_count']}, 1-min load average at the end {meta['loadavg_1min_at_end']:.2f}")
-    rows = [("graph build (ms)", "graph_build_ms", "{:.1f}"), ("first step compile (s)", "first_step_s", "{:.2f}"),
+    print(f"cpus {meta['cpus']}, 1-min load average at the end {meta['load_1min']:.2f}")
+    rows = [("graph build (ms)", "graph_build_ms", "{:.1f}"),
+            ("first step compile (s)", "first_step_s", "{:.2f}"),
             ("train steps/s", "steps_per_s", "{:.2f}"), ("examples/s", "examples_per_s", "{:.0f}")]
     table = [("", "tfnet_jax (JAX/jraph)", "peer (PyTorch)", "ratio")]
     for label, key, fmt in rows:
