@@ -101,7 +101,7 @@ class TranscriptionNet(nnx.Module):
                  feature_dim: int | None, node_input: str = "auto", hidden: int = 64,
                  gat_layers: int = 3, heads: int = 4, fusion: str = "attention",
                  fusion_dim: int = 32, head_hidden: int = 256, head_blocks: int = 2,
-                 dropout: float = 0.1, rngs: nnx.Rngs):
+                 dropout: float = 0.2, rngs: nnx.Rngs):
         if node_input == "auto":
             node_input = "features" if feature_dim else "embedding"
         if node_input not in ("features", "embedding", "both"):

@@ -42,7 +42,7 @@ class TrainConfig:
     eval_batch_size: int = 256
     learning_rate: float = 1e-3
     optimizer: str = "adamw"
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-2
     schedule: str = "warmup_cosine"
     warmup_steps: int = 100
     grad_clip: float | None = 1.0
