@@ -8,11 +8,13 @@ batches, with AdamW, for the same number of steps. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
 import sys
 import time
+import timeit
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,12 +34,7 @@ def parse_args():
 
 
 def median_ms(fn, runs=5):
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+    return 1e3 * statistics.median(timeit.repeat(fn, number=1, repeat=runs))
 
 
 def load_configs(batch_size, devices):
@@ -50,18 +47,31 @@ def load_configs(batch_size, devices):
     return cfg["model"], cfg["train"]
 
 
+def busy_cpu_s():
+    """Seconds of CPU all processes have used (Linux /proc/stat), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+
 def time_steps(step_fn, batch_fn, steps, warmup, block):
-    """(first-step seconds, steps/s): step 0 alone, then `warmup` untimed, then `steps` timed."""
+    """(first-step s, steps/s, cores other processes used meanwhile): step 0 alone, then
+    `warmup` untimed, then `steps` timed. Others on the same cores skew the figures."""
     t0 = time.perf_counter()
     block(step_fn(batch_fn(0), 0))
     first = time.perf_counter() - t0
     for s in range(1, warmup + 1):
         block(step_fn(batch_fn(s), s))
-    t0 = time.perf_counter()
+    busy0, own0, t0 = busy_cpu_s(), time.process_time(), time.perf_counter()
     for s in range(warmup + 1, warmup + 1 + steps):
         loss = step_fn(batch_fn(s), s)
     block(loss)  # async dispatch: the clock stops only when the last step has finished
-    return first, steps / (time.perf_counter() - t0)
+    wall, busy1 = time.perf_counter() - t0, busy_cpu_s()
+    others = None if busy0 is None else max(0.0, busy1 - busy0 - (time.process_time() - own0)) / wall
+    return first, steps / wall, others
 
 
 # ---------------------------------------------------------------- PyTorch peer
@@ -117,14 +127,9 @@ def torch_peer(prepared, model_cfg, train_cfg, batch_fn, args):
         def forward(self, x):
             return x + self.outer(self.drop(F.gelu(self.inner(self.norm(x)), approximate="tanh")))
 
-    class Head(nn.Module):
-        def __init__(self, d_in, d, blocks, d_out):
-            super().__init__()
-            self.inp, self.out, self.norm = nn.Linear(d_in, d), nn.Linear(d, d_out), nn.LayerNorm(d)
-            self.blocks = nn.Sequential(*[Block(d) for _ in range(blocks)])
-
-        def forward(self, x):
-            return self.out(self.norm(self.blocks(F.gelu(self.inp(x), approximate="tanh"))))
+    def head(d_in, d, blocks, d_out):  # FunDNN head: in -> gelu -> residual blocks -> LN -> out
+        return nn.Sequential(nn.Linear(d_in, d), nn.GELU(approximate="tanh"),
+                             *[Block(d) for _ in range(blocks)], nn.LayerNorm(d), nn.Linear(d, d_out))
 
     class Net(nn.Module):
         def __init__(self, feat_dim, num_layers, num_types, num_readouts, c):
@@ -135,7 +140,7 @@ def torch_peer(prepared, model_cfg, train_cfg, batch_fn, args):
                                       for _ in range(num_layers)])
             self.fusion_proj = nn.Linear(d, c["fusion_dim"])
             self.query = nn.Parameter(torch.randn(c["fusion_dim"]) * 0.1)
-            self.heads = nn.ModuleList([Head(d, c["head_hidden"], c["head_blocks"], num_readouts)
+            self.heads = nn.ModuleList([head(d, c["head_hidden"], c["head_blocks"], num_readouts)
                                         for _ in range(num_types)])
 
         def forward(self, feats, graphs, idx, ptype):
@@ -182,9 +187,10 @@ def torch_peer(prepared, model_cfg, train_cfg, batch_fn, args):
         return loss
 
     build = median_ms(lambda: scipy_graphs(prepared.data.layers, prepared.data.num_genes))
-    first, rate = time_steps(step, batch_fn, args.steps, args.warmup, lambda loss: loss.item())
+    first, rate, others = time_steps(step, batch_fn, args.steps, args.warmup, lambda loss: loss.item())
     return {"version": torch.__version__, "threads": torch.get_num_threads(), "graph_build_ms": build,
-            "first_step_s": first, "steps_per_s": rate, "examples_per_s": rate * args.batch_size}
+            "first_step_s": first, "steps_per_s": rate, "examples_per_s": rate * args.batch_size,
+            "other_procs_cores": others}
 
 
 # ---------------------------------------------------------------- main
@@ -211,42 +217,39 @@ def main():
     batch_fn = lambda s: trainer.train_batch(arrays, s)  # noqa: E731  (same batches for both sides)
 
     build = median_ms(lambda: multiplex_graphs(data.layers, data.num_genes))
-    first, rate = time_steps(lambda b, s: trainer.step(b, s)[0], batch_fn, args.steps, args.warmup,
-                             jax.block_until_ready)
+    first, rate, others = time_steps(lambda b, s: trainer.step(b, s)[0], batch_fn, args.steps,
+                                     args.warmup, jax.block_until_ready)
     cache = getattr(trainer._train_step, "_cache_size", None)  # private jax API: skip if absent
     ours = {"graph_build_ms": build, "first_step_s": first, "steps_per_s": rate,
-            "examples_per_s": rate * args.batch_size, "train_step_compilations": cache() if cache else None}
+            "examples_per_s": rate * args.batch_size, "other_procs_cores": others,
+            "train_step_compilations": cache() if cache else None}
 
     peer = None
-    if not args.no_peer:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            print("PyTorch peer skipped: torch is not installed. Install it with "
-                  "`pip install torch==2.13.0` (a CPU build is available from local disk here).")
-        else:
-            peer = torch_peer(prepared, model_cfg, train_cfg, batch_fn, args)
+    if not args.no_peer and importlib.util.find_spec("torch") is None:
+        print("PyTorch peer skipped: torch is not installed. Install it with "
+              "`pip install torch==2.13.0` (a CPU build is available from local disk here).")
+    elif not args.no_peer:
+        peer = torch_peer(prepared, model_cfg, train_cfg, batch_fn, args)
 
     edges = {layer.name: len(layer.senders) for layer in data.layers}
     padded = {layer.name: int(g.senders.shape[0]) for layer, g in zip(data.layers, prepared.graphs)}
     meta = {"jax": jax.__version__, "torch": peer and peer["version"], "devices": jax.device_count(),
             "genes": n, "edges_per_layer": edges, "padded_directed_edges": padded,
             "readouts": len(data.readout_genes), "train_rows": len(arrays["target"]),
-            "batch": args.batch_size, "steps": args.steps, "warmup": args.warmup,
-            "cpus": os.cpu_count(), "load_1min": os.getloadavg()[0]}
+            "batch": args.batch_size, "steps": args.steps, "warmup": args.warmup, "cpus": os.cpu_count()}
     print(f"jax {meta['jax']} ({meta['devices']} device(s)), torch {meta['torch'] or '-'}"
           + (f" ({peer['threads']} threads)" if peer else "")
           + f" | genes {n}, undirected edges/layer {edges}, padded directed {padded}, "
-          f"readouts {meta['readouts']}, batch {args.batch_size}, steps {args.steps}")
-    # Other processes on the same cores skew both columns (PyTorch's OpenMP threads most).
-    print(f"cpus {meta['cpus']}, 1-min load average at the end {meta['load_1min']:.2f}")
+          f"readouts {meta['readouts']}, batch {args.batch_size}, steps {args.steps}, cpus {meta['cpus']}")
     rows = [("graph build (ms)", "graph_build_ms", "{:.1f}"),
             ("first step compile (s)", "first_step_s", "{:.2f}"),
-            ("train steps/s", "steps_per_s", "{:.2f}"), ("examples/s", "examples_per_s", "{:.0f}")]
+            ("train steps/s", "steps_per_s", "{:.2f}"), ("examples/s", "examples_per_s", "{:.0f}"),
+            ("other procs' CPU (cores)", "other_procs_cores", "{:.2f}")]  # contention, not speed
     table = [("", "tfnet_jax (JAX/jraph)", "peer (PyTorch)", "ratio")]
     for label, key, fmt in rows:
-        ratio = f"{ours[key] / peer[key]:.2f}x" if peer else "-"
-        table.append((label, fmt.format(ours[key]), fmt.format(peer[key]) if peer else "-", ratio))
+        cells = [fmt.format(side[key]) if side and side[key] is not None else "-" for side in (ours, peer)]
+        ratio = f"{ours[key] / peer[key]:.2f}x" if peer and key != "other_procs_cores" else "-"
+        table.append((label, *cells, ratio))
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     for r in table:
         print("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]))

@@ -59,7 +59,7 @@ def test_model_shapes_and_fusion_weights(node_input, feature_dim):
     graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, edge_multiple=8)
     model = make_model(node_input=node_input, feature_dim=feature_dim)
     feats = jnp.ones((5, 6)) if feature_dim else None
-    out = model(feats, graphs, jnp.array([0, 3, 2]), jnp.array([0, 1, 2]))
+    out = model({"features": feats, "graphs": graphs}, jnp.array([0, 3, 2]), jnp.array([0, 1, 2]))
     assert out.shape == (3, 7) and bool(jnp.all(jnp.isfinite(out)))
     emb, weights = model.embed(feats, graphs)
     assert emb.shape == (5, 8) and weights.shape == (2, 5)
@@ -71,7 +71,7 @@ def test_each_type_uses_its_own_head():
     model = make_model()
     feats = jax.random.normal(jax.random.key(1), (5, 6))
     same_gene = jnp.array([1, 1, 1])
-    out = np.asarray(model(feats, graphs, same_gene, jnp.array([0, 1, 2])))
+    out = np.asarray(model({"features": feats, "graphs": graphs}, same_gene, jnp.array([0, 1, 2])))
     assert not np.allclose(out[0], out[1]) and not np.allclose(out[1], out[2])
     emb, _ = model.embed(feats, graphs)
     np.testing.assert_allclose(out[2], np.asarray(model.heads[2](emb[1:2], deterministic=True))[0],
@@ -105,3 +105,38 @@ def test_loss_against_hand_computed_values():
     np.testing.assert_allclose(float(aux["mse"]), mse, rtol=1e-6)
     np.testing.assert_allclose(float(aux["pearson"]), pearson, rtol=1e-5)
     np.testing.assert_allclose(float(loss), 0.75 * mse + 0.25 * (1 - pearson), rtol=1e-5)
+
+
+def test_on_target_shift_moves_only_the_own_column():
+    graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, edge_multiple=8)
+    model = make_model(on_target=True)
+    context = {"features": jnp.ones((5, 6)), "graphs": graphs,
+               "readout_col": jnp.array([2, -1, 5, -1, -1], jnp.int32)}  # genes 0, 2 are readouts
+    genes, types = jnp.array([0, 1, 2]), jnp.array([0, 0, 1])
+    before = np.asarray(model(context, genes, types))
+    model.on_target[...] = jnp.array([-3.0, 2.0, 0.0])
+    moved = np.asarray(model(context, genes, types)) - before
+    expected = np.zeros_like(moved)
+    expected[0, 2], expected[2, 5] = -3.0, 2.0  # gene 1 is not a readout: nothing moves
+    np.testing.assert_allclose(moved, expected, atol=1e-5)
+
+
+def test_refiner_uses_observed_other_types_but_never_the_target():
+    from tfnet_jax.models.gensan import CrossTypeRefiner
+    refiner = CrossTypeRefiner(num_types=3, num_readouts=7, dim=8, heads=2, inducing=4, recycles=2,
+                               rngs=nnx.Rngs(0))
+    refiner.out.kernel[...] = jax.random.normal(jax.random.key(2), refiner.out.kernel.shape)
+    key = jax.random.key(3)
+    predicted = jax.random.normal(key, (3, 2, 7))
+    observed = jax.random.normal(jax.random.fold_in(key, 1), (3, 2, 7))
+    has = jnp.array([[True, False], [True, True], [False, False]])
+    target = jnp.array([0, 1])
+    out = refiner(predicted, observed, has, target)
+    assert out.shape == (2, 7)
+    # Changing the observed signature of the TARGET type must not change anything...
+    poked = observed.at[0, 0].add(5.0).at[1, 1].add(5.0)
+    np.testing.assert_allclose(np.asarray(refiner(predicted, poked, has, target)), np.asarray(out),
+                               rtol=1e-5, atol=1e-6)
+    # ...while an observed signature of another type does.
+    poked = observed.at[1, 0].add(5.0)
+    assert not np.allclose(np.asarray(refiner(predicted, poked, has, target))[0], np.asarray(out)[0])

@@ -199,7 +199,7 @@ SPLITS = {
 @pytest.mark.parametrize("with_features", [False, True])
 def test_fit_predict_baselines_keys_and_shapes(with_features):
     out = fit_predict_baselines(_data(with_features), SPLITS)
-    expected = {"mean", "neighbors"} | ({"ridge"} if with_features else set())
+    expected = {"mean", "neighbors", "cross_type"} | ({"ridge", "linear"} if with_features else set())
     assert set(out) == expected
     for preds in out.values():
         assert set(preds) == {"ko", "oe"}
@@ -226,3 +226,30 @@ def test_fit_predict_baselines_requires_training_rows():
     splits = {"ko": np.array(["test"] * 10), "oe": SPLITS["oe"]}
     with pytest.raises(ValueError, match="no training rows"):
         fit_predict_baselines(_data(False), splits)
+
+
+def test_linear_baseline_recovers_a_low_rank_map():
+    from tfnet_jax.models.baselines import linear_baseline
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 10))
+    # Signatures of rank 3 driven by the features: mean + (x A) B.
+    y = 2.0 + (x @ rng.normal(size=(10, 3))) @ rng.normal(size=(3, 30))
+    pred = linear_baseline(x[:80], y[:80], x[80:100], y[80:100], x[100:], ranks=(1, 3, 8))
+    mean = y[:80].mean(axis=0)
+    assert np.mean(row_pearson(pred - mean, y[100:] - mean)) > 0.99
+
+
+def test_cross_type_baseline_by_hand():
+    from tfnet_jax.models.baselines import cross_type_baseline
+    # Target type: genes 0..3 with signatures; source type observed genes 0..3 and 9.
+    target = np.array([[1.0, 0.0], [3.0, 2.0], [1.0, 2.0], [3.0, 0.0]])  # mean [2, 1]
+    source_values = np.array([[0.0, 0.0], [2.0, 2.0], [0.0, 2.0], [2.0, 0.0], [4.0, 4.0]])
+    source_index = np.array([0, 1, 2, 3, 9])  # source mean [1.6, 1.6]
+    pred = cross_type_baseline(target, {"s": (source_index, source_values)}, np.arange(4),
+                               np.array([9, 5]))
+    # beta by least squares over the shared genes 0..3 of (source - source mean) vs (target - mean).
+    xs = (source_values[:4] - 1.6).ravel()
+    ys = (target - [2.0, 1.0]).ravel()
+    beta = xs @ ys / (xs @ xs)
+    np.testing.assert_allclose(pred[0], [2.0, 1.0] + beta * (np.array([4.0, 4.0]) - 1.6), rtol=1e-6)
+    np.testing.assert_allclose(pred[1], [2.0, 1.0])  # gene 5 unobserved: training mean

@@ -87,30 +87,22 @@ def _splits_by_type(splits: pd.DataFrame, path: Path,
     return {t: result[t] for t in signatures if t in result}
 
 
-def load_data_dir(root: str | Path) -> PerturbationData:
-    """Load ROOT (layout in the module docstring) into a `PerturbationData`."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: data directory not found")
+def read_network_layers(directory: Path) -> dict[str, pd.DataFrame]:
+    """Canonical edge lists of every layer file in `directory`, by layer name (sorted)."""
+    files = _tables_by_name(directory, (".tsv", ".csv", ".txt"), "network layer")
+    return {name: read_edge_list(path) for name, path in files.items()}
 
-    network_files = _tables_by_name(root / "networks", (".tsv", ".csv", ".txt"), "network layer")
-    edge_lists = {name: read_edge_list(path) for name, path in network_files.items()}
 
-    signature_files = _tables_by_name(root / "signatures", (".csv",), "signature")
-    tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    first_path: Path | None = None
-    readout_genes = np.asarray([], dtype=str)
-    for pert_type, path in signature_files.items():
-        pert_genes, readouts, values = read_signature_table(path)
-        if first_path is None:
-            first_path, readout_genes = path, readouts
-        values = _aligned_readouts(readout_genes, first_path, readouts, values, path)
-        tables[pert_type] = (pert_genes, values)
+def assemble_perturbation_data(
+        edge_lists: dict[str, pd.DataFrame], readout_genes: np.ndarray,
+        tables: dict[str, tuple[np.ndarray, np.ndarray]], feature_genes: np.ndarray | None = None,
+        features: np.ndarray | None = None, source: str = "") -> PerturbationData:
+    """The one place where the gene index is built (shared by every file-based loader).
 
-    features_path = _optional_node_features_file(root)
-    feature_genes, features = (read_node_features(features_path) if features_path
-                               else (np.asarray([], dtype=str), None))
-
+    `tables` maps a perturbation type to (perturbed genes str [n], values float32 [n, R]);
+    the gene index is the sorted union of layer, perturbed, readout and feature genes.
+    """
+    feature_genes = np.asarray([], dtype=str) if feature_genes is None else feature_genes
     gene_set: set[str] = set(readout_genes.tolist()) | set(feature_genes.tolist())
     for edges in edge_lists.values():
         gene_set.update(edges["gene_a"].tolist(), edges["gene_b"].tolist())
@@ -135,13 +127,39 @@ def load_data_dir(root: str | Path) -> PerturbationData:
         has_features = np.zeros(len(genes), dtype=bool)
         has_features[rows] = True
 
-    splits_path = root / "splits.csv"
-    splits = (_splits_by_type(read_splits_table(splits_path), splits_path, signatures)
-              if splits_path.is_file() else None)
-
-    log.info("%s: %d genes, layers %s, types %s, %d readouts%s", root, len(genes),
+    log.info("%s: %d genes, layers %s, types %s, %d readouts%s", source, len(genes),
              [layer.name for layer in layers], list(signatures), len(readout_genes),
              f", node features for {len(feature_genes)} genes" if features is not None else "")
     return PerturbationData(genes=genes, layers=layers, readout_genes=readout_genes,
                             signatures=signatures, node_features=node_features,
-                            has_features=has_features, splits=splits, source=str(root))
+                            has_features=has_features, source=source)
+
+
+def load_data_dir(root: str | Path) -> PerturbationData:
+    """Load ROOT (layout in the module docstring) into a `PerturbationData`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data directory not found")
+
+    edge_lists = read_network_layers(root / "networks")
+
+    signature_files = _tables_by_name(root / "signatures", (".csv",), "signature")
+    tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    first_path: Path | None = None
+    readout_genes = np.asarray([], dtype=str)
+    for pert_type, path in signature_files.items():
+        pert_genes, readouts, values = read_signature_table(path)
+        if first_path is None:
+            first_path, readout_genes = path, readouts
+        values = _aligned_readouts(readout_genes, first_path, readouts, values, path)
+        tables[pert_type] = (pert_genes, values)
+
+    features_path = _optional_node_features_file(root)
+    feature_genes, features = read_node_features(features_path) if features_path else (None, None)
+
+    data = assemble_perturbation_data(edge_lists, readout_genes, tables, feature_genes, features,
+                                      source=str(root))
+    splits_path = root / "splits.csv"
+    if splits_path.is_file():
+        data.splits = _splits_by_type(read_splits_table(splits_path), splits_path, data.signatures)
+    return data

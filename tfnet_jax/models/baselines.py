@@ -148,13 +148,80 @@ def neighbor_baseline(layers: Sequence["NetworkLayer"], num_genes: int, train_in
     return pred.astype(np.float32)
 
 
+def linear_baseline(train_features, train_values, valid_features, valid_values, query_features,
+                    ranks: Sequence[int] = (4, 8, 16, 32), alphas: Sequence[float] = DEFAULT_ALPHAS,
+                    feature_components: int = 64) -> np.ndarray:
+    """Low-rank linear model (Ahlmann-Eltze, Huber & Anders 2025): Y ~ mean + P W G^T.
+
+    G [R, K]: readout embedding, the top-K right singular vectors of the centred training
+    signatures. P [n, C]: perturbation embedding, the gene features projected on their
+    top-C training principal components. W [C, K] by ridge. K and alpha maximise the
+    mean validation pearson_delta (without validation rows: the largest K, alpha 1).
+    """
+    x_tr = _as_features(train_features, "train_features")
+    y_tr = np.asarray(train_values, dtype=np.float64)
+    mean = _train_mean(y_tr)
+    x_tr, x_va, x_q = _standardise(x_tr, _as_features(valid_features, "valid_features", x_tr.shape[1]),
+                                   _as_features(query_features, "query_features", x_tr.shape[1]))
+    _, _, y_axes = np.linalg.svd(y_tr - mean, full_matrices=False)
+    _, _, x_axes = np.linalg.svd(x_tr, full_matrices=False)
+    proj = x_axes[:feature_components].T
+    p_tr = x_tr @ proj
+    y_va = np.asarray(valid_values, dtype=np.float64)
+
+    def fit(rank, alpha):
+        g = y_axes[:rank].T
+        # W = (P^T P + alpha I)^-1 P^T Y G, with G orthonormal.
+        w = np.linalg.solve(p_tr.T @ p_tr + alpha * np.eye(p_tr.shape[1]), p_tr.T @ (y_tr - mean) @ g)
+        return lambda x: mean + (x @ proj) @ w @ g.T
+
+    ranks = [k for k in ranks if k <= y_axes.shape[0]] or [y_axes.shape[0]]
+    if len(y_va) == 0:
+        return fit(ranks[-1], 1.0)(x_q).astype(np.float32)
+    scored = [(float(np.mean(row_pearson(fit(k, a)(x_va) - mean, y_va - mean))), k, a)
+              for k in ranks for a in alphas]
+    _, rank, alpha = max(scored, key=lambda item: item[0])
+    return fit(rank, alpha)(x_q).astype(np.float32)
+
+
+def cross_type_baseline(target_train: np.ndarray, source_train: dict[str, tuple[np.ndarray, np.ndarray]],
+                        target_train_index: np.ndarray, query_index: np.ndarray) -> np.ndarray:
+    """Transfer from other perturbation types of the same gene: mean_t + beta * delta_s.
+
+    `source_train[s] = (gene_index, values)` holds the TRAINING signatures of type s.
+    For each source type a scalar beta is fitted by least squares on genes that are
+    training genes of both types; a query gene's prediction averages the transfers of
+    the source types that observed it, else it is the training mean.
+    """
+    mean = _train_mean(target_train)
+    target_rows = {int(g): i for i, g in enumerate(target_train_index)}
+    pred = np.zeros((len(query_index), mean.shape[0]))
+    count = np.zeros(len(query_index))
+    for source_index, source_values in source_train.values():
+        source_mean = source_values.mean(axis=0)
+        rows = {int(g): i for i, g in enumerate(source_index)}
+        shared = [g for g in rows if g in target_rows]
+        if len(shared) < 3:
+            continue
+        x = np.concatenate([source_values[rows[g]] - source_mean for g in shared])
+        y = np.concatenate([target_train[target_rows[g]] - mean for g in shared])
+        beta = float(x @ y / max(x @ x, 1e-12))
+        for q, g in enumerate(query_index):
+            if int(g) in rows:
+                pred[q] += beta * (source_values[rows[int(g)]] - source_mean)
+                count[q] += 1
+    pred = mean + pred / np.maximum(count, 1)[:, None]
+    return pred.astype(np.float32)
+
+
 def fit_predict_baselines(data: "PerturbationData", splits: dict[str, np.ndarray] | None,
                           query_split: str = "test") -> dict[str, dict[str, np.ndarray]]:
     """Predict the `query_split` rows of every perturbation type with each baseline.
 
     `splits[type]` labels each signature row "train", "valid" or "test" (None: use
-    data.splits). Returns {"mean": {type: pred}, "neighbors": {...}} plus "ridge" when
-    node features exist; prediction rows follow the query rows' table order.
+    data.splits). Returns {"mean": {type: pred}, "neighbors": {...}}, "cross_type" when
+    there are several types, and "ridge" and "linear" when node features exist;
+    prediction rows follow the query rows' table order.
     """
     splits = data.splits if splits is None else splits
     if splits is None:
@@ -167,8 +234,13 @@ def fit_predict_baselines(data: "PerturbationData", splits: dict[str, np.ndarray
             features = np.column_stack([features, np.asarray(data.has_features, dtype=np.float64)])
 
     out: dict[str, dict[str, np.ndarray]] = {"mean": {}, "neighbors": {}}
+    if len(data.signatures) > 1:
+        out["cross_type"] = {}
     if use_ridge:
-        out["ridge"] = {}
+        out["ridge"], out["linear"] = {}, {}
+    train_sets = {t: (np.asarray(tab.pert_index)[np.asarray(splits[t]).astype(str) == "train"],
+                      np.asarray(tab.values)[np.asarray(splits[t]).astype(str) == "train"])
+                  for t, tab in data.signatures.items() if t in splits}
     for pert_type, table in data.signatures.items():
         if pert_type not in splits:
             raise ValueError(f"splits has no entry for perturbation type {pert_type!r}")
@@ -187,7 +259,11 @@ def fit_predict_baselines(data: "PerturbationData", splits: dict[str, np.ndarray
         out["mean"][pert_type] = mean_baseline(y_tr, int(query.sum()))
         out["neighbors"][pert_type] = neighbor_baseline(
             data.layers, data.num_genes, index[train], y_tr, index[query])
+        if "cross_type" in out:
+            sources = {t: v for t, v in train_sets.items() if t != pert_type}
+            out["cross_type"][pert_type] = cross_type_baseline(y_tr, sources, index[train], index[query])
         if use_ridge:
-            out["ridge"][pert_type] = ridge_baseline(
-                features[index[train]], y_tr, features[index[valid]], y_va, features[index[query]])
+            args = (features[index[train]], y_tr, features[index[valid]], y_va, features[index[query]])
+            out["ridge"][pert_type] = ridge_baseline(*args)
+            out["linear"][pert_type] = linear_baseline(*args)
     return out

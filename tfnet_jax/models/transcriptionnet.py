@@ -5,6 +5,15 @@ network-specific gene features; a semantic attention fuses the layers into one g
 embedding (per-gene, per-layer weights that can be read out); one FunDNN-style residual
 MLP head per perturbation type maps the perturbed gene's embedding to its readout vector.
 Outputs are in the standardised target space of each type.
+
+Two optional parts go beyond the paper's first stage: an on-target term (a learned
+per-type shift of the perturbed gene's own readout column, when it is a readout) and the
+GenSAN cross-type refinement (`tfnet_jax.models.gensan`), trained jointly.
+
+`context` holds what every example shares: `features` [N+1, F] (or None), `graphs` (one
+jraph.GraphsTuple per layer), and for the optional parts `readout_col` [N+1] (the readout
+column of each gene, -1 if none) and `observed` [T, M, R] / `observed_mask` [T, M] /
+`observed_slot` [N+1] (observed training signatures by gene slot, standardised).
 """
 from __future__ import annotations
 
@@ -12,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import jraph
 from flax import nnx
+
+from tfnet_jax.models.gensan import CrossTypeRefiner
 
 
 class GraphAttention(nnx.Module):
@@ -101,7 +112,8 @@ class TranscriptionNet(nnx.Module):
                  feature_dim: int | None, node_input: str = "auto", hidden: int = 64,
                  gat_layers: int = 3, heads: int = 4, fusion: str = "attention",
                  fusion_dim: int = 32, head_hidden: int = 256, head_blocks: int = 2,
-                 dropout: float = 0.2, rngs: nnx.Rngs):
+                 dropout: float = 0.2, on_target: bool = False, refine: dict | None = None,
+                 rngs: nnx.Rngs):
         if node_input == "auto":
             node_input = "features" if feature_dim else "embedding"
         if node_input not in ("features", "embedding", "both"):
@@ -120,6 +132,9 @@ class TranscriptionNet(nnx.Module):
         self.heads = nnx.List([
             FunDNNHead(hidden, head_hidden, head_blocks, num_readouts, dropout, rngs=rngs)
             for _ in range(num_types)])
+        self.on_target = nnx.Param(jnp.zeros((num_types,))) if on_target else None
+        self.refiner = (CrossTypeRefiner(num_types, num_readouts, **refine, rngs=rngs)
+                        if refine is not None else None)
 
     def node_inputs(self, features):
         parts = []
@@ -140,11 +155,20 @@ class TranscriptionNet(nnx.Module):
             per_layer.append(h)
         return self.fusion(jnp.stack(per_layer))
 
-    def __call__(self, features, graphs, pert_index, pert_type, *, deterministic: bool = True,
+    def __call__(self, context: dict, pert_index, pert_type, *, deterministic: bool = True,
                  rngs=None):
-        embedding, _ = self.embed(features, graphs, deterministic=deterministic, rngs=rngs)
+        embedding, _ = self.embed(context["features"], context["graphs"],
+                                  deterministic=deterministic, rngs=rngs)
         genes = embedding[pert_index]
         outputs = jnp.stack([head(genes, deterministic=deterministic, rngs=rngs)
                              for head in self.heads])  # [T, B, R]
+        if self.on_target is not None:
+            own_column = jax.nn.one_hot(context["readout_col"][pert_index], outputs.shape[-1],
+                                        dtype=outputs.dtype)  # all zeros for col -1
+            outputs = outputs + self.on_target[...][:, None, None] * own_column[None]
+        if self.refiner is not None:
+            slot = context["observed_slot"][pert_index]
+            return self.refiner(outputs, context["observed"][:, slot],
+                                context["observed_mask"][:, slot], pert_type)
         chooser = jax.nn.one_hot(pert_type, len(self.heads), dtype=outputs.dtype)  # [B, T]
         return jnp.einsum("bt,tbr->br", chooser, outputs)

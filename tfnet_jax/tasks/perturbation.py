@@ -29,10 +29,16 @@ class PreparedData:
     features: np.ndarray | None  # [N + 1, F], standardised on training genes; last row = padding
     target_mean: np.ndarray  # [T, R], per type, training rows only
     target_sd: np.ndarray  # [T, R]
+    readout_col: np.ndarray  # [N + 1] readout column of each gene, -1 if none
+    observed: np.ndarray  # [T, M, R] standardised TRAINING signatures by gene slot
+    observed_mask: np.ndarray  # [T, M]
+    observed_slot: np.ndarray  # [N + 1] slot of each gene in `observed` (M - 1: none)
 
     @property
     def context(self) -> dict:
-        return {"graphs": self.graphs, "features": self.features}
+        return {"graphs": self.graphs, "features": self.features, "readout_col": self.readout_col,
+                "observed": self.observed, "observed_mask": self.observed_mask,
+                "observed_slot": self.observed_slot}
 
     def rows(self, split: str, types: list[str] | None = None) -> dict[str, np.ndarray]:
         """Per-example arrays of one split: gene index, type id, standardised target."""
@@ -85,6 +91,36 @@ def standardise_features(data: PerturbationData, splits: dict[str, np.ndarray]) 
     return np.concatenate([scaled, np.zeros((1, scaled.shape[1]))]).astype(np.float32)
 
 
+def readout_columns(data: PerturbationData) -> np.ndarray:
+    """Readout column of every gene (-1 for genes that are not readouts), plus padding."""
+    column = np.full(data.num_genes + 1, -1, dtype=np.int32)
+    position = data.gene_position()
+    for j, gene in enumerate(data.readout_genes.tolist()):
+        if gene in position:
+            column[position[gene]] = j
+    return column
+
+
+def observed_training_signatures(data, splits, means, sds):
+    """Standardised observed signatures of TRAINING rows only, by gene slot.
+
+    Only training rows are ever offered as inputs (e.g. to the cross-type refiner), so a
+    validation or test signature can never leak into a prediction or into training.
+    """
+    types = data.pert_types
+    perturbed = sorted({int(i) for t in types for i in data.signatures[t].pert_index})
+    slot = np.full(data.num_genes + 1, len(perturbed), dtype=np.int32)
+    slot[perturbed] = np.arange(len(perturbed), dtype=np.int32)
+    observed = np.zeros((len(types), len(perturbed) + 1, len(data.readout_genes)), np.float32)
+    mask = np.zeros((len(types), len(perturbed) + 1), bool)
+    for t_id, t in enumerate(types):
+        table, train = data.signatures[t], splits[t] == "train"
+        rows = slot[table.pert_index[train]]
+        observed[t_id, rows] = (table.values[train] - means[t_id]) / sds[t_id]
+        mask[t_id, rows] = True
+    return observed, mask, slot
+
+
 def prepare(data: PerturbationData, splits: dict[str, np.ndarray]) -> PreparedData:
     types = data.pert_types
     means, sds = [], []
@@ -93,32 +129,36 @@ def prepare(data: PerturbationData, splits: dict[str, np.ndarray]) -> PreparedDa
         means.append(train.mean(axis=0))
         sd = train.std(axis=0)
         sds.append(np.where(sd > 1e-8, sd, 1.0))
+    means, sds = np.stack(means).astype(np.float32), np.stack(sds).astype(np.float32)
+    observed, observed_mask, observed_slot = observed_training_signatures(data, splits, means, sds)
     return PreparedData(
         data=data, splits=splits, types=types, graphs=multiplex_graphs(data.layers, data.num_genes),
-        features=standardise_features(data, splits), target_mean=np.stack(means).astype(np.float32),
-        target_sd=np.stack(sds).astype(np.float32))
+        features=standardise_features(data, splits), target_mean=means, target_sd=sds,
+        readout_col=readout_columns(data), observed=observed, observed_mask=observed_mask,
+        observed_slot=observed_slot)
 
 
 def build_model(model_cfg: dict, prepared: PreparedData, seed: int) -> TranscriptionNet:
     cfg = {k: v for k, v in dict(model_cfg).items() if k not in ("name", "beta")}
+    refine = dict(cfg.pop("refine", None) or {"enabled": False})
     feature_dim = None if prepared.features is None else prepared.features.shape[1]
     return TranscriptionNet(
         num_nodes=prepared.data.num_genes + 1, num_layers=len(prepared.graphs),
         num_types=len(prepared.types), num_readouts=len(prepared.data.readout_genes),
-        feature_dim=feature_dim, rngs=nnx.Rngs(params=seed), **cfg)
+        feature_dim=feature_dim, refine=refine if refine.pop("enabled") else None,
+        rngs=nnx.Rngs(params=seed), **cfg)
 
 
 def make_loss_fn(beta: float):
     def loss_fn(model, batch, context, key):
-        pred = model(context["features"], context["graphs"], batch["pert_index"], batch["pert_type"],
-                     deterministic=False, rngs=nnx.Rngs(dropout=key))
+        pred = model(context, batch["pert_index"], batch["pert_type"], deterministic=False,
+                     rngs=nnx.Rngs(dropout=key))
         return mse_pearson_loss(pred, batch["target"], batch["mask"], beta)
     return loss_fn
 
 
 def predict_fn(model, batch, context):
-    return model(context["features"], context["graphs"], batch["pert_index"], batch["pert_type"],
-                 deterministic=True)
+    return model(context, batch["pert_index"], batch["pert_type"], deterministic=True)
 
 
 def fusion_weights(model: TranscriptionNet, prepared: PreparedData) -> dict[str, float]:

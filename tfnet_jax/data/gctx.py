@@ -1,0 +1,492 @@
+"""GCTX (HDF5, CMap layout) and GCT (text) matrices: subset reading by id, atomic writing.
+
+CMap layout, as written by cmapPy and the CMap/clue.io files:
+    attrs["version"]   b"GCTX1.0"
+    /0/DATA/0/matrix   float32 [n_signatures, n_genes]   (columns x rows: transposed on disk)
+    /0/META/COL/id     signature ids (fixed-length byte strings); more fields beside `id`
+    /0/META/ROW/id     gene ids; more fields beside `id`
+In memory the matrix is genes x signatures, like cmapPy's data_df. In metadata, -666
+(number or text) means missing: it is read as NaN in numeric fields, None in text fields,
+and written for NaN / None.
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from tfnet_jax.atomic import _FILE_MODE
+from tfnet_jax.data.dataset import DataError
+from tfnet_jax.data.tables import preview
+
+log = logging.getLogger(__name__)
+
+VERSION = "GCTX1.0"
+MATRIX_PATH = "0/DATA/0/matrix"
+ROW_META = "0/META/ROW"
+COL_META = "0/META/COL"
+MISSING = -666
+_MISSING_TEXT = ("-666", "-666.0")
+_BATCH_BYTES = 32 << 20  # bound on the temporary block of one read or write call
+_GAP_BYTES = 256 << 10  # reading this many unwanted bytes costs about one more h5py call
+_CHUNK_BYTES = 64 << 10  # default chunk: whole signatures, about 64 KiB
+
+
+@dataclass
+class GCTXData:
+    """A genes x signatures matrix with its row (gene) and column (signature) metadata."""
+
+    matrix: np.ndarray  # float32 [genes, signatures]
+    row_meta: pd.DataFrame  # index "rid": gene ids, in matrix row order
+    col_meta: pd.DataFrame  # index "cid": signature ids, in matrix column order
+
+    @property
+    def row_ids(self) -> np.ndarray:
+        return self.row_meta.index.to_numpy(dtype=object)
+
+    @property
+    def col_ids(self) -> np.ndarray:
+        return self.col_meta.index.to_numpy(dtype=object)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.matrix, index=self.row_meta.index, columns=self.col_meta.index)
+
+
+def _decode_text(raw: np.ndarray) -> np.ndarray:
+    """Fixed- or variable-length byte strings (or numbers) -> object array of str."""
+    return np.array([x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in raw.tolist()],
+                    dtype=object)
+
+
+def _missing_to_none(text: np.ndarray) -> np.ndarray:
+    text = text.copy()
+    text[np.isin(text, _MISSING_TEXT)] = None
+    return text
+
+
+def _meta_values(raw: np.ndarray) -> np.ndarray:
+    """One metadata field as stored -> values with -666 turned into NaN / None."""
+    if raw.dtype.kind in "SOU":
+        return _missing_to_none(_decode_text(raw))
+    if raw.dtype.kind in "iuf" and (raw == MISSING).any():
+        values = raw.astype(np.float64)
+        values[raw == MISSING] = np.nan
+        return values
+    return raw
+
+
+def _meta_frame(fields: dict[str, np.ndarray], ids: np.ndarray, index_name: str) -> pd.DataFrame:
+    index = pd.Index(ids, dtype=object, name=index_name)
+    # dtype=object keeps None (not NaN) for missing text, as documented.
+    return pd.DataFrame({k: pd.Series(v, index=index, dtype=object if v.dtype == object else None)
+                         for k, v in fields.items()}, index=index)
+
+
+def _unique_index(ids: np.ndarray, where: str) -> pd.Index:
+    index = pd.Index(ids, dtype=object)
+    if not index.is_unique:
+        raise DataError(f"{where}: id(s) listed more than once: "
+                        f"{preview(index[index.duplicated()].unique().tolist(), 5)}")
+    return index
+
+
+class GCTXReader:
+    """An open GCTX file: ids at hand, matrix and metadata read on request, by id subset."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: file not found")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as err:  # h5py's error for non-HDF5, truncated or corrupt files
+            raise DataError(f"{self.path}: not a readable HDF5/GCTX file ({err})") from err
+        try:
+            with self._errors():
+                self._check_layout()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _check_layout(self) -> None:
+        for node in (MATRIX_PATH, f"{ROW_META}/id", f"{COL_META}/id"):
+            if not isinstance(self._file.get(node), h5py.Dataset):
+                raise DataError(f"{self.path}: no dataset /{node} (not a GCTX file in CMap layout)")
+        self._matrix = self._file[MATRIX_PATH]
+        if self._matrix.ndim != 2:
+            raise DataError(f"{self.path}: /{MATRIX_PATH} has {self._matrix.ndim} dimensions, "
+                            "expected 2")
+        n_cols, n_rows = self._matrix.shape
+        self.row_ids = _decode_text(self._file[f"{ROW_META}/id"][()])
+        self.col_ids = _decode_text(self._file[f"{COL_META}/id"][()])
+        for ids, n, node, what in ((self.row_ids, n_rows, ROW_META, "genes (axis 1)"),
+                                   (self.col_ids, n_cols, COL_META, "signatures (axis 0)")):
+            if len(ids) != n:
+                raise DataError(f"{self.path}: /{node}/id has {len(ids)} ids but /{MATRIX_PATH} "
+                                f"has {n} {what}")
+        self._row_index = _unique_index(self.row_ids, f"{self.path}: /{ROW_META}/id")
+        self._col_index = _unique_index(self.col_ids, f"{self.path}: /{COL_META}/id")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        # h5py reports corrupt chunks and broken nodes as OSError / KeyError mid-read.
+        try:
+            yield
+        except (OSError, KeyError, UnicodeDecodeError) as err:
+            raise DataError(f"{self.path}: cannot read the GCTX file ({err})") from err
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "GCTXReader":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def positions(self, ids: Sequence[str] | None, axis: str) -> np.ndarray | None:
+        """Positions of `ids` among the row ("row") or column ("col") ids; None means all."""
+        if ids is None:
+            return None
+        index = self._row_index if axis == "row" else self._col_index
+        what = "gene (row)" if axis == "row" else "signature (column)"
+        wanted = _unique_index(np.asarray([str(i) for i in ids], dtype=object),
+                               f"{self.path}: requested {what} ids")
+        found = index.get_indexer(wanted)
+        if (found < 0).any():
+            unknown = wanted[found < 0].tolist()
+            raise DataError(f"{self.path}: unknown {what} id(s) {preview(unknown, 5)}")
+        return found.astype(np.int64)
+
+    def read_meta(self, rows: np.ndarray | None = None,
+                  cols: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(row_meta, col_meta) for the given positions (all when None)."""
+        return (self._group_meta(ROW_META, self.row_ids, rows, "rid"),
+                self._group_meta(COL_META, self.col_ids, cols, "cid"))
+
+    def _group_meta(self, node: str, ids: np.ndarray, take: np.ndarray | None,
+                    index_name: str) -> pd.DataFrame:
+        fields: dict[str, np.ndarray] = {}
+        with self._errors():
+            for name, dataset in self._file[node].items():
+                if name == "id" or not isinstance(dataset, h5py.Dataset):
+                    continue
+                if dataset.shape != (len(ids),):
+                    raise DataError(f"{self.path}: /{node}/{name} has shape {dataset.shape}, "
+                                    f"expected ({len(ids)},) like /{node}/id")
+                values = _meta_values(dataset[()])
+                fields[name] = values if take is None else values[take]
+        return _meta_frame(fields, ids if take is None else ids[take], index_name)
+
+    def read(self, rids: Sequence[str] | None = None,
+             cids: Sequence[str] | None = None) -> GCTXData:
+        """The matrix (genes x signatures) for the requested ids, in the requested order."""
+        rows, cols = self.positions(rids, "row"), self.positions(cids, "col")
+        matrix = self.read_positions(rows, cols)
+        row_meta, col_meta = self.read_meta(rows, cols)
+        return GCTXData(matrix=matrix, row_meta=row_meta, col_meta=col_meta)
+
+    def read_positions(self, rows: np.ndarray | None, cols: np.ndarray | None) -> np.ndarray:
+        """float32 [len(rows), len(cols)]; reads only the chunks holding the wanted signatures."""
+        n_sigs, n_genes = self._matrix.shape
+        cols = np.arange(n_sigs) if cols is None else cols
+        # Genes: one contiguous slice from disk, then an in-memory take in the caller's order.
+        lo, hi = (0, n_genes) if rows is None or not len(rows) else (rows.min(), rows.max() + 1)
+        take = None if rows is None else rows - lo
+        out = np.empty((len(cols), n_genes if rows is None else len(rows)), dtype=np.float32)
+        if out.size == 0:
+            return out.T
+        # Signatures: read in sorted slabs (plain slices: h5py's point lists are ~10x slower),
+        # then put back in request order.
+        order = np.argsort(cols, kind="stable")
+        ordered = cols[order]
+        row_bytes = max(1, (hi - lo) * self._matrix.dtype.itemsize)
+        chunk_rows = self._matrix.chunks[0] if self._matrix.chunks else 1
+        with self._errors():
+            for a, b in _slabs(ordered, row_bytes, chunk_rows):
+                first = ordered[a]
+                block = self._matrix[first:ordered[b - 1] + 1, lo:hi]
+                if len(block) != b - a:  # the slab spans rows not asked for
+                    block = block[ordered[a:b] - first]
+                out[order[a:b]] = block if take is None else block[:, take]
+        return out.T  # a genes x signatures view of the signature-major buffer: no copy
+
+
+def _slabs(ordered: np.ndarray, row_bytes: int, chunk_rows: int) -> Iterator[tuple[int, int]]:
+    """(a, b): read ordered[a:b] as the one slice ordered[a]..ordered[b-1] of the matrix.
+
+    Neighbours share a slab when they share a chunk (so each chunk is read and
+    decompressed once) or when the rows between them cost less than another h5py call;
+    a slab spans at most _BATCH_BYTES (or one chunk) to bound the temporary block.
+    """
+    gap_bytes = (np.diff(ordered) - 1) * row_bytes
+    same_chunk = np.diff(ordered // chunk_rows) == 0
+    starts = np.flatnonzero(np.r_[True, (gap_bytes > _GAP_BYTES) & ~same_chunk])
+    span = max(_BATCH_BYTES // row_bytes, chunk_rows, 1)
+    for a, end in zip(starts, [*starts[1:], len(ordered)]):
+        while a < end:
+            b = a + int(np.searchsorted(ordered[a:end], ordered[a] + span))
+            yield a, b
+            a = b
+
+
+def read_gctx_meta(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(row_meta indexed by gene id, col_meta indexed by signature id); no matrix read."""
+    with GCTXReader(path) as reader:
+        return reader.read_meta()
+
+
+def read_gctx(path: str | Path, rids: Sequence[str] | None = None,
+              cids: Sequence[str] | None = None) -> GCTXData:
+    """Read the genes `rids` x signatures `cids` (None = all) in the order asked for."""
+    with GCTXReader(path) as reader:
+        return reader.read(rids, cids)
+
+
+def _encode_text(values: Sequence) -> np.ndarray:
+    """Text as fixed-length utf-8 byte strings (what CMap readers expect); None/NaN -> -666."""
+    encoded = [str(MISSING).encode() if v is None or (isinstance(v, float) and np.isnan(v))
+               else str(v).encode("utf-8") for v in values]
+    return np.array(encoded, dtype=f"S{max([1, *map(len, encoded)])}")
+
+
+def _meta_array(series: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=np.int8)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
+            return series.to_numpy(dtype=np.int64)
+        return series.to_numpy(dtype=np.float64, na_value=np.nan).copy()
+    return _encode_text(series.tolist())
+
+
+def _write_meta(file: h5py.File, node: str, ids: np.ndarray, meta: pd.DataFrame) -> None:
+    group = file.create_group(node, track_order=True)  # keeps the fields in the caller's order
+    group.create_dataset("id", data=_encode_text(ids))
+    for name in meta.columns:
+        values = _meta_array(meta[name])
+        if values.dtype.kind == "f":
+            values[np.isnan(values)] = MISSING
+        group.create_dataset(str(name), data=values)
+
+
+def _as_ids(ids: Sequence) -> np.ndarray:
+    return np.asarray([str(i) for i in ids], dtype=object)
+
+
+def _aligned_meta(meta: pd.DataFrame | None, ids: np.ndarray, what: str) -> pd.DataFrame:
+    """Metadata rows in `ids` order: by index when it holds exactly these ids, else by position."""
+    if meta is None:
+        return pd.DataFrame(index=pd.RangeIndex(len(ids)))
+    if "id" in meta.columns:
+        raise DataError(f"{what}: 'id' is reserved for the ids; rename that column")
+    if len(meta) != len(ids):
+        raise DataError(f"{what}: {len(meta)} rows for {len(ids)} ids")
+    index = meta.index.astype(str)
+    if index.is_unique and set(index) == set(ids.tolist()):
+        return meta.set_axis(index).reindex(ids.tolist())
+    return meta
+
+
+def _default_chunks(n_genes: int) -> tuple[int, int]:
+    # Whole signatures per chunk, so a signature subset touches only its own chunks.
+    genes = min(n_genes, _CHUNK_BYTES * 16 // 4)
+    return max(1, _CHUNK_BYTES // (4 * genes)), genes
+
+
+class GCTXWriter:
+    """Write a GCTX file signature block by signature block, with bounded memory.
+
+    The matrix dataset is resizable along the signature axis and grows with each
+    `append`. Column ids and metadata are kept until `close()` (a few bytes per signature
+    and field, against 4 x n_genes bytes of matrix) because CMap readers expect
+    fixed-length strings whose width is known only at the end. The file is written under
+    a temporary name beside `path` and renamed into place by `close()`; leaving a `with`
+    block by an exception deletes it instead.
+    """
+
+    def __init__(self, path: str | Path, row_ids: Sequence[str],
+                 row_meta: pd.DataFrame | None = None, chunks: tuple[int, int] | None = None, compression: str | None = None,
+                 compression_opts: int | None = None):
+        """`chunks` is (signatures, genes) per chunk, in the on-disk order."""
+        self.path = Path(path)
+        self.row_ids = _as_ids(row_ids)
+        if not len(self.row_ids):
+            raise DataError(f"{self.path}: a GCTX file needs at least one gene (row)")
+        _unique_index(self.row_ids, f"{self.path}: row_ids")
+        row_meta = _aligned_meta(row_meta, self.row_ids, f"{self.path}: row_meta")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                   dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._col_ids: list[np.ndarray] = []
+        self._col_meta: list[pd.DataFrame] = []
+        try:
+            self._file = h5py.File(self._tmp, "w")
+            self._file.attrs["version"] = np.bytes_(VERSION)
+            n_genes = len(self.row_ids)
+            self._matrix = self._file.create_dataset(
+                MATRIX_PATH, shape=(0, n_genes), maxshape=(None, n_genes), dtype=np.float32,
+                chunks=chunks or _default_chunks(n_genes), compression=compression,
+                compression_opts=compression_opts)
+            _write_meta(self._file, ROW_META, self.row_ids, row_meta)
+        except BaseException:
+            self.abort()
+            raise
+
+    def append(self, block: np.ndarray, col_ids: Sequence[str],
+               col_meta: pd.DataFrame | None = None) -> None:
+        """Add signatures: `block` is genes x k, `col_ids` and `col_meta` have k rows."""
+        block = np.asarray(block, dtype=np.float32)
+        ids = _as_ids(col_ids)
+        if block.ndim != 2 or block.shape != (len(self.row_ids), len(ids)):
+            raise DataError(f"{self.path}: block of shape {block.shape}, expected "
+                            f"({len(self.row_ids)} genes, {len(ids)} signatures)")
+        meta = _aligned_meta(col_meta, ids, f"{self.path}: col_meta")
+        if self._col_meta and list(meta.columns) != list(self._col_meta[0].columns):
+            raise DataError(f"{self.path}: col_meta fields {list(meta.columns)} differ from "
+                            f"those of the first block {list(self._col_meta[0].columns)}")
+        start = self._matrix.shape[0]
+        self._matrix.resize(start + len(ids), axis=0)
+        self._matrix[start:] = block.T
+        self._col_ids.append(ids)
+        self._col_meta.append(meta.reset_index(drop=True))
+
+    def close(self) -> None:
+        """Write the column ids and metadata, then rename the file into place."""
+        try:
+            ids = np.concatenate(self._col_ids) if self._col_ids else np.asarray([], dtype=object)
+            _unique_index(ids, f"{self.path}: col_ids")
+            meta = (pd.concat(self._col_meta, ignore_index=True) if self._col_meta
+                    else pd.DataFrame(index=pd.RangeIndex(0)))
+            _write_meta(self._file, COL_META, ids, meta)
+            self._file.close()
+            with open(self._tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(self._tmp, _FILE_MODE)
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop the temporary file; the target path is left as it was."""
+        if getattr(self, "_file", None) is not None and self._file.id.valid:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "GCTXWriter":
+        return self
+
+    def __exit__(self, kind, _err, _tb) -> None:
+        self.close() if kind is None else self.abort()
+
+
+def write_gctx(path: str | Path, matrix: np.ndarray, row_ids: Sequence[str], col_ids: Sequence[str],
+               row_meta: pd.DataFrame | None = None, col_meta: pd.DataFrame | None = None,
+               chunks: tuple[int, int] | None = None, compression: str | None = None,
+               compression_opts: int | None = None) -> None:
+    """Write a genes x signatures matrix atomically in the CMap layout (stored transposed).
+
+    `chunks` is (signatures, genes) per chunk; `compression="gzip"` with level
+    `compression_opts` shrinks real data at some cost in speed (CMap's files are not).
+    """
+    matrix = np.asarray(matrix)
+    col_ids = _as_ids(col_ids)
+    if matrix.ndim != 2 or matrix.shape != (len(row_ids), len(col_ids)):
+        raise DataError(f"{path}: matrix of shape {matrix.shape}, expected "
+                        f"({len(row_ids)} row ids, {len(col_ids)} col ids)")
+    col_meta = _aligned_meta(col_meta, col_ids, f"{path}: col_meta")
+    step = max(1, _BATCH_BYTES // (4 * max(1, matrix.shape[0])))
+    with GCTXWriter(path, row_ids, row_meta, chunks, compression, compression_opts) as writer:
+        for start in range(0, len(col_ids), step):
+            part = slice(start, start + step)
+            writer.append(matrix[:, part], col_ids[part], col_meta.iloc[part])
+
+
+_NAN_TEXT = ("", "na", "NA", "nan", "NaN", "NAN")
+
+
+def _split_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, stripped tab-separated fields) of every non-blank line."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            return [(number, [cell.strip() for cell in line.rstrip("\r\n").split("\t")])
+                    for number, line in enumerate(handle, start=1) if line.strip()]
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise DataError(f"{path}: cannot read the file ({err})") from err
+
+
+def _gct_dims(path: Path, version: str, fields: list[str]) -> tuple[int, int, int, int]:
+    wanted = 2 if version == "#1.2" else 4
+    numbers = [f for f in fields if f]
+    if len(numbers) != wanted or not all(n.isdigit() for n in numbers):
+        layout = "n_rows n_cols" if wanted == 2 else "n_rows n_cols n_row_meta n_col_meta"
+        raise DataError(f"{path}, line 2: expected {wanted} counts ({layout}), got {fields}")
+    dims = [int(n) for n in numbers]
+    return (dims[0], dims[1], 1, 0) if wanted == 2 else tuple(dims)  # 1.2: Description only
+
+
+def read_gct(path: str | Path) -> GCTXData:
+    """Read a GCT text file, version #1.2 or #1.3, into the type `read_gctx` returns.
+
+    Metadata stays text (ids such as "007" must not become numbers), -666 -> None.
+    Matrix cells "", na, NA, NaN -> NaN.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    lines = _split_lines(path)
+    if len(lines) < 3:
+        raise DataError(f"{path}: too short for a GCT file (version, counts and header lines)")
+    version = lines[0][1][0]
+    if lines[0][0] != 1 or version not in ("#1.2", "#1.3"):
+        raise DataError(f"{path}, line {lines[0][0]}: expected '#1.2' or '#1.3', got {version!r}")
+    n_rows, n_cols, n_rmeta, n_cmeta = _gct_dims(path, version, lines[1][1])
+    width = 1 + n_rmeta + n_cols
+    for number, fields in lines[2:]:
+        if len(fields) != width:
+            raise DataError(f"{path}, line {number}: {len(fields)} fields, expected {width} "
+                            f"(1 id + {n_rmeta} row metadata + {n_cols} columns)")
+    header, meta_lines, data_lines = lines[2], lines[3:3 + n_cmeta], lines[3 + n_cmeta:]
+    if len(meta_lines) < n_cmeta or len(data_lines) != n_rows:
+        raise DataError(f"{path}: line 2 announces {n_cmeta} column-metadata and {n_rows} data "
+                        f"lines, found {len(meta_lines)} and {len(data_lines)}")
+    fields = header[1][1:1 + n_rmeta]
+    col_ids = np.asarray(header[1][1 + n_rmeta:], dtype=object)
+    row_ids = np.asarray([f[0] for _, f in data_lines], dtype=object)
+    _unique_index(col_ids, f"{path}, line {header[0]}: column")
+    _unique_index(row_ids, f"{path}: row")
+    cells = np.array([f for _, f in data_lines], dtype=object).reshape(n_rows, width)
+    col_fields = {f[0]: _missing_to_none(np.asarray(f[1 + n_rmeta:], dtype=object))
+                  for _, f in meta_lines}
+    row_fields = {name: _missing_to_none(cells[:, 1 + k]) for k, name in enumerate(fields)}
+    matrix = _parse_values(path, cells[:, 1 + n_rmeta:], [n for n, _ in data_lines], col_ids)
+    return GCTXData(matrix=matrix, row_meta=_meta_frame(row_fields, row_ids, "rid"),
+                    col_meta=_meta_frame(col_fields, col_ids, "cid"))
+
+
+def _parse_values(path: Path, cells: np.ndarray, line_numbers: list[int],
+                  col_ids: np.ndarray) -> np.ndarray:
+    text = np.where(np.isin(cells, _NAN_TEXT), "nan", cells).astype(str)
+    try:
+        return text.astype(np.float32)
+    except ValueError:
+        for (row, col), cell in np.ndenumerate(text):  # slow path, only to name the bad cell
+            try:
+                float(cell)
+            except ValueError:
+                raise DataError(f"{path}, line {line_numbers[row]}, column '{col_ids[col]}': "
+                                f"non-numeric value '{cell}'") from None
+        raise
