@@ -97,19 +97,37 @@ def test_predict_writes_every_gene(tiny_run, tmp_path):
     genes = tmp_path / "genes.txt"
     genes.write_text("G00003\n# a comment\nG00010\n")
     cfg = compose_cfg([f"run_dir={run_dir}", f"genes={genes}", "format=csv",
-                       f"output={tmp_path / 'p.csv'}", "chunk_size=1"], name="predict")
-    out = pd.read_csv(predict_run(cfg))
-    assert out.shape == (2 * 3, 2 + TINY_DATA["num_readouts"])
+                       f"output={tmp_path / 'p'}", "chunk_size=1"], name="predict")
+    [path] = predict_run(cfg)
+    out = pd.read_csv(path)
+    assert path == tmp_path / "p.csv" and out.shape == (2 * 3, 3 + TINY_DATA["num_readouts"])
     assert out["pert_gene"].tolist()[:2] == ["G00003", "G00010"]
 
-    cfg = compose_cfg([f"run_dir={run_dir}", "pert_types=[OE]"], name="predict")
-    full = pd.read_parquet(predict_run(cfg))
+    cfg = compose_cfg([f"run_dir={run_dir}", "pert_types=[OE]", "format=[parquet,gctx]",
+                       "chunk_size=64"], name="predict")
+    parquet_path, gctx_path = predict_run(cfg)
+    full = pd.read_parquet(parquet_path)
     assert len(full) == TINY_DATA["num_genes"] and set(full["pert_type"]) == {"OE"}
     # The test predictions written at training time are the same model's outputs.
     test_preds = pd.read_parquet(run_dir / "predictions_test.parquet").query("pert_type == 'OE'")
     merged = test_preds.merge(full, on=["pert_type", "pert_gene"], suffixes=("", "_all"))
     col = test_preds.columns[2]
     np.testing.assert_allclose(merged[col], merged[col + "_all"], rtol=1e-4, atol=1e-5)
+
+    # The GCTX holds the same numbers, readable by our reader and by plain h5py (CMap layout).
+    import h5py
+    from tfnet_jax.data.gctx import read_gctx
+    gctx = read_gctx(gctx_path)
+    readouts = full.columns[3:]
+    np.testing.assert_array_equal(gctx.row_ids, readouts)
+    np.testing.assert_allclose(gctx.matrix.T, full[readouts].to_numpy(), rtol=1e-6)
+    assert gctx.col_meta["pert_type"].tolist() == ["OE"] * len(full)
+    with h5py.File(gctx_path, "r") as handle:
+        on_disk = handle["/0/DATA/0/matrix"][...]  # signatures x genes
+        col_ids = [x.decode() for x in handle["/0/META/COL/id"][...]]
+    assert on_disk.shape == (len(full), len(readouts))
+    np.testing.assert_allclose(on_disk, full[readouts].to_numpy(), rtol=1e-6)
+    assert col_ids[0] == "OE:" + full["pert_gene"].iloc[0]
 
 
 def test_predict_rejects_unknown_genes(tiny_run, tmp_path):

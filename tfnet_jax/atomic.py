@@ -58,3 +58,11 @@ def atomic_write_with(path: str | Path, writer) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Move a fully written temporary file (a sibling of `path`) into place."""
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.chmod(tmp, _FILE_MODE)
+    os.replace(tmp, path)

@@ -2,8 +2,10 @@
 
 Loads the run's own config and its best checkpoint, then writes the predicted signature
 of every requested perturbation type for every gene of the graph (or the genes listed
-one per line in `genes=FILE`) to `RUN_DIR/predictions.{parquet,csv}` (or `output=PATH`).
-Rows are written in chunks, so memory stays bounded for genome-wide gene lists.
+one per line in `genes=FILE`) to `RUN_DIR/predictions.{parquet,csv,gctx}` (`format=` takes
+one or several, e.g. `format=[parquet,gctx]`; `output=STEM` moves them), with metadata
+(pert_type, gene ID, symbol where a gene table knows it). Chunks are streamed to every
+file, so memory stays bounded for genome-wide gene lists; files appear atomically.
 """
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.atomic import publish
 from tfnet_jax.data.dataset import DataError
+from tfnet_jax.data.gctx import GCTXWriter
+from tfnet_jax.data.gene_ids import GeneTable
 from tfnet_jax.run import CONFIG_DIR, build_trainer, load_prepared
 
 log = logging.getLogger(__name__)
-FORMATS = ("parquet", "csv")
+FORMATS = ("parquet", "csv", "gctx")
 
 
 def read_gene_list(path: str | Path, known: dict[str, int]) -> np.ndarray:
@@ -44,41 +48,92 @@ def read_gene_list(path: str | Path, known: dict[str, int]) -> np.ndarray:
     return np.array([known[g] for _, g in names], dtype=np.int32)
 
 
-def _chunk_frames(trainer, prepared, gene_index, pert_types, chunk_size):
-    readouts = prepared.data.readout_genes.tolist()
+def _chunks(trainer, prepared, gene_index, pert_types, chunk_size):
+    """Yields (pert_type, gene indices, predictions [k, R]) chunk by chunk."""
     for t in pert_types:
         for start in range(0, len(gene_index), chunk_size):
             chunk = gene_index[start:start + chunk_size]
             pred = prepared.unscale(trainer.predict(prepared.query(chunk, t)), t)
-            frame = pd.DataFrame(pred.astype(np.float32), columns=readouts)
-            frame.insert(0, "pert_gene", prepared.data.genes[chunk])
-            frame.insert(0, "pert_type", t)
-            yield frame
+            yield t, chunk, pred.astype(np.float32)
 
 
-def write_predictions(path: Path, frames, fmt: str) -> int:
-    """Stream frames into one file, atomically; returns the number of rows."""
-    rows = 0
+class TableSink:
+    """Parquet or CSV: one row per (pert_type, pert_gene), one column per readout."""
 
-    def writer(tmp):
-        nonlocal rows
-        if fmt == "parquet":
+    def __init__(self, path: Path, fmt: str, readouts: list[str]):
+        self.path, self.fmt, self.readouts = path, fmt, readouts
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.writer, self.rows = None, 0
+
+    def write(self, meta: pd.DataFrame, pred: np.ndarray):
+        frame = pd.concat([meta.reset_index(drop=True),
+                           pd.DataFrame(pred, columns=self.readouts)], axis=1)
+        if self.fmt == "csv":
+            frame.to_csv(self.tmp, mode="w" if self.rows == 0 else "a", header=self.rows == 0,
+                         index=False)
+        else:
             import pyarrow as pa
             import pyarrow.parquet as pq
-            sink = None
-            for frame in frames:
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                sink = sink or pq.ParquetWriter(tmp, table.schema)
-                sink.write_table(table)
-                rows += len(frame)
-            if sink is not None:
-                sink.close()
-        else:
-            for i, frame in enumerate(frames):
-                frame.to_csv(tmp, mode="w" if i == 0 else "a", header=i == 0, index=False)
-                rows += len(frame)
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            self.writer = self.writer or pq.ParquetWriter(self.tmp, table.schema)
+            self.writer.write_table(table)
+        self.rows += len(frame)
 
-    atomic_write_with(path, writer)
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+        publish(self.tmp, self.path)
+
+    def abort(self):
+        if self.writer is not None:
+            self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class GctxSink:
+    """GCTX in the CMap layout: readout genes x signatures, column id TYPE:GENE."""
+
+    def __init__(self, path: Path, readouts: list[str], readout_symbols: list):
+        self.path = path
+        self.writer = GCTXWriter(path, readouts, row_meta=pd.DataFrame(
+            {"pr_gene_symbol": readout_symbols}, index=readouts))
+
+    def write(self, meta: pd.DataFrame, pred: np.ndarray):
+        ids = (meta["pert_type"] + ":" + meta["pert_gene"]).tolist()
+        self.writer.append(pred.T, ids, col_meta=meta.set_axis(ids))
+
+    def close(self):
+        self.writer.close()
+
+    def abort(self):
+        self.writer.abort()
+
+
+def find_gene_table(train_cfg, explicit: str | None) -> GeneTable | None:
+    """The gene table for symbols: `gene_table=PATH`, else ROOT/gene_meta*.csv[.gz] of data=dir."""
+    if explicit:
+        return GeneTable.from_file(explicit)
+    root = train_cfg.data.get("root") if train_cfg.data.get("name") == "dir" else None
+    found = sorted(Path(root).glob("gene_meta*.csv*")) if root else []
+    return GeneTable.from_file(found[0]) if found else None
+
+
+def write_predictions(sinks: list, chunks, symbol_of) -> int:
+    """Streams every chunk into every sink; on any error no partial file is left."""
+    rows = 0
+    try:
+        for pert_type, genes, pred in chunks:
+            meta = pd.DataFrame({"pert_type": pert_type, "pert_gene": genes,
+                                 "pert_symbol": [symbol_of(g) for g in genes]})
+            for sink in sinks:
+                sink.write(meta, pred)
+            rows += len(genes)
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    for sink in sinks:
+        sink.close()
     return rows
 
 
@@ -87,8 +142,10 @@ def predict_run(cfg: DictConfig) -> Path:
     config_file = run_dir / ".hydra" / "config.yaml"
     if not config_file.exists():
         raise DataError(f"run_dir={run_dir}: no training config at {config_file}")
-    if cfg.format not in FORMATS:
-        raise DataError(f"format={cfg.format!r}: choose one of {FORMATS}")
+    formats = [cfg.format] if isinstance(cfg.format, str) else list(cfg.format)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise DataError(f"format={formats}: choose from {FORMATS}")
     train_cfg = OmegaConf.load(config_file)
     prepared = load_prepared(train_cfg)
     types = list(cfg.pert_types) if cfg.pert_types is not None else prepared.types
@@ -103,12 +160,21 @@ def predict_run(cfg: DictConfig) -> Path:
         gene_index = read_gene_list(cfg.genes, prepared.data.gene_position())
     else:
         gene_index = np.arange(prepared.data.num_genes, dtype=np.int32)
-    output = Path(cfg.output) if cfg.output else run_dir / f"predictions.{cfg.format}"
-    rows = write_predictions(output, _chunk_frames(trainer, prepared, gene_index, types, cfg.chunk_size),
-                             cfg.format)
+    stem = Path(cfg.output) if cfg.output else run_dir / "predictions"
+    genes = prepared.data.genes
+    table = find_gene_table(train_cfg, cfg.gene_table)
+    symbols = dict(zip(genes.tolist(), table.to_symbols(genes)[0])) if table else {}
+    readouts = prepared.data.readout_genes.tolist()
+    sinks = [GctxSink(stem.with_suffix(".gctx"), readouts, [symbols.get(g) for g in readouts])
+             if fmt == "gctx" else TableSink(stem.with_suffix(f".{fmt}"), fmt, readouts)
+             for fmt in formats]
+    chunks = ((t, genes[index], pred)
+              for t, index, pred in _chunks(trainer, prepared, gene_index, types, cfg.chunk_size))
+    rows = write_predictions(sinks, chunks, lambda g: symbols.get(g))
+    paths = [str(sink.path) for sink in sinks]
     print(f"wrote {rows} predicted signatures ({len(gene_index)} genes x {len(types)} types, "
-          f"{len(prepared.data.readout_genes)} readouts) to {output}")
-    return output
+          f"{len(readouts)} readouts) to {', '.join(paths)}")
+    return [sink.path for sink in sinks]
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from tfnet_jax.atomic import _FILE_MODE
+from tfnet_jax.atomic import publish
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.tables import preview
 
@@ -371,10 +371,7 @@ class GCTXWriter:
                     else pd.DataFrame(index=pd.RangeIndex(0)))
             _write_meta(self._file, COL_META, ids, meta)
             self._file.close()
-            with open(self._tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.chmod(self._tmp, _FILE_MODE)
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
         except BaseException:
             self.abort()
             raise

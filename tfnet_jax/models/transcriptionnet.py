@@ -112,8 +112,8 @@ class TranscriptionNet(nnx.Module):
                  feature_dim: int | None, node_input: str = "auto", hidden: int = 64,
                  gat_layers: int = 3, heads: int = 4, fusion: str = "attention",
                  fusion_dim: int = 32, head_hidden: int = 256, head_blocks: int = 2,
-                 dropout: float = 0.2, on_target: bool = False, refine: dict | None = None,
-                 rngs: nnx.Rngs):
+                 dropout: float = 0.2, on_target: bool = False, on_target_init=None,
+                 linear_skip: bool = False, refine: dict | None = None, rngs: nnx.Rngs):
         if node_input == "auto":
             node_input = "features" if feature_dim else "embedding"
         if node_input not in ("features", "embedding", "both"):
@@ -132,7 +132,15 @@ class TranscriptionNet(nnx.Module):
         self.heads = nnx.List([
             FunDNNHead(hidden, head_hidden, head_blocks, num_readouts, dropout, rngs=rngs)
             for _ in range(num_types)])
-        self.on_target = nnx.Param(jnp.zeros((num_types,))) if on_target else None
+        # Started at a data estimate (when given): Adam moves a zero start only ~lr per step.
+        start = jnp.zeros((num_types,)) if on_target_init is None else jnp.asarray(on_target_init)
+        self.on_target = nnx.Param(start.astype(jnp.float32)) if on_target else None
+        if linear_skip and not feature_dim:
+            raise ValueError("model.linear_skip needs node features, and the data has none")
+        # A ridge-like linear path from the perturbed gene's features, per type.
+        self.skip = (nnx.List([nnx.Linear(feature_dim, num_readouts, kernel_init=nnx.initializers.zeros,
+                                          rngs=rngs) for _ in range(num_types)])
+                     if linear_skip else None)
         self.refiner = (CrossTypeRefiner(num_types, num_readouts, **refine, rngs=rngs)
                         if refine is not None else None)
 
@@ -162,6 +170,9 @@ class TranscriptionNet(nnx.Module):
         genes = embedding[pert_index]
         outputs = jnp.stack([head(genes, deterministic=deterministic, rngs=rngs)
                              for head in self.heads])  # [T, B, R]
+        if self.skip is not None:
+            own_features = context["features"][pert_index]
+            outputs = outputs + jnp.stack([skip(own_features) for skip in self.skip])
         if self.on_target is not None:
             own_column = jax.nn.one_hot(context["readout_col"][pert_index], outputs.shape[-1],
                                         dtype=outputs.dtype)  # all zeros for col -1

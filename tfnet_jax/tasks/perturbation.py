@@ -138,6 +138,19 @@ def prepare(data: PerturbationData, splits: dict[str, np.ndarray]) -> PreparedDa
         observed_slot=observed_slot)
 
 
+def own_column_shift(prepared: PreparedData) -> np.ndarray:
+    """Per type, the mean standardised value of the perturbed gene's own readout column
+    over TRAINING rows whose perturbed gene is a readout (0 where there are none)."""
+    rows = prepared.rows("train")
+    column = prepared.readout_col[rows["pert_index"]]
+    shift = np.zeros(len(prepared.types), np.float32)
+    for t_id in range(len(prepared.types)):
+        hit = (rows["pert_type"] == t_id) & (column >= 0)
+        if hit.any():
+            shift[t_id] = rows["target"][np.flatnonzero(hit), column[hit]].mean()
+    return shift
+
+
 def build_model(model_cfg: dict, prepared: PreparedData, seed: int) -> TranscriptionNet:
     cfg = {k: v for k, v in dict(model_cfg).items() if k not in ("name", "beta")}
     refine = dict(cfg.pop("refine", None) or {"enabled": False})
@@ -146,6 +159,7 @@ def build_model(model_cfg: dict, prepared: PreparedData, seed: int) -> Transcrip
         num_nodes=prepared.data.num_genes + 1, num_layers=len(prepared.graphs),
         num_types=len(prepared.types), num_readouts=len(prepared.data.readout_genes),
         feature_dim=feature_dim, refine=refine if refine.pop("enabled") else None,
+        on_target_init=own_column_shift(prepared) if cfg.get("on_target") else None,
         rngs=nnx.Rngs(params=seed), **cfg)
 
 
