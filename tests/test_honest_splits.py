@@ -4,9 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
-from conftest import TINY_DATA, TINY_MODEL
 from tfnet_jax.data.datadir import load_data_dir
 from tfnet_jax.data.splits import assign_splits
 from tfnet_jax.run import train_and_evaluate

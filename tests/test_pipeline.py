@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
 
 from conftest import REPO_ROOT, TINY_DATA, TINY_MODEL
 from tfnet_jax.run import run_name, train_and_evaluate
@@ -68,8 +67,6 @@ def test_unknown_layer_is_a_clear_error(tmp_path):
 def tiny_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     cfg = compose_cfg(tiny_overrides())
-    (run_dir / ".hydra").mkdir()
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     return run_dir, train_and_evaluate(cfg, run_dir)
 
 

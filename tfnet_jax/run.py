@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from tfnet_jax.atomic import atomic_write_json, atomic_write_with
+from tfnet_jax.atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.load import load_perturbation_data
 from tfnet_jax.data.splits import assign_splits
@@ -85,6 +85,9 @@ def build_trainer(cfg: DictConfig, prepared: task.PreparedData, run_dir: Path | 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     """Train (or resume), then score the model and every baseline on the test genes."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / ".hydra" / "config.yaml"
+    if not config_file.exists():  # Hydra writes it for CLI runs; library callers get it here
+        atomic_write_text(config_file, OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_json(run_dir / "run_info.json", {"seed": cfg.seed, **run_info()})
     prepared = load_prepared(cfg)
     write_splits(run_dir / "splits.csv", prepared.data, prepared.splits)
