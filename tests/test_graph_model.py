@@ -140,3 +140,21 @@ def test_refiner_uses_observed_other_types_but_never_the_target():
     # ...while an observed signature of another type does.
     poked = observed.at[1, 0].add(5.0)
     assert not np.allclose(np.asarray(refiner(predicted, poked, has, target))[0], np.asarray(out)[0])
+
+
+def test_ridge_started_skip_reproduces_ridge_at_initialisation(tiny_prepared):
+    from conftest import TINY_MODEL
+    from tfnet_jax.tasks import perturbation as task
+    cfg = {**TINY_MODEL, "linear_skip": True, "skip_init": "ridge"}
+    model = task.build_model(cfg, tiny_prepared, seed=0)
+    rows = tiny_prepared.rows("valid")
+    out = np.asarray(task.predict_fn(model, rows, tiny_prepared.context))
+    weights = task.ridge_skip_weights(tiny_prepared)
+    features = tiny_prepared.features[rows["pert_index"]]
+    expected = np.stack([features[i] @ weights[t][0] + weights[t][1]
+                         for i, t in enumerate(rows["pert_type"])])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    # Ridge fitted on training genes carries real signal on the held-out validation genes.
+    assert np.mean(np.asarray(row_pearson(jnp.asarray(out), jnp.asarray(rows["target"])))) > 0.2
+    with pytest.raises(ValueError, match="needs model.linear_skip"):
+        task.build_model({**TINY_MODEL, "skip_init": "ridge"}, tiny_prepared, seed=0)
