@@ -7,6 +7,7 @@ One run = one Hydra run dir holding `.hydra/`, `run_info.json`, `splits.csv`,
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import sys
@@ -50,13 +51,13 @@ def write_splits(path: Path, data, splits: dict[str, np.ndarray]) -> None:
     atomic_write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
-def write_test_predictions(path: Path, trainer: Trainer, prepared: task.PreparedData) -> None:
+def _write_test_table(path: Path, prepared: task.PreparedData, values) -> None:
+    """One row per test gene of each type: `pert_type, pert_gene`, one column per readout."""
     frames = []
     for t in prepared.types:
         table = prepared.data.signatures[t]
         chosen = prepared.splits[t] == "test"
-        pred = prepared.unscale(trainer.predict(prepared.query(table.pert_index[chosen], t)), t)
-        frame = pd.DataFrame(pred, columns=prepared.data.readout_genes.tolist())
+        frame = pd.DataFrame(values(t, table, chosen), columns=prepared.data.readout_genes.tolist())
         frame.insert(0, "pert_gene", table.pert_genes[chosen])
         frame.insert(0, "pert_type", t)
         frames.append(frame)
@@ -64,11 +65,59 @@ def write_test_predictions(path: Path, trainer: Trainer, prepared: task.Prepared
     atomic_write_with(path, lambda tmp: result.to_parquet(tmp, index=False))
 
 
+def write_test_predictions(run_dir: Path, trainer: Trainer, prepared: task.PreparedData) -> None:
+    """`predictions_test.parquet` and, row for row, the observed `truth_test.parquet`."""
+    _write_test_table(run_dir / "predictions_test.parquet", prepared, lambda t, table, chosen:
+                      prepared.unscale(trainer.predict(prepared.query(table.pert_index[chosen], t)), t))
+    _write_test_table(run_dir / "truth_test.parquet", prepared,
+                      lambda t, table, chosen: table.values[chosen])
+
+
+def resolve_ablation(ablation: str, names: list[str]) -> list[str]:
+    """`network.ablation` -> layer names: `all`, `only_<i>` or `drop_<i>` (i: index in `names`).
+
+    Indices, not names, so one ablation experiment runs on any data's layers.
+    """
+    match = re.fullmatch(r"(only|drop)_(\d+)", str(ablation))
+    if ablation == "all":
+        return list(names)
+    if match is None:
+        raise DataError(f"network.ablation={ablation!r}: expected all, only_<i> or drop_<i>")
+    i = int(match.group(2))
+    if i >= len(names):
+        raise DataError(f"network.ablation={ablation}: layer index {i} out of range; the data has "
+                        f"{len(names)} layer(s) {names} (indices 0-{len(names) - 1})")
+    if match.group(1) == "only":
+        return [names[i]]
+    if len(names) == 1:
+        raise DataError(f"network.ablation={ablation}: dropping the only layer {names} leaves none")
+    return names[:i] + names[i + 1:]
+
+
+def finished_before(run_dir: Path) -> bool:
+    """True when the run wrote metrics.json and its newest checkpoint says training finished."""
+    if not (run_dir / "metrics.json").exists():
+        return False
+    # The meta is Orbax's JsonSave item; reading the file avoids building the model to restore it.
+    steps = [int(p.name) for p in (run_dir / "checkpoints" / "latest").glob("[0-9]*")
+             if p.name.isdigit()]
+    if not steps:
+        return False
+    meta_file = run_dir / "checkpoints" / "latest" / str(max(steps)) / "meta" / "metadata"
+    try:
+        return bool(json.loads(meta_file.read_text()).get("finished"))
+    except (OSError, ValueError):
+        return False
+
+
 def load_prepared(cfg: DictConfig) -> task.PreparedData:
     """Data -> chosen layers/types -> split by perturbed gene -> fitted scalers."""
     data = load_perturbation_data(OmegaConf.to_container(cfg.data, resolve=True))
     layers = cfg.network.layers
     data = data.select_layers(None if layers is None else list(layers))
+    ablation = cfg.network.get("ablation", "all")
+    if ablation != "all":
+        data = data.select_layers(resolve_ablation(ablation, [layer.name for layer in data.layers]))
     splits = assign_splits(data, seed=cfg.split.seed, valid_frac=cfg.split.valid_frac,
                            test_frac=cfg.split.test_frac, min_train=cfg.split.min_train)
     return task.prepare(data, splits)
@@ -84,6 +133,9 @@ def build_trainer(cfg: DictConfig, prepared: task.PreparedData, run_dir: Path | 
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     """Train (or resume), then score the model and every baseline on the test genes."""
+    if finished_before(run_dir):  # lets a re-run sweep finish only its missing arms
+        print(f"Skipped {run_dir}: already finished (metrics.json present)", flush=True)
+        return json.loads((run_dir / "metrics.json").read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
     config_file = run_dir / ".hydra" / "config.yaml"
     if not config_file.exists():  # Hydra writes it for CLI runs; library callers get it here
@@ -104,12 +156,13 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     oracle = task.oracle_metrics(prepared, "test")
     extras = {"fusion_weights": task.fusion_weights(trainer.model, prepared),
               "train": {k: meta[k] for k in ("step", "best_step", "best_score")},
-              "split_sizes": counts}
+              "split_sizes": counts, "layers": [layer.name for layer in prepared.data.layers]}
     if oracle is not None:
         extras["oracle"] = oracle
-    atomic_write_json(run_dir / "metrics.json", {**metrics, **extras})
     if cfg.predictions.write:
-        write_test_predictions(run_dir / "predictions_test.parquet", trainer, prepared)
+        write_test_predictions(run_dir, trainer, prepared)
+    # Last: metrics.json marks the run done (a re-run sweep skips it), so it follows the rest.
+    atomic_write_json(run_dir / "metrics.json", {**metrics, **extras})
 
     print(f"\nTest-set results ({run_dir}):")
     print(format_results_table(metrics))

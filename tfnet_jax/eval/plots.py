@@ -1,0 +1,92 @@
+"""Matplotlib figures for experiment reports (Agg backend: files only, no display needed).
+
+Every function takes plain tables and a path, writes one PNG atomically and returns the path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from tfnet_jax.atomic import atomic_write_with  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return Path(path)
+
+
+def bars_with_ci(summary: pd.DataFrame, factor: str, path: Path, title: str,
+                 metric: str = "pearson_delta") -> Path:
+    """Grouped bars: one group per perturbation type, one bar per `factor` level, 95% CI."""
+    frame = summary[summary["metric"] == metric]
+    levels = list(dict.fromkeys(frame[factor]))
+    types = list(dict.fromkeys(frame["pert_type"]))
+    width = 0.8 / max(len(levels), 1)
+    fig, ax = plt.subplots(figsize=(min(12, 3 + 0.3 * len(types) * len(levels)), 3.6))
+    for i, level in enumerate(levels):
+        rows = frame[frame[factor] == level].set_index("pert_type").reindex(types)
+        mean = rows["mean"].to_numpy(float)
+        err = np.vstack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean])
+        ax.bar(np.arange(len(types)) + (i - (len(levels) - 1) / 2) * width, mean, width,
+               yerr=np.nan_to_num(err), capsize=2, label=str(level))
+    ax.set_xticks(np.arange(len(types)), types)
+    ax.set_ylabel(f"test {metric} (mean, 95% CI)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
+    return _save(fig, path)
+
+
+def predicted_vs_true(pred: pd.DataFrame, truth: pd.DataFrame, path: Path, n: int = 4) -> Path:
+    """Scatter of predicted vs observed readouts for the first `n` test perturbations."""
+    keys = ["pert_type", "pert_gene"]
+    merged = pred.merge(truth, on=keys, suffixes=("", "@true"))
+    readouts = [c for c in pred.columns if c not in keys]
+    rows = merged.head(n)
+    fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3), squeeze=False)
+    for ax, (_, row) in zip(axes[0], rows.iterrows()):
+        x = row[[f"{c}@true" for c in readouts]].to_numpy(float)
+        y = row[readouts].to_numpy(float)
+        ax.scatter(x, y, s=5, alpha=0.6)
+        lim = [min(x.min(), y.min()), max(x.max(), y.max())]
+        ax.plot(lim, lim, color="grey", lw=0.8)
+        ax.set_title(f"{row['pert_type']} {row['pert_gene']} (r={np.corrcoef(x, y)[0, 1]:.2f})",
+                     fontsize=8)
+        ax.set_xlabel("observed")
+    axes[0, 0].set_ylabel("predicted")
+    return _save(fig, path)
+
+
+def learning_curves(curves: dict[str, pd.DataFrame], path: Path,
+                    metric: str = "valid/pearson_delta") -> Path:
+    """Training loss and a validation metric against step, one line per run label."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for label, log in curves.items():
+        for ax, column in ((left, "train/loss"), (right, metric)):
+            if column in log:
+                rows = log.dropna(subset=[column])
+                ax.plot(rows["step"], rows[column], label=label, lw=1)
+    left.set_ylabel("train/loss")
+    right.set_ylabel(metric)
+    for ax in (left, right):
+        ax.set_xlabel("step")
+    right.legend(fontsize=7, frameon=False)
+    return _save(fig, path)
+
+
+def fusion_weights(weights: pd.DataFrame, path: Path) -> Path:
+    """Mean fusion attention per layer and arm (columns `arm`, `layer`, `weight`)."""
+    table = weights.pivot_table(index="arm", columns="layer", values="weight", aggfunc="mean",
+                                sort=False)
+    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(table) + 2), 3.4))
+    table.plot.bar(ax=ax, rot=30)
+    ax.set_ylabel("mean fusion attention")
+    ax.legend(fontsize=7, frameon=False)
+    return _save(fig, path)

@@ -1,0 +1,1 @@
+"""Experiment tooling: aggregate Hydra multiruns into tables, statistics and reports."""
