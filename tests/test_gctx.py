@@ -10,7 +10,8 @@ import pytest
 
 from tfnet_jax.data import gctx
 from tfnet_jax.data.dataset import DataError
-from tfnet_jax.data.gctx import (GCTXReader, GCTXWriter, read_gct, read_gctx, read_gctx_meta,
+from tfnet_jax.data.gct import read_gct
+from tfnet_jax.data.gctx import (GCTXReader, GCTXWriter, read_gctx, read_gctx_meta,
                                  write_gctx)
 
 GENES = ["7157", "4609", "3845", "007", "1"]
