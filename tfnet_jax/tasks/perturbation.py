@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from sklearn.linear_model import Ridge
 
 from tfnet_jax.data.dataset import PerturbationData
-from tfnet_jax.eval.metrics import signature_metrics
+from tfnet_jax.eval.metrics import row_pearson, signature_metrics
 from tfnet_jax.graph.multiplex import multiplex_graphs
 from tfnet_jax.models.baselines import fit_predict_baselines
 from tfnet_jax.models.transcriptionnet import TranscriptionNet
@@ -157,11 +158,9 @@ def ridge_skip_weights(prepared: PreparedData, alphas=np.logspace(-1, 4, 11)):
     Fitted on TRAINING rows; alpha maximises the mean validation Pearson r (in the
     standardised space, i.e. centred on the training mean). Returns [(kernel [F, R], bias [R])].
     """
-    from sklearn.linear_model import Ridge
-    from tfnet_jax.eval.metrics import row_pearson
     weights = []
+    train, valid = prepared.rows("train"), prepared.rows("valid")
     for t_id in range(len(prepared.types)):
-        train, valid = prepared.rows("train"), prepared.rows("valid")
         pick = lambda rows: rows["pert_type"] == t_id  # noqa: E731
         x_tr = prepared.features[train["pert_index"][pick(train)]]
         y_tr = train["target"][pick(train)]
