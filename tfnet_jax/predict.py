@@ -22,7 +22,8 @@ from tfnet_jax.atomic import publish
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.gctx import GCTXWriter
 from tfnet_jax.data.gene_ids import GeneTable
-from tfnet_jax.run import CONFIG_DIR, build_trainer, load_prepared
+from tfnet_jax.run import CONFIG_DIR
+from tfnet_jax.tasks.perturbation_run import build_trainer, load_prepared
 
 log = logging.getLogger(__name__)
 FORMATS = ("parquet", "csv", "gctx")

@@ -7,6 +7,7 @@ One run = one Hydra run dir holding `.hydra/`, `run_info.json`, `splits.csv`,
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import re
@@ -14,21 +15,18 @@ import sys
 from pathlib import Path
 
 import hydra
-import numpy as np
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from tfnet_jax.atomic import atomic_write_json, atomic_write_text, atomic_write_with
+from tfnet_jax.atomic import atomic_write_json, atomic_write_text
 from tfnet_jax.data.dataset import DataError
-from tfnet_jax.data.load import load_perturbation_data
-from tfnet_jax.data.splits import assign_splits
-from tfnet_jax.eval.metrics import format_results_table
 from tfnet_jax.run_info import run_info
-from tfnet_jax.tasks import perturbation as task
-from tfnet_jax.train.engine import Trainer, TrainConfig
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
+# model.name -> the module whose `run(cfg, run_dir)` trains and evaluates that family.
+FAMILIES = {"transcriptionnet": "tfnet_jax.tasks.perturbation_run",
+            "tfnet": "tfnet_jax.tasks.expression_run",
+            "genonet": "tfnet_jax.tasks.genotype_run"}
 
 
 def run_name(overrides: str) -> str:
@@ -43,55 +41,6 @@ def run_name(overrides: str) -> str:
 
 if not OmegaConf.has_resolver("run_name"):
     OmegaConf.register_new_resolver("run_name", run_name)
-
-
-def write_splits(path: Path, data, splits: dict[str, np.ndarray]) -> None:
-    frame = pd.concat([pd.DataFrame({"pert_type": t, "pert_gene": data.signatures[t].pert_genes,
-                                     "split": splits[t]}) for t in data.pert_types])
-    atomic_write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def _write_test_table(path: Path, prepared: task.PreparedData, values) -> None:
-    """One row per test gene of each type: `pert_type, pert_gene`, one column per readout."""
-    frames = []
-    for t in prepared.types:
-        table = prepared.data.signatures[t]
-        chosen = prepared.splits[t] == "test"
-        frame = pd.DataFrame(values(t, table, chosen), columns=prepared.data.readout_genes.tolist())
-        frame.insert(0, "pert_gene", table.pert_genes[chosen])
-        frame.insert(0, "pert_type", t)
-        frames.append(frame)
-    result = pd.concat(frames, ignore_index=True)
-    atomic_write_with(path, lambda tmp: result.to_parquet(tmp, index=False))
-
-
-def write_test_predictions(run_dir: Path, trainer: Trainer, prepared: task.PreparedData) -> None:
-    """`predictions_test.parquet` and, row for row, the observed `truth_test.parquet`."""
-    _write_test_table(run_dir / "predictions_test.parquet", prepared, lambda t, table, chosen:
-                      prepared.unscale(trainer.predict(prepared.query(table.pert_index[chosen], t)), t))
-    _write_test_table(run_dir / "truth_test.parquet", prepared,
-                      lambda t, table, chosen: table.values[chosen])
-
-
-def resolve_ablation(ablation: str, names: list[str]) -> list[str]:
-    """`network.ablation` -> layer names: `all`, `only_<i>` or `drop_<i>` (i: index in `names`).
-
-    Indices, not names, so one ablation experiment runs on any data's layers.
-    """
-    match = re.fullmatch(r"(only|drop)_(\d+)", str(ablation))
-    if ablation == "all":
-        return list(names)
-    if match is None:
-        raise DataError(f"network.ablation={ablation!r}: expected all, only_<i> or drop_<i>")
-    i = int(match.group(2))
-    if i >= len(names):
-        raise DataError(f"network.ablation={ablation}: layer index {i} out of range; the data has "
-                        f"{len(names)} layer(s) {names} (indices 0-{len(names) - 1})")
-    if match.group(1) == "only":
-        return [names[i]]
-    if len(names) == 1:
-        raise DataError(f"network.ablation={ablation}: dropping the only layer {names} leaves none")
-    return names[:i] + names[i + 1:]
 
 
 def finished_before(run_dir: Path) -> bool:
@@ -110,29 +59,14 @@ def finished_before(run_dir: Path) -> bool:
         return False
 
 
-def load_prepared(cfg: DictConfig) -> task.PreparedData:
-    """Data -> chosen layers/types -> split by perturbed gene -> fitted scalers."""
-    data = load_perturbation_data(OmegaConf.to_container(cfg.data, resolve=True))
-    layers = cfg.network.layers
-    data = data.select_layers(None if layers is None else list(layers))
-    ablation = cfg.network.get("ablation", "all")
-    if ablation != "all":
-        data = data.select_layers(resolve_ablation(ablation, [layer.name for layer in data.layers]))
-    splits = assign_splits(data, seed=cfg.split.seed, valid_frac=cfg.split.valid_frac,
-                           test_frac=cfg.split.test_frac, min_train=cfg.split.min_train)
-    return task.prepare(data, splits)
-
-
-def build_trainer(cfg: DictConfig, prepared: task.PreparedData, run_dir: Path | None) -> Trainer:
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model = task.build_model(model_cfg, prepared, seed=cfg.seed)
-    train_cfg = TrainConfig.from_dict(OmegaConf.to_container(cfg.train, resolve=True))
-    return Trainer(model, train_cfg, loss_fn=task.make_loss_fn(model_cfg["beta"]),
-                   predict_fn=task.predict_fn, context=prepared.context, run_dir=run_dir)
+def family_module(name: str):
+    if name not in FAMILIES:
+        raise DataError(f"model.name={name!r}: unknown model family; known: {sorted(FAMILIES)}")
+    return importlib.import_module(FAMILIES[name])
 
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> dict:
-    """Train (or resume), then score the model and every baseline on the test genes."""
+    """Train (or resume) the family named by `model.name`, then score it and its baselines."""
     if finished_before(run_dir):  # lets a re-run sweep finish only its missing arms
         print(f"Skipped {run_dir}: already finished (metrics.json present)", flush=True)
         return json.loads((run_dir / "metrics.json").read_text())
@@ -141,37 +75,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> dict:
     if not config_file.exists():  # Hydra writes it for CLI runs; library callers get it here
         atomic_write_text(config_file, OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_json(run_dir / "run_info.json", {"seed": cfg.seed, **run_info()})
-    prepared = load_prepared(cfg)
-    write_splits(run_dir / "splits.csv", prepared.data, prepared.splits)
-    counts = {t: {s: int((prepared.splits[t] == s).sum()) for s in ("train", "valid", "test")}
-              for t in prepared.types}
-    log.info("data %s: %d genes, layers %s, split sizes %s", prepared.data.source,
-             prepared.data.num_genes, [layer.name for layer in prepared.data.layers], counts)
-
-    trainer = build_trainer(cfg, prepared, run_dir)
-    meta = trainer.fit(prepared.rows("train"), lambda tr: task.validation_metrics(tr, prepared))
-
-    metrics = {"model": task.evaluate_split(trainer, prepared, "test"),
-               "baselines": task.baseline_metrics(prepared, "test")}
-    oracle = task.oracle_metrics(prepared, "test")
-    extras = {"fusion_weights": task.fusion_weights(trainer.model, prepared),
-              "train": {k: meta[k] for k in ("step", "best_step", "best_score")},
-              "split_sizes": counts, "layers": [layer.name for layer in prepared.data.layers]}
-    if oracle is not None:
-        extras["oracle"] = oracle
-    if cfg.predictions.write:
-        write_test_predictions(run_dir, trainer, prepared)
-    # Last: metrics.json marks the run done (a re-run sweep skips it), so it follows the rest.
-    atomic_write_json(run_dir / "metrics.json", {**metrics, **extras})
-
-    print(f"\nTest-set results ({run_dir}):")
-    print(format_results_table(metrics))
-    if oracle is not None:
-        ceiling = ", ".join(f"{t} {m['pearson_delta']:.3f}" for t, m in oracle.items())
-        print(f"oracle (planted truth, no noise) pearson_delta: {ceiling}")
-    weights = ", ".join(f"{k} {v:.2f}" for k, v in extras["fusion_weights"].items())
-    print(f"fusion attention per layer: {weights}")
-    return {**metrics, **extras}
+    return family_module(cfg.model.name).run(cfg, run_dir)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
