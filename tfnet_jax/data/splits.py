@@ -16,7 +16,7 @@ import numpy as np
 from tfnet_jax.data.dataset import SPLIT_NAMES, DataError, PerturbationData
 
 
-def _hash_order(genes: np.ndarray, seed: int) -> np.ndarray:
+def hash_order(genes: np.ndarray, seed: int) -> np.ndarray:
     """Row indices of `genes` sorted by a seeded hash (gene name breaks the unlikely ties)."""
     def key(row: int) -> tuple[int, str]:
         gene = str(genes[row])
@@ -38,7 +38,7 @@ def _check_enough(pert_type: str, split: np.ndarray, min_train: int) -> None:
 
 
 def _fresh_split(genes: np.ndarray, seed: int, valid_frac: float, test_frac: float) -> np.ndarray:
-    order = _hash_order(genes, seed)
+    order = hash_order(genes, seed)
     num_test = _at_least_one(len(genes) * test_frac)
     num_valid = _at_least_one(len(genes) * valid_frac)
     split = np.full(len(genes), "train", dtype="<U5")
@@ -58,7 +58,7 @@ def _given_split(pert_type: str, genes: np.ndarray, given: np.ndarray, seed: int
         raise DataError(f"data.splits['{pert_type}']: unknown split name(s) {unknown}")
     if not (split == "valid").any():
         train_rows = np.flatnonzero(split == "train")
-        carved = train_rows[_hash_order(genes[train_rows], seed)]
+        carved = train_rows[hash_order(genes[train_rows], seed)]
         split[carved[:_at_least_one(len(train_rows) * valid_frac)]] = "valid"
     return split
 

@@ -10,12 +10,21 @@ import numpy as np
 import pandas as pd
 
 METRIC_NAMES = ("pearson", "pearson_delta", "mse", "retrieval_top1", "retrieval_top10")
+# Per-gene regression metrics (tfnet_jax.eval.regression), shown after the signature ones.
+REGRESSION_NAMES = ("r2_median", "r2_mean", "frac_r2_above_0.5", "variance_explained",
+                    "r2_grand_mean_paper")
 HIGHER_IS_BETTER = {
     "pearson": True,
     "pearson_delta": True,
     "mse": False,
     "retrieval_top1": True,
     "retrieval_top10": True,
+    # per-gene regression metrics (tfnet_jax.eval.regression)
+    "r2_median": True,
+    "r2_mean": True,
+    "frac_r2_above_0.5": True,
+    "variance_explained": True,
+    "r2_grand_mean_paper": True,
 }
 # `signature_metrics` also returns this row count; it is reported, never ranked.
 COUNT_KEY = "n"
@@ -167,7 +176,8 @@ def format_results_table(metrics: dict) -> str:
     types = list(dict.fromkeys(long["pert_type"]))
     methods = list(dict.fromkeys(long["method"]))
     seen = list(dict.fromkeys(long["metric"]))
-    columns = [m for m in METRIC_NAMES if m in seen] + [m for m in seen if m not in METRIC_NAMES]
+    known = METRIC_NAMES + REGRESSION_NAMES
+    columns = [m for m in known if m in seen] + [m for m in seen if m not in known]
     wide = (long.groupby(["pert_type", "method", "metric"], sort=False)["value"]
             .first().unstack("metric"))
     order = pd.MultiIndex.from_tuples(
@@ -187,5 +197,5 @@ def format_results_table(metrics: dict) -> str:
         {metric: [cell(v, metric, b) for v, b in zip(wide[metric], best[metric])]
          for metric in columns},
         index=wide.index).reset_index()
-    legend = "* best per perturbation type (mse: lowest; others: highest)"
+    legend = "* best per row group (mse: lowest; others: highest)"
     return text.to_string(index=False) + "\n" + legend

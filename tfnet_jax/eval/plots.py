@@ -90,3 +90,20 @@ def fusion_weights(weights: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("mean fusion attention")
     ax.legend(fontsize=7, frameon=False)
     return _save(fig, path)
+
+
+def core_tf_curve(table: pd.DataFrame, path: Path) -> Path:
+    """Held-out variance explained against the number of TFs kept (backward elimination)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for split, style in (("valid", "o-"), ("test", "s--")):
+        ax.plot(table["n_tfs"], table[f"{split}_variance_explained"], style, label=split, ms=4)
+    full = table["valid_variance_explained"].iloc[0]
+    for share in (0.8, 0.95):
+        ax.axhline(share * full, color="grey", lw=0.8, ls=":")
+        ax.text(table["n_tfs"].max(), share * full, f"{share:.0%} of full", va="bottom", ha="right",
+                fontsize=8, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel("TFs kept")
+    ax.set_ylabel("held-out variance explained")
+    ax.legend()
+    return _save(fig, path)

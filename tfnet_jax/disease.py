@@ -1,0 +1,58 @@
+"""Disease fold-changes through a trained TFNet run: `python -m tfnet_jax.disease run_dir=RUN`.
+
+See tfnet_jax.analysis.disease for how a fold-change enters the model. Writes
+`RUN/disease.json` (Spearman rho of predicted vs observed target fold-changes) and
+`RUN/disease_tf_ranking.csv` (TFs by how much dropping each one lowers rho).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from tfnet_jax.analysis.disease import disease_analysis, read_fold_changes
+from tfnet_jax.atomic import atomic_write_json, atomic_write_with
+from tfnet_jax.data.dataset import DataError
+from tfnet_jax.run import CONFIG_DIR
+from tfnet_jax.tasks.expression_run import load_run
+
+
+def run_disease(cfg: DictConfig) -> dict:
+    run_dir = Path(cfg.run_dir)
+    _, prepared, trainer = load_run(run_dir)
+    planted = prepared.data.extras.get("disease")
+    if cfg.tf_fold_changes and cfg.observed:
+        tf_lfc, observed = read_fold_changes(cfg.tf_fold_changes), read_fold_changes(cfg.observed)
+        log_base = cfg.log_base
+    elif planted is not None and not (cfg.tf_fold_changes or cfg.observed):
+        tf_lfc, observed, log_base = planted["tf_lfc"], planted["target_lfc"], math.e
+    else:
+        raise DataError("tf_fold_changes and observed: give both tables (columns gene, log_fc)")
+    summary, ranking = disease_analysis(trainer.model, prepared, tf_lfc, observed, log_base)
+    if planted is not None and not cfg.tf_fold_changes:
+        top = ranking["tf"].head(len(planted["shifted_masters"])).tolist()
+        summary["shifted_masters"] = planted["shifted_masters"]
+        summary["shifted_masters_in_top"] = len(set(top) & set(planted["shifted_masters"]))
+    atomic_write_json(run_dir / "disease.json", summary)
+    atomic_write_with(run_dir / "disease_tf_ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False))
+    print(f"predicted vs observed target fold-changes: Spearman rho {summary['spearman_rho']:.3f} "
+          f"over {summary['n_targets']} targets; top TFs by rho drop: "
+          f"{', '.join(ranking['tf'].head(5))}")
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="disease")
+def main(cfg: DictConfig) -> None:
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    try:
+        run_disease(cfg)
+    except DataError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Per-gene regression metrics for TFNet and GenoNet: R^2 with each gene's own mean.
+
+`per_gene_r2` divides each gene's SSE by its own sum of squares around its own mean.
+The TFNet paper's code divided by squares around ONE grand mean over all genes, which
+credits a model for merely knowing that genes differ in level; `r2_grand_mean_paper`
+reports that variant so the two can be compared, labelled as such.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _pair(pred, true) -> tuple[np.ndarray, np.ndarray]:
+    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+    if pred.shape != true.shape or pred.ndim != 2:
+        raise ValueError(f"pred and true must be equal-shaped [samples, genes] arrays, got "
+                         f"{pred.shape} and {true.shape}")
+    if pred.shape[0] < 2:
+        raise ValueError(f"R^2 needs at least 2 samples, got {pred.shape[0]}")
+    return pred, true
+
+
+def per_gene_r2(pred, true) -> np.ndarray:
+    """1 - SSE / SST per gene (column), SST around that gene's own mean. NaN for constant genes."""
+    pred, true = _pair(pred, true)
+    sse = ((true - pred) ** 2).sum(axis=0)
+    sst = ((true - true.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sst > 0, 1.0 - sse / sst, np.nan)
+
+
+def expression_metrics(pred, true) -> dict[str, float]:
+    """Summary of held-out fit over genes (samples x genes arrays, original units)."""
+    pred, true = _pair(pred, true)
+    r2 = per_gene_r2(pred, true)
+    finite = r2[np.isfinite(r2)]
+    sse = ((true - pred) ** 2).sum()
+    sst_own = ((true - true.mean(axis=0)) ** 2).sum()
+    sst_grand = ((true - true.mean()) ** 2).sum()
+    return {
+        "r2_median": float(np.median(finite)) if finite.size else float("nan"),
+        "r2_mean": float(finite.mean()) if finite.size else float("nan"),
+        "frac_r2_above_0.5": float((finite > 0.5).mean()) if finite.size else float("nan"),
+        "variance_explained": float(1.0 - sse / sst_own) if sst_own > 0 else float("nan"),
+        "r2_grand_mean_paper": float(1.0 - sse / sst_grand) if sst_grand > 0 else float("nan"),
+        "mse": float(((true - pred) ** 2).mean()),
+        "n": float(true.shape[0]),
+    }

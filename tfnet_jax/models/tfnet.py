@@ -1,0 +1,39 @@
+"""TFNet (Magnusson et al., npj Syst Biol Appl 2022): TF levels -> every target's level.
+
+A dense network from standardised TF levels to standardised target levels (the paper:
+two hidden layers of 250 ELU units). `input_mask` [num_tfs] multiplies the inputs, so a
+removed TF sits at its training mean (0 after standardisation): core-TF selection
+switches TFs off without changing shapes, and so without recompiling.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+ACTIVATIONS = {"elu": jax.nn.elu, "relu": jax.nn.relu, "gelu": jax.nn.gelu,
+               "tanh": jnp.tanh, "silu": jax.nn.silu}
+
+
+class TFNet(nnx.Module):
+    def __init__(self, num_tfs: int, num_targets: int, *, hidden: tuple[int, ...] = (250, 250),
+                 activation: str = "elu", dropout: float = 0.0, input_dropout: float = 0.0,
+                 linear_skip: bool = False, rngs: nnx.Rngs):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"model.activation={activation!r}; known: {sorted(ACTIVATIONS)}")
+        self.activation = ACTIVATIONS[activation]
+        sizes = [num_tfs, *hidden]
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.out = nnx.Linear(sizes[-1], num_targets, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+        self.input_dropout = nnx.Dropout(input_dropout)
+        self.input_mask = nnx.Variable(jnp.ones(num_tfs))
+        # Optional linear path TF -> target beside the MLP: the MLP then models what is not linear.
+        self.skip = nnx.Linear(num_tfs, num_targets, use_bias=False, rngs=rngs) if linear_skip else None
+
+    def __call__(self, x, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
+        x = self.input_dropout(x * self.input_mask[...], deterministic=deterministic, rngs=rngs)
+        h = x
+        for layer in self.layers:
+            h = self.dropout(self.activation(layer(h)), deterministic=deterministic, rngs=rngs)
+        return self.out(h) if self.skip is None else self.out(h) + self.skip(x)

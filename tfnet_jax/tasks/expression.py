@@ -1,0 +1,141 @@
+"""TF -> target expression task: connects ExpressionData, TFNet and the engine.
+
+Samples are split by a seeded hash of their id (or whole groups are held out, to test
+generalisation across studies / tissues). Every standardiser is fitted on the training
+samples only; the model sees standardised TFs and predicts standardised targets, and
+all metrics are computed back in the data's own units.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from tfnet_jax.data.dataset import SPLIT_NAMES, DataError
+from tfnet_jax.data.expression import ExpressionData
+from tfnet_jax.data.splits import hash_order
+from tfnet_jax.eval.regression import expression_metrics
+from tfnet_jax.models.expression_baselines import fit_predict_expression_baselines
+from tfnet_jax.models.tfnet import TFNet
+from tfnet_jax.train.losses import masked_mean
+
+MIN_HELD_OUT = 2  # R^2 needs two samples
+
+
+def split_samples(data: ExpressionData, seed: int, valid_frac: float = 0.1, test_frac: float = 0.2,
+                  min_train: int = 5, by: str = "sample") -> np.ndarray:
+    """'train' / 'valid' / 'test' per sample: by sample, or by group (whole groups held out)."""
+    if by not in ("sample", "group"):
+        raise DataError(f"split.by={by!r}: expected 'sample' or 'group'")
+    if by == "sample":
+        units, unit_of = np.asarray(data.samples, str), np.arange(data.num_samples)
+    else:
+        if data.groups is None:
+            raise DataError("split.by=group needs a group column: set data.group_column")
+        units, unit_of = np.unique(np.asarray(data.groups, str), return_inverse=True)
+        if len(units) < 3:
+            raise DataError(f"split.by=group: {len(units)} group(s) {units.tolist()}; at least 3 "
+                            "are needed (train, valid and test each get whole groups)")
+    order = hash_order(units, seed)
+    cumulative = np.cumsum(np.bincount(unit_of, minlength=len(units))[order])
+    # The first units (in hash order) whose samples reach test_frac go to test, then valid.
+    n_test = int(np.searchsorted(cumulative, max(1, round(test_frac * data.num_samples)))) + 1
+    boundary = int(np.searchsorted(cumulative, round((test_frac + valid_frac) * data.num_samples))) + 1
+    n_valid = max(1, boundary - n_test)
+    unit_split = np.full(len(units), "train", dtype="<U5")
+    unit_split[order[:n_test]] = "test"
+    unit_split[order[n_test:n_test + n_valid]] = "valid"
+    split = unit_split[unit_of]
+    counts = {name: int((split == name).sum()) for name in SPLIT_NAMES}
+    if counts["train"] < min_train or counts["valid"] < MIN_HELD_OUT or counts["test"] < MIN_HELD_OUT:
+        raise DataError(
+            f"{data.source}: too few samples to split ({data.num_samples} samples, split {counts}); "
+            f"need at least split.min_train={min_train} train and {MIN_HELD_OUT} valid and test "
+            f"samples (split.valid_frac={valid_frac}, split.test_frac={test_frac})")
+    return split
+
+
+@dataclass
+class PreparedExpression:
+    data: ExpressionData
+    split: np.ndarray  # str [samples]
+    x_mean: np.ndarray  # [tfs], training samples only
+    x_sd: np.ndarray
+    y_mean: np.ndarray  # [targets]
+    y_sd: np.ndarray
+
+    @property
+    def context(self) -> dict:
+        return {}
+
+    def inputs(self, split: str | None = None) -> np.ndarray:
+        x = self.data.inputs() if split is None else self.data.inputs()[self.split == split]
+        return ((x - self.x_mean) / self.x_sd).astype(np.float32)
+
+    def targets(self, split: str) -> np.ndarray:
+        """Targets of `split` in the data's own units."""
+        return self.data.targets()[self.split == split]
+
+    def rows(self, split: str) -> dict[str, np.ndarray]:
+        y = (self.targets(split) - self.y_mean) / self.y_sd
+        return {"x": self.inputs(split), "target": y.astype(np.float32)}
+
+    def unscale(self, pred: np.ndarray) -> np.ndarray:
+        return pred * self.y_sd + self.y_mean
+
+
+def _mean_sd(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    sd = values.std(axis=0)
+    return values.mean(axis=0), np.where(sd > 0, sd, 1.0)  # constant genes: sd 1, no blow-up
+
+
+def prepare(data: ExpressionData, split: np.ndarray) -> PreparedExpression:
+    train = split == "train"
+    x_mean, x_sd = _mean_sd(data.inputs()[train].astype(np.float64))
+    y_mean, y_sd = _mean_sd(data.targets()[train].astype(np.float64))
+    return PreparedExpression(data, split, x_mean, x_sd, y_mean, y_sd)
+
+
+def build_model(model_cfg: dict, prepared: PreparedExpression, seed: int) -> TFNet:
+    return TFNet(len(prepared.data.tf_genes), len(prepared.data.target_genes),
+                 hidden=tuple(model_cfg["hidden"]), activation=model_cfg["activation"],
+                 dropout=model_cfg["dropout"], input_dropout=model_cfg["input_dropout"],
+                 linear_skip=model_cfg["linear_skip"],
+                 rngs=nnx.Rngs(seed))
+
+
+def loss_fn(model, batch, context, key):
+    pred = model(batch["x"], deterministic=False, rngs=nnx.Rngs(dropout=key))
+    mse = masked_mean(jnp.mean((pred - batch["target"]) ** 2, axis=-1), batch["mask"])
+    return mse, {"mse": mse}
+
+
+def predict_fn(model, batch, context):
+    return model(batch["x"], deterministic=True)
+
+
+def predict_split(trainer, prepared: PreparedExpression, split: str) -> np.ndarray:
+    """Model predictions for the samples of `split`, in the data's units."""
+    return prepared.unscale(trainer.predict({"x": prepared.inputs(split)}))
+
+
+def validation_metrics(trainer, prepared: PreparedExpression) -> dict[str, float]:
+    metrics = expression_metrics(predict_split(trainer, prepared, "valid"), prepared.targets("valid"))
+    return {f"valid/{k}": v for k, v in metrics.items() if k != "n"}
+
+
+def baseline_predictions(prepared: PreparedExpression, split: str = "test") -> dict:
+    """{name: (predictions in data units, chosen hyperparameter)} fitted on training samples."""
+    rows = {s: prepared.rows(s) for s in ("train", "valid")}
+    fitted = fit_predict_expression_baselines(rows["train"]["x"], rows["train"]["target"],
+                                              rows["valid"]["x"], rows["valid"]["target"],
+                                              prepared.inputs(split))
+    return {name: (prepared.unscale(pred), hyper) for name, (pred, hyper) in fitted.items()}
+
+
+def oracle_predictions(prepared: PreparedExpression, split: str = "test") -> np.ndarray | None:
+    """Noise-free planted targets (synthetic data only): the ceiling on held-out R^2."""
+    clean = prepared.data.extras.get("clean_targets")
+    return None if clean is None else np.asarray(clean)[prepared.split == split]
