@@ -230,6 +230,22 @@ def test_model_config_reaches_the_network():
     cfg = OmegaConf.to_container(compose_cfg(["model=tfnet", "model.hidden=[4,3]",
                                               "model.linear_skip=true"]).model)
     model = build_model(cfg, prepared, seed=0)
-    assert [layer.out_features for layer in model.layers] == [4, 3] and model.skip is not None
+    assert [layer.out_features for layer in model.layers] == [4, 3]
+    assert model.skip[...].shape == (2, 3) and np.abs(np.asarray(model.skip[...])).sum() > 0  # ridge start
     with pytest.raises(ValueError, match="activation"):
         build_model({**cfg, "activation": "nope"}, prepared, seed=0)
+
+
+def test_tfnet_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("TFNET_NOTEBOOK_OUT", str(tmp_path))
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    notebook = nbformat.read(REPO_ROOT / "notebooks" / "tfnet_quickstart.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
+    images = [out for cell in notebook.cells for out in cell.get("outputs", [])
+              if "image/png" in out.get("data", {})]
+    assert len(images) >= 2
+    for name in ("metrics.json", "lightup.parquet", "core_tfs.csv", "disease.json"):
+        assert (tmp_path / "tfnet_run" / name).exists()

@@ -39,6 +39,16 @@ def _choose(svd: _Svd, shrinks: list[np.ndarray], x_valid, y_valid) -> int:
     return int(np.nanargmax(scores))
 
 
+def ridge_coefficients(x_train, y_train, x_valid, y_valid) -> tuple[np.ndarray, np.ndarray, float]:
+    """(weights [tfs, targets], intercept [targets], alpha) of the validation-chosen ridge."""
+    x_train, y_train = np.asarray(x_train, np.float64), np.asarray(y_train, np.float64)
+    svd = _Svd(x_train, y_train)
+    shrinks = [svd.s / (svd.s ** 2 + alpha) for alpha in RIDGE_ALPHAS]
+    best = _choose(svd, shrinks, np.asarray(x_valid, np.float64), np.asarray(y_valid, np.float64))
+    coef = svd.coefficients(shrinks[best])
+    return coef, svd.y_mean - svd.x_mean @ coef, float(RIDGE_ALPHAS[best])
+
+
 def fit_predict_expression_baselines(x_train, y_train, x_valid, y_valid, x_query) -> dict:
     """{name: (predictions for x_query, chosen hyperparameter)} for mean, ridge and pcr."""
     x_train, y_train = np.asarray(x_train, np.float64), np.asarray(y_train, np.float64)

@@ -18,7 +18,7 @@ ACTIVATIONS = {"elu": jax.nn.elu, "relu": jax.nn.relu, "gelu": jax.nn.gelu,
 class TFNet(nnx.Module):
     def __init__(self, num_tfs: int, num_targets: int, *, hidden: tuple[int, ...] = (250, 250),
                  activation: str = "elu", dropout: float = 0.0, input_dropout: float = 0.0,
-                 linear_skip: bool = False, rngs: nnx.Rngs):
+                 linear_skip: bool = False, skip_trainable: bool = True, rngs: nnx.Rngs):
         if activation not in ACTIVATIONS:
             raise ValueError(f"model.activation={activation!r}; known: {sorted(ACTIVATIONS)}")
         self.activation = ACTIVATIONS[activation]
@@ -28,12 +28,14 @@ class TFNet(nnx.Module):
         self.dropout = nnx.Dropout(dropout)
         self.input_dropout = nnx.Dropout(input_dropout)
         self.input_mask = nnx.Variable(jnp.ones(num_tfs))
-        # Optional linear path TF -> target beside the MLP: the MLP then models what is not linear.
-        self.skip = nnx.Linear(num_tfs, num_targets, use_bias=False, rngs=rngs) if linear_skip else None
+        # Optional linear path TF -> target beside the MLP: the MLP then models what is not
+        # linear. Frozen (a non-Param variable), it stays at its initial fit, e.g. ridge.
+        kind = nnx.Param if skip_trainable else nnx.Variable
+        self.skip = kind(jnp.zeros((num_tfs, num_targets))) if linear_skip else None
 
     def __call__(self, x, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
         x = self.input_dropout(x * self.input_mask[...], deterministic=deterministic, rngs=rngs)
         h = x
         for layer in self.layers:
             h = self.dropout(self.activation(layer(h)), deterministic=deterministic, rngs=rngs)
-        return self.out(h) if self.skip is None else self.out(h) + self.skip(x)
+        return self.out(h) if self.skip is None else self.out(h) + x @ self.skip[...]

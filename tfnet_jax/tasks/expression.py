@@ -17,7 +17,7 @@ from tfnet_jax.data.dataset import SPLIT_NAMES, DataError
 from tfnet_jax.data.expression import ExpressionData
 from tfnet_jax.data.splits import hash_order
 from tfnet_jax.eval.regression import expression_metrics
-from tfnet_jax.models.expression_baselines import fit_predict_expression_baselines
+from tfnet_jax.models.expression_baselines import fit_predict_expression_baselines, ridge_coefficients
 from tfnet_jax.models.tfnet import TFNet
 from tfnet_jax.train.losses import masked_mean
 
@@ -99,11 +99,23 @@ def prepare(data: ExpressionData, split: np.ndarray) -> PreparedExpression:
 
 
 def build_model(model_cfg: dict, prepared: PreparedExpression, seed: int) -> TFNet:
-    return TFNet(len(prepared.data.tf_genes), len(prepared.data.target_genes),
-                 hidden=tuple(model_cfg["hidden"]), activation=model_cfg["activation"],
-                 dropout=model_cfg["dropout"], input_dropout=model_cfg["input_dropout"],
-                 linear_skip=model_cfg["linear_skip"],
-                 rngs=nnx.Rngs(seed))
+    model = TFNet(len(prepared.data.tf_genes), len(prepared.data.target_genes),
+                  hidden=tuple(model_cfg["hidden"]), activation=model_cfg["activation"],
+                  dropout=model_cfg["dropout"], input_dropout=model_cfg["input_dropout"],
+                  linear_skip=model_cfg["linear_skip"],
+                  skip_trainable=model_cfg.get("skip_trainable", True), rngs=nnx.Rngs(seed))
+    skip_init = model_cfg.get("skip_init", "zeros")
+    if skip_init not in ("zeros", "ridge"):
+        raise ValueError(f"model.skip_init={skip_init!r}; expected zeros or ridge")
+    if model.skip is not None and skip_init == "ridge":
+        # Start at the validation-chosen ridge fit with the MLP's output at zero: training
+        # then only has to learn what the linear map misses.
+        train, valid = prepared.rows("train"), prepared.rows("valid")
+        coef, intercept, _ = ridge_coefficients(train["x"], train["target"], valid["x"], valid["target"])
+        model.skip[...] = jnp.asarray(coef, jnp.float32)
+        model.out.kernel[...] = jnp.zeros_like(model.out.kernel[...])
+        model.out.bias[...] = jnp.asarray(intercept, jnp.float32)
+    return model
 
 
 def loss_fn(model, batch, context, key):

@@ -1,0 +1,204 @@
+"""Genotype -> expression task (TWAS stage 1): connects GenotypeData, GenoNet and the engine.
+
+Genes are padded to one common variant count and grouped in fixed-size blocks (the last
+padded with empty genes), so every block of every fold runs the same compiled program.
+Per outer fold (split by individual): missing dosages get the training mean, covariates are
+regressed out on training rows, codings and expression are standardised on training rows;
+a validation slice of the training individuals drives per-gene early stopping.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from tfnet_jax.data.dataset import DataError
+from tfnet_jax.data.genotypes import GenotypeData, impute_train_mean, regress_out_covariates
+from tfnet_jax.data.splits import hash_order
+from tfnet_jax.models.genonet import PER_GENE, GenoNet, encode, forward
+
+
+@dataclass
+class Block:
+    genes: list[str]               # real genes of the block (the rest is padding)
+    dosage: np.ndarray             # float32 [n, G, P], NaN = missing, 0 at padding
+    vmask: np.ndarray              # bool [G, P]
+    annotations: np.ndarray | None  # float32 [G, P, k], standardised over all variants
+
+    @property
+    def size(self) -> int:
+        return self.vmask.shape[0]
+
+
+def outer_folds(individuals, k: int, seed: int) -> np.ndarray:
+    """Fold 0..k-1 per individual: a seeded hash order dealt round-robin (same for every method)."""
+    n = len(individuals)
+    if n < 2 * k:
+        raise DataError(f"{n} individuals are too few for model.outer_folds={k}")
+    folds = np.empty(n, np.int64)
+    folds[hash_order(np.asarray(individuals, str), seed)] = np.arange(n) % k
+    return folds
+
+
+def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:
+    n = len(data.individuals)
+    p = max(len(w.variant_ids) for w in data.windows)
+    size = min(genes_per_block, len(data.windows))
+    annot_mean = annot_sd = None
+    if data.annotation_names:
+        stacked = np.concatenate([w.annotations for w in data.windows])
+        annot_mean, annot_sd = stacked.mean(0), np.where(stacked.std(0) > 0, stacked.std(0), 1.0)
+    blocks = []
+    for start in range(0, len(data.windows), size):
+        windows = data.windows[start:start + size]
+        dosage = np.zeros((n, size, p), np.float32)
+        vmask = np.zeros((size, p), bool)
+        annot = None if annot_mean is None else np.zeros((size, p, len(annot_mean)), np.float32)
+        for i, w in enumerate(windows):
+            v = len(w.variant_ids)
+            dosage[:, i, :v], vmask[i, :v] = w.dosages, True
+            if annot is not None:
+                annot[i, :v] = (w.annotations - annot_mean) / annot_sd
+        blocks.append(Block([w.gene for w in windows], dosage, vmask, annot))
+    return blocks
+
+
+def fold_targets(data: GenotypeData, train: np.ndarray) -> np.ndarray:
+    """Expression [n, genes] with covariates regressed out on the training rows only."""
+    y = data.expression.to_numpy(np.float64)
+    if data.covariates is not None:
+        y = regress_out_covariates(y, data.covariates.to_numpy(np.float64), train)
+    return y
+
+
+@dataclass
+class FoldBlock:
+    """One block on one fold: imputed dosages, training-row scalers, standardised targets."""
+    block: Block
+    dosage: np.ndarray   # float32 [n, G, P], imputed with training means
+    y: np.ndarray        # float32 [n, G], standardised on training rows (0 for padded genes)
+    y_mean: np.ndarray   # [G]
+    y_sd: np.ndarray
+    context: dict
+
+    def rows(self, index) -> dict[str, np.ndarray]:
+        return {"dosage": self.dosage[index], "y": self.y[index]}
+
+    def unscale(self, pred: np.ndarray) -> np.ndarray:
+        return pred * self.y_sd + self.y_mean
+
+
+def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bool) -> FoldBlock:
+    """y [n, G_real] in data units for the block's genes; train bool [n] (fit rows)."""
+    n, g, p = block.dosage.shape
+    dosage = impute_train_mean(block.dosage.reshape(n, g * p), train).reshape(n, g, p)
+    het = np.clip(1.0 - np.abs(dosage - 1.0), 0.0, 1.0)
+    coded = np.stack([dosage[train], het[train]], -1)
+    mu, sd = coded.mean(0), coded.std(0)
+    sd = np.where(sd > 1e-6, sd, 1.0)  # a coding constant on the fold's training rows: 0 after centring
+    y_full = np.zeros((n, g), np.float64)
+    y_full[:, :y.shape[1]] = y
+    y_mean = y_full[train].mean(0)
+    y_sd = y_full[train].std(0)
+    y_sd = np.where(y_sd > 0, y_sd, 1.0)
+    active = np.zeros(g, np.float32)
+    active[:len(block.genes)] = 1.0
+    context = {"vmask": block.vmask, "mu": mu.astype(np.float32), "sd": sd.astype(np.float32),
+               "active": active}
+    if annotations and block.annotations is not None:
+        context["annotations"] = block.annotations
+    return FoldBlock(block, dosage.astype(np.float32), ((y_full - y_mean) / y_sd).astype(np.float32),
+                     y_mean, y_sd, context)
+
+
+def build_model(model_cfg: dict, block: Block, annotations: bool, seed: int) -> GenoNet:
+    k = block.annotations.shape[-1] if annotations and block.annotations is not None else 0
+    return GenoNet(block.size, block.vmask.shape[1], k, channels=model_cfg["channels"],
+                   kernel=model_cfg["kernel"], hidden=model_cfg["hidden"],
+                   gate_hidden=model_cfg["gate_hidden"], dropout=model_cfg["dropout"],
+                   init_scale=model_cfg["init_scale"], linear_skip=model_cfg["linear_skip"],
+                   rngs=nnx.Rngs(seed))
+
+
+def make_loss_fn(l1: float):
+    def loss_fn(model, batch, context, key):
+        """Mean over the block's genes of active * (MSE + l1 * |r|_1); stopped genes add nothing."""
+        pred = model(batch["dosage"], context, deterministic=False, key=key)
+        rows = batch["mask"][:, None]
+        mse = jnp.sum((pred - batch["y"]) ** 2 * rows, 0) / jnp.maximum(rows.sum(), 1.0)  # [G]
+        active = context["active"]
+        per_gene = mse + l1 * model.l1(context["vmask"])
+        loss = jnp.sum(per_gene * active) / active.shape[0]
+        return loss, {"mse": jnp.sum(mse * active) / jnp.maximum(active.sum(), 1.0)}
+    return loss_fn
+
+
+def predict_fn(model, batch, context):
+    return model(batch["dosage"], context, deterministic=True)
+
+
+@partial(jax.jit, static_argnames="linear_skip")
+def predict_snapshot(params, dosage, mu, sd, vmask, linear_skip: bool):
+    return forward(params, encode(dosage, mu, sd, vmask), vmask, linear_skip=linear_skip)
+
+
+def r2_per_gene(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """1 - SSE/SST per column (own mean); -inf-safe: constant columns give 0."""
+    sse = ((true - pred) ** 2).sum(0)
+    sst = ((true - true.mean(0)) ** 2).sum(0)
+    return np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
+
+
+class GeneStopper:
+    """Per-gene early stopping by masks, driven from the engine's `evaluate` callback.
+
+    Each evaluation scores every gene on the validation rows; a gene that improved gets its
+    effective parameters snapshotted (the kept model), a gene without improvement for
+    `patience` evaluations is masked out of the loss (context 'active' = 0). The returned
+    `valid/r2_mean` is the mean validation R^2 of the kept snapshots: it rises exactly when
+    some gene improves, so the engine's own patience stops the run once no gene improves.
+    """
+
+    def __init__(self, fold: FoldBlock, valid_index: np.ndarray, patience: int):
+        self.fold, self.valid_index, self.patience = fold, valid_index, patience
+        self.real = fold.context["active"] > 0
+        g = len(self.real)
+        self.best_r2 = np.full(g, -np.inf)
+        self.bad = np.zeros(g, np.int64)
+        self.snapshot: dict[str, np.ndarray] | None = None
+        self.evals = 0
+
+    def evaluate(self, trainer) -> dict[str, float]:
+        ctx = self.fold.context
+        pred = trainer.predict(self.fold.rows(self.valid_index))
+        r2 = r2_per_gene(pred, self.fold.y[self.valid_index])
+        active = np.asarray(ctx["active"]) > 0
+        improved = active & (r2 > self.best_r2)
+        model = trainer.model
+        params = jax.device_get(model.effective_params(ctx.get("annotations"), ctx["vmask"]))
+        if self.snapshot is None:
+            self.snapshot = {k: np.array(v) for k, v in params.items()}
+        for name in PER_GENE:
+            self.snapshot[name][improved] = np.asarray(params[name])[improved]
+        self.best_r2 = np.where(improved, r2, self.best_r2)
+        self.bad = np.where(improved, 0, self.bad + 1)
+        new_active = (active & (self.bad < self.patience)).astype(np.float32)
+        if (new_active != ctx["active"]).any():  # same shapes: the step is not recompiled
+            ctx["active"] = new_active
+            trainer.context = jax.device_put(ctx, trainer.replicated)
+        self.evals += 1
+        kept = self.best_r2[self.real]
+        return {"valid/r2_mean": float(np.mean(np.where(np.isfinite(kept), kept, 0.0))),
+                "valid/r2_now_mean": float(r2[self.real].mean()),
+                "valid/active_genes": float(new_active.sum())}
+
+    def predict(self, index: np.ndarray, linear_skip: bool) -> np.ndarray:
+        """Kept snapshots' predictions [len(index), G] in data units."""
+        ctx = self.fold.context
+        out = predict_snapshot(self.snapshot, jnp.asarray(self.fold.dosage[index]), ctx["mu"],
+                               ctx["sd"], ctx["vmask"], linear_skip)
+        return self.fold.unscale(np.asarray(out, np.float64))
