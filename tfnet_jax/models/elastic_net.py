@@ -249,8 +249,8 @@ def fit_nested_cv(X, mask, y, outer_folds, inner_k=5, alpha=0.5, n_lambdas=50,
     shared by all genes. lambda path: n_lambdas log-spaced from lambda_max to
     lambda_max * (0.01 if n_train < p else 1e-4), computed per training set (outer-train
     sets and all rows); its inner folds reuse it, as cv.glmnet does. glmnet's default is
-    100 lambdas; 50 halves the path cost and moved mean held-out R^2 by < 0.001 in the
-    benchmark (the CV minimum is flat on a log grid this fine).
+    100 lambdas; 50 halves the path cost (it is linear in the path length) and the CV
+    minimum is flat on a log grid this fine (R^2 check: benchmarks/README.md).
     Genes are processed in blocks of `block` (padded with empty genes); tol / max_iter
     are the FISTA stopping rule per lambda (tol relative to lambda_max's gradient scale).
 
