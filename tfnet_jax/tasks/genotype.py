@@ -146,6 +146,11 @@ def predict_snapshot(params, dosage, mu, sd, vmask, linear_skip: bool):
     return forward(params, encode(dosage, mu, sd, vmask), vmask, linear_skip=linear_skip)
 
 
+@nnx.jit
+def effective_params(model, annotations, vmask):
+    return model.effective_params(annotations, vmask)
+
+
 def r2_per_gene(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """1 - SSE/SST per column (own mean); -inf-safe: constant columns give 0."""
     sse = ((true - pred) ** 2).sum(0)
@@ -178,8 +183,7 @@ class GeneStopper:
         r2 = r2_per_gene(pred, self.fold.y[self.valid_index])
         active = np.asarray(ctx["active"]) > 0
         improved = active & (r2 > self.best_r2)
-        model = trainer.model
-        params = jax.device_get(model.effective_params(ctx.get("annotations"), ctx["vmask"]))
+        params = jax.device_get(effective_params(trainer.model, ctx.get("annotations"), ctx["vmask"]))
         if self.snapshot is None:
             self.snapshot = {k: np.array(v) for k, v in params.items()}
         for name in PER_GENE:

@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -140,6 +141,8 @@ def run_genonet(cfg: DictConfig, data: GenotypeData, blocks, folds, annotations:
     pred = np.zeros((sum(len(b.genes) for b in blocks), n))
     records = []
     rng = np.random.default_rng(cfg.seed)
+    loss_fn = task.make_loss_fn(float(model_cfg["l1"]))
+    trainer = fresh = None
     for c in range(folds.max() + 1):
         fit_rows = np.flatnonzero(folds != c)
         valid = rng.permutation(fit_rows)[: max(2, int(round(model_cfg["valid_frac"] * len(fit_rows))))]
@@ -151,9 +154,16 @@ def run_genonet(cfg: DictConfig, data: GenotypeData, blocks, folds, annotations:
         for b, block in enumerate(blocks):
             cols = [data.expression.columns.get_loc(g) for g in block.genes]
             fold = task.prepare_fold(block, y_all[:, cols], train_mask, annotations)
-            model = task.build_model(model_cfg, block, annotations, cfg.seed + c)
-            trainer = Trainer(model, train_cfg, loss_fn=task.make_loss_fn(float(model_cfg["l1"])),
-                              predict_fn=task.predict_fn, context=fold.context, run_dir=None)
+            if trainer is None:
+                model = task.build_model(model_cfg, block, annotations, cfg.seed)
+                trainer = Trainer(model, train_cfg, loss_fn=loss_fn, predict_fn=task.predict_fn,
+                                  context=fold.context, run_dir=None)
+                fresh = jax.device_get(trainer.state)
+            else:
+                # Every fold and block has the same shapes: restart from the initial state with
+                # the new context instead of building a Trainer whose steps would recompile.
+                trainer.state = jax.device_put(fresh, trainer.replicated)
+                trainer.context = jax.device_put(fold.context, trainer.replicated)
             stopper = task.GeneStopper(fold, valid, train_cfg.patience)
             meta = trainer.fit(fold.rows(train), stopper.evaluate)
             held = np.flatnonzero(folds == c)
@@ -235,6 +245,7 @@ def _cached(path: Path, compute):
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     run_dir = Path(run_dir)
+    logging.getLogger("msprime").setLevel(logging.WARNING)  # one INFO line per simulated region
     data = load_data(OmegaConf.to_container(cfg.data, resolve=True), run_dir)
     model_cfg = cfg.model
     use_annot = bool(model_cfg.annotations) and data.annotation_names is not None
@@ -281,6 +292,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         table[f"r2_{m}"], table[f"r2sse_{m}"] = r2, r2sse
     table["elastic_net_rho"], table["elastic_net_p"] = rho, pval
     frame = pd.DataFrame(table)
+    frame = frame[GENE_COLUMNS + [c for c in frame.columns if c not in GENE_COLUMNS]]
     atomic_write_with(run_dir / "genes.csv", lambda tmp: frame.to_csv(tmp, index=False))
     write_weights(run_dir / "weights.csv", data, blocks, en["coef"])
 
