@@ -28,21 +28,21 @@ from tfnet_jax.data.expression import ExpressionData
 
 @dataclass
 class GRNConfig:
-    num_samples: int = 2000
+    num_samples: int = 4000
     num_tfs: int = 300
     num_masters: int = 15          # the planted core
     num_targets: int = 3000
     num_states: int = 10           # cell states that set the masters' levels
     state_spread: float = 1.0      # sd of a master's level across states
     master_noise: float = 0.5      # within-state sd of a master
-    tf_noise: float = 0.6          # independent sd of every non-master TF
-    hill: float = 2.5              # Hill steepness in log space
+    tf_noise: float = 1.0          # independent sd of every non-master TF
+    hill: float = 4.0              # Hill steepness in log space
     master_targets: tuple = (1, 2)  # masters regulating each target (min, max)
     other_targets: tuple = (0, 3)   # other TFs regulating each target (min, max)
     master_weight: tuple = (0.8, 1.6)
-    other_weight: tuple = (0.4, 1.0)
+    other_weight: tuple = (0.6, 1.2)
     activation_share: float = 0.65
-    signal_share: tuple = (0.5, 0.95)  # per-target share of variance that is not noise
+    signal_share: tuple = (0.7, 0.98)  # per-target share of variance that is not noise
     disease_masters: int = 3       # masters shifted in the case-vs-control contrast
     disease_shift: float = 1.0     # log-space shift of each
     disease_samples: int = 300     # per arm
