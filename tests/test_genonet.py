@@ -1,0 +1,200 @@
+"""GenoNet: padding, gene independence, the shared annotation prior, per-gene stopping, runs."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from flax import nnx
+
+from conftest import REPO_ROOT
+from tfnet_jax.data.dataset import DataError
+from tfnet_jax.models.genonet import PER_GENE, GenoNet
+from tfnet_jax.tasks import genotype as task
+
+G, P, K, B = 3, 12, 2, 8
+TINY_SIM = ["data.num_genes=5", "data.num_individuals=64", "data.max_variants=24",
+            "data.region_length=60000", "data.null_fraction=0.2"]
+TINY_RUN = ["model.outer_folds=2", "model.elastic_net.inner_folds=3", "model.elastic_net.n_lambdas=8",
+            "model.elastic_net.block=4", "model.channels=4", "model.hidden=8", "train.max_steps=30",
+            "train.eval_every=10", "train.log_every=10", "train.patience=2", "train.batch_size=16",
+            "train.eval_batch_size=32", "train.warmup_steps=5"]
+
+
+def _inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    vmask = np.ones((G, P), bool)
+    vmask[1, 8:] = False                       # gene 1 has 8 real variants, gene 2 has 5
+    vmask[2, 5:] = False
+    dosage = rng.integers(0, 3, (B, G, P)).astype(np.float32)
+    ctx = {"vmask": jnp.asarray(vmask), "mu": jnp.ones((G, P, 2)) * 0.5, "sd": jnp.ones((G, P, 2)),
+           "annotations": jnp.asarray(rng.normal(size=(G, P, K)), jnp.float32),
+           "active": jnp.ones(G)}
+    return dosage, ctx
+
+
+def _model(num_annotations=K, genes=G):
+    model = GenoNet(genes, P, num_annotations, channels=4, kernel=3, hidden=8, rngs=nnx.Rngs(0))
+    if num_annotations:  # a non-trivial gate, so the annotation path matters below
+        model.gate_out.kernel[...] = jax.random.normal(jax.random.key(1), model.gate_out.kernel.shape)
+    return model
+
+
+def test_padded_variants_change_nothing():
+    dosage, ctx = _inputs()
+    model = _model()
+    before = model(jnp.asarray(dosage), ctx)
+    pad = ~np.asarray(ctx["vmask"])
+    changed = dosage.copy()
+    changed[:, pad] = 7.0
+    ctx2 = dict(ctx, annotations=jnp.where(pad[..., None], 50.0, ctx["annotations"]))
+    np.testing.assert_allclose(model(jnp.asarray(changed), ctx2), before, rtol=1e-6, atol=1e-6)
+
+
+def test_genes_in_a_block_are_independent():
+    dosage, ctx = _inputs()
+    model = _model()
+    before = np.asarray(model(jnp.asarray(dosage), ctx))
+    changed = dosage.copy()
+    changed[:, 0] = 2.0 - changed[:, 0]        # gene 0's genotypes flipped
+    after = np.asarray(model(jnp.asarray(changed), ctx))
+    assert not np.allclose(after[:, 0], before[:, 0])
+    np.testing.assert_allclose(after[:, 1:], before[:, 1:], rtol=1e-6, atol=1e-6)
+
+
+def test_annotation_prior_is_shared_across_genes():
+    small, big = _model(genes=3), _model(genes=5)
+    for name in ("gate_in", "gate_out"):
+        for a, b in zip(jax.tree.leaves(nnx.state(getattr(small, name))),
+                        jax.tree.leaves(nnx.state(getattr(big, name)))):
+            assert a.shape == b.shape  # no gene axis
+    for name in PER_GENE[1:]:
+        assert getattr(big, name).shape[0] == 5
+    assert not hasattr(_model(num_annotations=0), "gate_in")  # without annotations: scales only
+
+
+def test_stopped_genes_get_no_gradient_and_keep_their_snapshot():
+    dosage, ctx = _inputs()
+    model = _model()
+    batch = {"dosage": jnp.asarray(dosage), "y": jnp.asarray(np.random.default_rng(1).normal(size=(B, G)),
+                                                               jnp.float32), "mask": jnp.ones(B)}
+    ctx = dict(ctx, active=jnp.asarray([1.0, 0.0, 1.0]))
+    loss_fn = task.make_loss_fn(0.01)
+    grads = nnx.grad(lambda m: loss_fn(m, batch, ctx, jax.random.key(0))[0])(model)
+    for name in ("r", *PER_GENE[1:]):
+        g = np.asarray(getattr(grads, name)[...])
+        assert np.all(g[1] == 0), name
+        assert np.any(g[0] != 0) or name == "conv_b", name
+
+    # GeneStopper: a gene that stopped improving is masked and its snapshot stays put.
+    class FakeTrainer:
+        replicated = None
+
+        def __init__(self):
+            self.model, self.context, self.calls = model, None, 0
+
+        def predict(self, rows):
+            self.calls += 1
+            scores = np.zeros((len(rows["y"]), G))
+            scores[:, 0] = rows["y"][:, 0] * (1.0 if self.calls == 1 else 0.1)  # gene 0: worse later
+            scores[:, 1:] = rows["y"][:, 1:] * min(1.0, 0.3 * self.calls)      # others improve
+            return scores
+    block = task.Block(["a", "b", "c"], dosage, np.asarray(ctx["vmask"]), np.asarray(ctx["annotations"]))
+    fold = task.prepare_fold(block, np.asarray(batch["y"]), np.ones(B, bool), annotations=True)
+    stopper = task.GeneStopper(fold, np.arange(B), patience=2)
+    trainer = FakeTrainer()
+    jax_put = jax.device_put
+    try:
+        jax.device_put = lambda x, *_: x
+        first = stopper.evaluate(trainer)
+        kept = {k: v[0].copy() for k, v in stopper.snapshot.items()}
+        model.r[...] = model.r[...] + 1.0      # training moves every gene's parameters
+        for _ in range(3):
+            last = stopper.evaluate(trainer)
+    finally:
+        jax.device_put = jax_put
+    assert fold.context["active"].tolist() == [0.0, 1.0, 1.0]
+    assert last["valid/active_genes"] == 2.0 and last["valid/r2_mean"] >= first["valid/r2_mean"]
+    for name, value in kept.items():
+        np.testing.assert_array_equal(stopper.snapshot[name][0], value)
+    assert not np.allclose(stopper.snapshot["scale"][1], kept["scale"])  # gene 1 kept improving
+
+
+def _compose(overrides):
+    from hydra import compose, initialize_config_dir
+    from tfnet_jax.run import CONFIG_DIR
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=["model=genonet", *overrides])
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory):
+    """A tiny simulation, plus a gene whose window holds no variant."""
+    from tfnet_jax.data.genosim import GenoSimConfig, simulate_genotypes
+    root = tmp_path_factory.mktemp("genosim")
+    cfg = GenoSimConfig(num_genes=5, num_individuals=64, max_variants=24, region_length=60_000)
+    sim = simulate_genotypes(cfg, root)
+    genes = pd.read_csv(sim["genes"], dtype={"chrom": str})
+    genes.loc[len(genes)] = ["lonely", "1", 400_000_000, 400_001_000]
+    genes.to_csv(sim["genes"], index=False)
+    expr = pd.read_csv(sim["expression"], index_col=0)
+    expr["lonely"] = np.random.default_rng(0).normal(size=len(expr))
+    expr.to_csv(sim["expression"])
+    return sim
+
+
+def test_tiny_run_writes_tables_and_skips_bad_gene(tiny_files, tmp_path):
+    from tfnet_jax.run import train_and_evaluate
+    cfg = _compose(["data=genotypes", f"data.bed={tiny_files['bed']}",
+                    f"data.expression={tiny_files['expression']}", f"data.genes={tiny_files['genes']}",
+                    f"data.annotations={tiny_files['annotations']}", "data.window=100000", *TINY_RUN])
+    metrics = train_and_evaluate(cfg, tmp_path)
+    genes = pd.read_csv(tmp_path / "genes.csv")
+    assert list(genes.columns[:7]) == ["gene", "n_variants", "heritable", "r2_genonet",
+                                       "r2_genonet_noannot", "r2_elastic_net", "r2_elastic_net_annot"]
+    assert all(c.startswith("r2sse_") for c in genes.columns[7:11])
+    assert len(genes) == 5 and "lonely" not in set(genes["gene"])
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert "lonely" in saved["skipped"] and saved == json.loads(json.dumps(metrics))
+    assert set(saved["baselines"]) == {"genonet_noannot", "elastic_net", "elastic_net_annot"}
+    assert {"heritable_genes", "all_genes"} <= set(saved["model"])
+    assert np.isfinite(genes[["r2_genonet", "r2_elastic_net", "r2_elastic_net_annot"]].to_numpy()).all()
+    weights = pd.read_csv(tmp_path / "weights.csv")
+    assert list(weights.columns[:3]) == ["gene", "variant", "chrom"]
+
+    from tfnet_jax.twas import associate
+    z = associate(tmp_path, tiny_files["trait"])
+    assert set(z["gene"]) <= set(genes["gene"]) and "z" in z
+
+
+def test_mismatched_individuals_is_a_data_error(tiny_files, tmp_path):
+    from tfnet_jax.tasks.genotype_run import load_data
+    expr = pd.read_csv(tiny_files["expression"], index_col=0)
+    expr.index = [f"other{i}" for i in range(len(expr))]
+    expr.index.name = "IID"
+    expr.to_csv(tmp_path / "expr.csv")
+    with pytest.raises(DataError, match="no individual"):
+        load_data({"name": "genotypes", "bed": tiny_files["bed"], "expression": str(tmp_path / "expr.csv"),
+                   "genes": tiny_files["genes"]}, tmp_path)
+
+
+@pytest.mark.slow
+def test_cli_default_family_runs_on_a_tiny_simulation(tmp_path):
+    from tfnet_jax.run import train_and_evaluate
+    metrics = train_and_evaluate(_compose([*TINY_SIM, *TINY_RUN]), tmp_path)
+    assert (tmp_path / "sim" / "truth.json").exists() and metrics["settings"]["annotations"]
+
+
+@pytest.mark.slow
+def test_notebook_runs(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("GENONET_NOTEBOOK_OUT", str(tmp_path))
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    notebook = nbformat.read(REPO_ROOT / "notebooks" / "genonet_twas.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
+    images = [out for cell in notebook.cells for out in cell.get("outputs", [])
+              if "image/png" in out.get("data", {})]
+    assert images and (tmp_path / "genes.csv").exists()
