@@ -22,6 +22,11 @@ TINY_RUN = ["model.outer_folds=2", "model.elastic_net.inner_folds=3", "model.ela
             "train.eval_batch_size=32", "train.warmup_steps=5"]
 
 
+@nnx.jit
+def _forward(model, dosage, ctx):  # one compile for the whole forward pass, not one per op
+    return model(dosage, ctx)
+
+
 def _inputs(seed=0):
     rng = np.random.default_rng(seed)
     vmask = np.ones((G, P), bool)
@@ -44,34 +49,37 @@ def _model(num_annotations=K, genes=G):
 def test_padded_variants_change_nothing():
     dosage, ctx = _inputs()
     model = _model()
-    before = model(jnp.asarray(dosage), ctx)
+    before = _forward(model, jnp.asarray(dosage), ctx)
     pad = ~np.asarray(ctx["vmask"])
     changed = dosage.copy()
     changed[:, pad] = 7.0
     ctx2 = dict(ctx, annotations=jnp.where(pad[..., None], 50.0, ctx["annotations"]))
-    np.testing.assert_allclose(model(jnp.asarray(changed), ctx2), before, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(_forward(model, jnp.asarray(changed), ctx2), before, rtol=1e-6, atol=1e-6)
 
 
 def test_genes_in_a_block_are_independent():
     dosage, ctx = _inputs()
     model = _model()
-    before = np.asarray(model(jnp.asarray(dosage), ctx))
+    before = np.asarray(_forward(model, jnp.asarray(dosage), ctx))
     changed = dosage.copy()
     changed[:, 0] = 2.0 - changed[:, 0]        # gene 0's genotypes flipped
-    after = np.asarray(model(jnp.asarray(changed), ctx))
+    after = np.asarray(_forward(model, jnp.asarray(changed), ctx))
     assert not np.allclose(after[:, 0], before[:, 0])
     np.testing.assert_allclose(after[:, 1:], before[:, 1:], rtol=1e-6, atol=1e-6)
 
 
 def test_annotation_prior_is_shared_across_genes():
-    small, big = _model(genes=3), _model(genes=5)
+    def shapes(genes, annotations=K):  # abstract: no compute, no compiles
+        return nnx.eval_shape(lambda: GenoNet(genes, P, annotations, channels=4, kernel=3, hidden=8,
+                                              rngs=nnx.Rngs(0)))
+    small, big = shapes(3), shapes(5)
     for name in ("gate_in", "gate_out"):
         for a, b in zip(jax.tree.leaves(nnx.state(getattr(small, name))),
                         jax.tree.leaves(nnx.state(getattr(big, name)))):
             assert a.shape == b.shape  # no gene axis
     for name in PER_GENE[1:]:
         assert getattr(big, name).shape[0] == 5
-    assert not hasattr(_model(num_annotations=0), "gate_in")  # without annotations: scales only
+    assert not hasattr(shapes(3, 0), "gate_in")  # without annotations: scales only
 
 
 def test_stopped_genes_get_no_gradient_and_keep_their_snapshot():
@@ -81,7 +89,7 @@ def test_stopped_genes_get_no_gradient_and_keep_their_snapshot():
                                                                jnp.float32), "mask": jnp.ones(B)}
     ctx = dict(ctx, active=jnp.asarray([1.0, 0.0, 1.0]))
     loss_fn = task.make_loss_fn(0.01)
-    grads = nnx.grad(lambda m: loss_fn(m, batch, ctx, jax.random.key(0))[0])(model)
+    grads = nnx.jit(nnx.grad(lambda m, b, c: loss_fn(m, b, c, jax.random.key(0))[0]))(model, batch, ctx)
     for name in ("r", *PER_GENE[1:]):
         g = np.asarray(getattr(grads, name)[...])
         assert np.all(g[1] == 0), name

@@ -45,12 +45,14 @@ def forward(params, x, vmask, *, linear_skip: bool, dropout: float = 0.0, key=No
     h = x * params["scale"][None, :, :, None]
     b, g, p, cin = h.shape
     k, _, c = params["conv_w"].shape[1:]
-    # Grouped convolution: group g sees only gene g's channels, so genes stay independent.
-    kernel = jnp.transpose(params["conv_w"], (1, 2, 0, 3)).reshape(k, cin, g * c)
-    z = jax.lax.conv_general_dilated(h.transpose(0, 2, 1, 3).reshape(b, p, g * cin), kernel,
-                                     window_strides=(1,), padding="SAME",
-                                     dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=g)
-    z = jax.nn.gelu(z.reshape(b, p, g, c).transpose(0, 2, 1, 3) + params["conv_b"][None, :, None, :])
+    # Convolution as one batched matmul per gene (im2col): on CPU this is ~10x faster than a
+    # grouped convolution, and genes stay independent (gene g only meets its own kernel).
+    hp = jnp.pad(h, ((0, 0), (0, 0), (k // 2, k - 1 - k // 2), (0, 0)))
+    patches = jnp.concatenate([hp[:, :, i:i + p] for i in range(k)], -1)            # [B, G, P, K*Cin]
+    patches = patches.transpose(1, 0, 2, 3).reshape(g, b * p, k * cin)
+    z = jax.lax.batch_matmul(patches, params["conv_w"].reshape(g, k * cin, c))
+    z = z.reshape(g, b, p, c).transpose(1, 0, 2, 3)
+    z = jax.nn.gelu(z + params["conv_b"][None, :, None, :])
     m = vmask[None, :, :, None]
     n_real = jnp.maximum(vmask.sum(-1), 1.0)[None, :, None]
     pooled = jnp.concatenate([jnp.max(jnp.where(m, z, -1e9), axis=2) * (n_real > 0),
