@@ -143,7 +143,15 @@ def run_genonet(cfg: DictConfig, data: GenotypeData, blocks, folds, annotations:
     rng = np.random.default_rng(cfg.seed)
     loss_fn = task.make_loss_fn(float(model_cfg["l1"]))
     trainer = fresh = None
+    name = "genonet" if annotations else "genonet_noannot"
     for c in range(folds.max() + 1):
+        cache = run_dir / "fits" / f"{name}_fold{c}.npz"
+        if cache.exists():  # a killed run resumes at the next unfinished fold
+            with np.load(cache) as f:
+                pred[:, folds == c] = f["pred"]
+                records += json.loads(str(f["records"]))
+            continue
+        fold_records = []
         fit_rows = np.flatnonzero(folds != c)
         valid = rng.permutation(fit_rows)[: max(2, int(round(model_cfg["valid_frac"] * len(fit_rows))))]
         train = np.setdiff1d(fit_rows, valid)
@@ -170,11 +178,14 @@ def run_genonet(cfg: DictConfig, data: GenotypeData, blocks, folds, annotations:
             out = stopper.predict(held, bool(model_cfg["linear_skip"]))
             pred[start:start + len(block.genes), held] = out[:, :len(block.genes)].T
             start += len(block.genes)
-            records.append({"fit": f"{'genonet' if annotations else 'genonet_noannot'}/fold{c}/block{b}",
-                            "step": meta["step"], "best_step": meta["best_step"],
-                            "best_score": meta["best_score"], "evals": stopper.evals})
+            fold_records.append({"fit": f"{name}/fold{c}/block{b}", "step": meta["step"],
+                                 "best_step": meta["best_step"], "best_score": meta["best_score"],
+                                 "evals": stopper.evals})
             with (run_dir / "metrics.jsonl").open("a") as handle:
-                handle.write(json.dumps(records[-1]) + "\n")
+                handle.write(json.dumps(fold_records[-1]) + "\n")
+        records += fold_records
+        out = {"pred": pred[:, folds == c], "records": np.asarray(json.dumps(fold_records))}
+        atomic_write_with(cache, lambda tmp, out=out: np.savez(tmp, **out))
     return pred, records
 
 
