@@ -63,6 +63,23 @@ def test_fixed_lambda_matches_sklearn():
                                        ref.predict(sc.transform(xg)), atol=2e-3)
 
 
+def test_working_set_matches_sklearn():
+    """P > the smallest working-set size: the screened solve (strong rule + KKT check) must
+    give the same coefficients as sklearn on all columns."""
+    rng = np.random.default_rng(5)
+    n, p = 80, 300
+    xg = _genotypes(rng, n, p)
+    b = np.zeros(p)
+    b[rng.choice(p, 4, replace=False)] = rng.normal(size=4)
+    y = (xg @ b + rng.normal(size=n)).astype(np.float32)
+    coef, _ = enet_path(xg[None], np.ones((1, p), bool), y[None], LAMS, **TIGHT)
+    x64 = xg.astype(np.float64)
+    sc, sd = _std(x64)
+    for l, lam in enumerate(LAMS):
+        ref = ElasticNet(alpha=lam, l1_ratio=0.5, tol=1e-12, max_iter=100_000).fit(sc.transform(x64), y)
+        np.testing.assert_allclose(coef[0, l] * sd, ref.coef_, rtol=1e-3, atol=1e-3 * np.abs(ref.coef_).max())
+
+
 def test_padding_gets_zero_weight_and_changes_nothing():
     x, mask, y = _genes(sizes=(10, 40, 40, 40))
     coef, _ = enet_path(x, mask, y, LAMS, **TIGHT)
@@ -98,6 +115,10 @@ def test_nested_cv_r2_matches_sklearn_same_folds_and_grid():
     assert np.all(ref[0] > 0.2)  # genes with real signal
     np.testing.assert_allclose(ours[0], ref[0], atol=0.005)
     np.testing.assert_allclose(ours[1], ref[1], atol=0.005)
+    # Stopping the path once no inner-CV curve improves (patience) chose what the full path does.
+    whole = fit_nested_cv(x, mask, y, folds, inner_k=5, n_lambdas=30, block=4, seed=3, patience=0, **TIGHT)
+    np.testing.assert_array_equal(res["lambda_outer"], whole["lambda_outer"])
+    np.testing.assert_allclose(res["pred"], whole["pred"], rtol=1e-5, atol=1e-5)
     # Final model: refit on all rows at the lambda chosen by inner CV over all rows.
     assert np.all(np.isin(res["lambda"][:, None], res["lambdas"][:, -1]).any(1))
 

@@ -36,7 +36,7 @@ class GRNConfig:
     state_spread: float = 1.0      # sd of a master's level across states
     master_noise: float = 0.5      # within-state sd of a master
     tf_noise: float = 1.0          # independent sd of every non-master TF
-    hill: float = 4.0              # Hill steepness in log space
+    hill: float = 2.0              # Hill coefficient n of x^n / (K^n + x^n)
     master_targets: tuple = (1, 2)  # masters regulating each target (min, max)
     other_targets: tuple = (0, 3)   # other TFs regulating each target (min, max)
     master_weight: tuple = (0.8, 1.6)

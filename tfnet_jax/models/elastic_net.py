@@ -30,6 +30,8 @@ from scipy import stats
 
 __all__ = ["enet_path", "fit_nested_cv", "cv_r2", "heritable_filter", "fold_masks"]
 
+WS_SIZES = (64, 256, 1024)  # static working-set sizes (columns) tried before all P
+
 
 # ----------------------------------------------------------------------------- core (one gene)
 def _fit_stats(xc, yc, train, usable):
@@ -71,49 +73,125 @@ def _lipschitz(predict, xt, ok, n_power):
     return 1.1 * lip + 1e-6
 
 
-def _path(xc, yc, train, usable, pf, lam_of, alpha, max_iter, tol, n_power, emit):
-    """Solve every fit (rows of `train`) down its lambda path; `emit` picks what to keep.
-
-    lam_of(g0_abs_over_pf [F, P]) -> lambdas [F, L] (so the grid can depend on lambda_max).
-    emit(l, beta [F,P], z [F,n] centred predictions, stats) -> pytree stacked over lambdas.
-    """
-    nf, mu, sd, ok, ybar = _fit_stats(xc, yc, train, usable)
-    predict, xt = _ops(xc, train, nf, mu, sd)
-    target = yc[None, :] - ybar[:, None]               # y centred per fit
-    g0 = jnp.abs(xt(target))
-    g0 = jnp.where(ok & (pf > 0)[None, :], g0 / (alpha * jnp.where(pf > 0, pf, 1.0)), 0.0)
-    lambdas = lam_of(g0)                                # [F, L]
-    scale = jnp.maximum(jnp.max(g0, 1) * alpha, 1e-12)  # gradient scale for the stopping rule
-    lip = _lipschitz(predict, xt, ok, n_power)[:, None]
-
-    def prox(v, lam):
+def _fista(predict, xt, ok, pf, target, lip, scale, alpha, max_iter, tol, beta, lam):
+    """FISTA with O'Donoghue-Candes restart on the columns `predict` / `xt` see."""
+    def prox(v):
         thr = lam[:, None] * alpha * pf[None, :] / lip
         shrink = 1.0 + lam[:, None] * (1.0 - alpha) * pf[None, :] / lip
         return jnp.where(ok, jnp.sign(v) * jnp.maximum(jnp.abs(v) - thr, 0.0) / shrink, 0.0)
 
-    def solve(beta, lam):
-        def body(s):
-            beta, v, t, it, _ = s
-            grad = -xt(target - predict(v))
-            nb = prox(v - grad / lip, lam)
-            # O'Donoghue-Candes restart: drop momentum when it points uphill.
-            restart = jnp.sum((v - nb) * (nb - beta), 1) > 0
-            tn = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t))
-            mom = jnp.where(restart, 0.0, (t - 1.0) / tn)[:, None]
-            crit = jnp.max(jnp.max(jnp.abs(nb - beta), 1) * lip[:, 0] / scale)
-            return nb, nb + mom * (nb - beta), jnp.where(restart, 1.0, tn), it + 1, crit
+    def body(s):
+        beta, v, t, it, _ = s
+        grad = -xt(target - predict(v))
+        nb = prox(v - grad / lip)
+        # Restart: drop momentum when it points uphill.
+        restart = jnp.sum((v - nb) * (nb - beta), 1) > 0
+        tn = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t))
+        mom = jnp.where(restart, 0.0, (t - 1.0) / tn)[:, None]
+        crit = jnp.max(jnp.max(jnp.abs(nb - beta), 1) * lip[:, 0] / scale)
+        return nb, nb + mom * (nb - beta), jnp.where(restart, 1.0, tn), it + 1, crit
 
-        init = (beta, beta, jnp.ones_like(lam), 0, jnp.asarray(jnp.inf, beta.dtype))
-        beta, *_ = jax.lax.while_loop(lambda s: (s[3] < max_iter) & (s[4] > tol), body, init)
-        return beta
+    init = (beta, beta, jnp.ones_like(lam), 0, jnp.asarray(jnp.inf, beta.dtype))
+    beta, *_ = jax.lax.while_loop(lambda s: (s[3] < max_iter) & (s[4] > tol), body, init)
+    return beta
 
-    def step(beta, l):
-        beta = solve(beta, lambdas[:, l])
-        return beta, emit(l, beta, predict(beta), (mu, sd, ybar))
 
-    beta0 = jnp.zeros((train.shape[0], xc.shape[1]), xc.dtype)
-    _, out = jax.lax.scan(step, beta0, jnp.arange(lambdas.shape[1]))
-    return lambdas, out
+def _path(xc, yc, train, usable, pf, lam_of, alpha, max_iter, tol, n_power, emit, ws_sizes=WS_SIZES,
+          max_rounds=4, stall=None, patience=0):
+    """Solve every fit (rows of `train`) down its lambda path; `emit` picks what to keep.
+
+    lam_of(g0_abs_over_pf [F, P]) -> lambdas [F, L] (so the grid can depend on lambda_max).
+    emit(l, beta [F,P], z [F,n] centred predictions, stats) -> pytree stacked over lambdas.
+    stall(emitted) -> [C] criterion (inner-CV MSE per problem): with patience > 0 the path
+    stops once no criterion has improved for `patience` lambdas (glmnet also cuts its path
+    short); outputs past the stop stay zero, and n_done (returned) says how many were run.
+
+    Working set (shared by the gene's fits, so its products stay matrix-matrix): at each
+    lambda, the columns non-zero in any fit plus the strong-rule candidates
+    (|grad| > alpha (2 lambda_k - lambda_{k-1}) pf), padded to the smallest static size in
+    `ws_sizes` (or all P columns) with the next-best scores. FISTA runs on those columns
+    only; one full X^T r then checks KKT on every column, and violators join the next
+    round (at most `max_rounds`). Costs one full product per round instead of two per
+    iteration. Must run under lax.map, not vmap: vmap would turn the size switch into a
+    select that runs every branch.
+    """
+    nf, mu, sd, ok, ybar = _fit_stats(xc, yc, train, usable)
+    predict, xt = _ops(xc, train, nf, mu, sd)
+    target = yc[None, :] - ybar[:, None]               # y centred per fit
+    grad0 = xt(target)
+    g0 = jnp.abs(grad0)
+    g0 = jnp.where(ok & (pf > 0)[None, :], g0 / (alpha * jnp.where(pf > 0, pf, 1.0)), 0.0)
+    lambdas = lam_of(g0)                                # [F, L]
+    scale = jnp.maximum(jnp.max(g0, 1) * alpha, 1e-12)  # gradient scale for the stopping rule
+    lip = _lipschitz(predict, xt, ok, n_power)[:, None]
+    n_col = xc.shape[1]
+    sizes = sorted({min(int(k), n_col) for k in ws_sizes} | {n_col})
+
+    def branch(k):
+        if k == n_col:
+            def full(score, beta, lam):
+                beta = _fista(predict, xt, ok, pf, target, lip, scale, alpha, max_iter, tol, beta, lam)
+                return beta, predict(beta)
+            return full
+
+        def subset(score, beta, lam):
+            idx = jax.lax.top_k(score, k)[1]
+            p_k, xt_k = _ops(xc[:, idx], train, nf, mu[:, idx], sd[:, idx])
+            b = _fista(p_k, xt_k, ok[:, idx], pf[idx], target, lip, scale, alpha, max_iter, tol,
+                       beta[:, idx], lam)
+            # Columns outside idx are zero: every non-zero column scored inf, so it is in idx.
+            return jnp.zeros_like(beta).at[:, idx].set(b), p_k(b)
+        return subset
+    branches = [branch(k) for k in sizes]
+
+    def step(beta, grad, z, l):                         # grad = X^T r / n at beta
+        lam = lambdas[:, l]
+        lam_prev = lambdas[:, jnp.maximum(l - 1, 0)]
+        strong = (alpha * (2.0 * lam - lam_prev))[:, None] * pf[None, :]
+        kkt = (alpha * lam)[:, None] * pf[None, :] + tol * scale[:, None]
+
+        def rnd(s):
+            beta, grad, _, r, _ = s
+            ratio = jnp.max(jnp.where(ok, jnp.abs(grad) / jnp.maximum(strong, 1e-30), 0.0), 0)
+            score = jnp.where(jnp.any(beta != 0, 0), jnp.inf, ratio)
+            tier = jnp.searchsorted(jnp.asarray(sizes), jnp.sum(score > 1.0))
+            beta, z = jax.lax.switch(tier, branches, score, beta, lam)
+            grad = xt(target - z)
+            viol = jnp.any(ok & (beta == 0) & (jnp.abs(grad) > kkt))
+            return beta, grad, z, r + 1, viol
+
+        beta, grad, z, *_ = jax.lax.while_loop(lambda s: (s[3] < max_rounds) & s[4], rnd,
+                                               (beta, grad, z, 0, True))
+        return beta, grad, z
+
+    n_lam = lambdas.shape[1]
+    beta0 = jnp.zeros((train.shape[0], n_col), xc.dtype)
+    z0 = jnp.zeros(train.shape, xc.dtype)
+    shapes = jax.eval_shape(lambda b, z: emit(0, b, z, (mu, sd, ybar)), beta0, z0)
+    out0 = jax.tree.map(lambda a: jnp.zeros((n_lam,) + a.shape, a.dtype), shapes)
+    n_crit = 1 if stall is None else jax.eval_shape(stall, jax.tree.map(lambda a: a[0], out0)).shape[0]
+
+    def body(c):
+        beta, grad, z, out, l, best, since = c
+        beta, grad, z = step(beta, grad, z, l)
+        o = emit(l, beta, z, (mu, sd, ybar))
+        out = jax.tree.map(lambda a, v: a.at[l].set(v), out, o)
+        if stall is not None:
+            crit = stall(o)
+            since = jnp.where(crit < best, 0, since + 1)
+            best = jnp.minimum(crit, best)
+        return beta, grad, z, out, l + 1, best, since
+
+    def more(c):
+        go = c[4] < n_lam
+        if stall is not None and patience:
+            go = go & jnp.any(c[6] < patience)
+        return go
+
+    inf = jnp.full((n_crit,), jnp.inf, xc.dtype)
+    init = (beta0, grad0, z0, out0, 0, inf, jnp.zeros((n_crit,), jnp.int32))
+    *_, out, n_done, _, _ = jax.lax.while_loop(more, body, init)
+    return lambdas, out, n_done
 
 
 def _prepare(x, mask, y, pf):
@@ -152,7 +230,7 @@ def _path_block(x, mask, y, usable, pf, lambdas, train, alpha, max_iter, tol, n_
             return b, ym + ybar[0] - jnp.sum(b * (mu[0] + xm))
         return _path(xc, yc, train[None], usable, pf, lambda g0: lam[None], alpha, max_iter, tol,
                      n_power, emit)[1]
-    return jax.vmap(gene)(xc, yc, usable, pf, lambdas, xm, ym)
+    return jax.lax.map(lambda a: gene(*a), (xc, yc, usable, pf, lambdas, xm, ym))
 
 
 def enet_path(X, mask, y, lambdas, alpha=0.5, penalty_factor=None, rows=None, tol=1e-6,
@@ -200,9 +278,10 @@ def fold_masks(outer_folds, inner_k=5, seed=0):
                 problem=np.array(problem), inner=inner, outer=outer)
 
 
-@partial(jax.jit, static_argnames=("alpha", "n_lambdas", "inner_k", "max_iter", "tol", "n_power"))
+@partial(jax.jit, static_argnames=("alpha", "n_lambdas", "inner_k", "max_iter", "tol", "n_power",
+                                   "patience"))
 def _nested_block(x, mask, y, usable, pf, train, evaluate, outer, alpha, n_lambdas, inner_k,
-                  max_iter, tol, n_power):
+                  max_iter, tol, n_power, patience):
     xc, yc, xm, ym = _prepare(x, mask, y, pf)
     n_fit, n = train.shape
     full = jnp.arange(0, n_fit, inner_k + 1)            # the 'full' fit of each problem
@@ -226,21 +305,29 @@ def _nested_block(x, mask, y, usable, pf, train, evaluate, outer, alpha, n_lambd
             b = beta[full[-1]] / sd[full[-1]]
             return mse, pred, b, ym + ybar[full[-1]] - jnp.sum(b * (mu[full[-1]] + xm))
 
-        lambdas, (mse, pred, coef, icpt) = _path(xc, yc, train, usable, pf, lam_of, alpha,
-                                                  max_iter, tol, n_power, emit)
+        def inner_cv(o):  # inner-CV MSE per problem at one lambda
+            return o[0].reshape(k_outer + 1, inner_k + 1)[:, 1:].mean(1)
+
+        lambdas, (mse, pred, coef, icpt), n_done = _path(
+            xc, yc, train, usable, pf, lam_of, alpha, max_iter, tol, n_power, emit,
+            stall=inner_cv, patience=patience)
         # Inner CV error: mean over inner folds of each fold's MSE (as sklearn ElasticNetCV).
         cv = mse.T.reshape(k_outer + 1, inner_k + 1, -1)[:, 1:].mean(1)  # [C, L]
+        cv = jnp.where(jnp.arange(cv.shape[1]) < n_done, cv, jnp.inf)      # not reached
         best = jnp.argmin(cv, 1)                                           # first min = largest lambda
         held_out = pred[best[outer], jnp.arange(n)]
         grid = lambdas[full]
         return dict(pred=held_out, lambda_outer=grid[jnp.arange(k_outer), best[:-1]],
                     lambda_=grid[-1, best[-1]], coef=coef[best[-1]], intercept=icpt[best[-1]],
                     lambdas=grid, cv_mse=cv)
-    return jax.vmap(gene)(xc, yc, usable, pf, xm, ym)
+    # lax.map, not vmap: genes run one after another so each keeps its own working-set
+    # size and its own number of FISTA iterations.
+    return jax.lax.map(lambda a: gene(*a), (xc, yc, usable, pf, xm, ym))
 
 
 def fit_nested_cv(X, mask, y, outer_folds, inner_k=5, alpha=0.5, n_lambdas=50,
-                  penalty_factor=None, seed=0, block=16, tol=1e-4, max_iter=300, n_power=20):
+                  penalty_factor=None, seed=0, block=16, tol=1e-4, max_iter=300, n_power=20,
+                  patience=10):
     """PredictDB-style nested-CV elastic net for G genes (one compile per block shape).
 
     X [G, n, P] dosages padded with zero columns, mask [G, P] real variants, y [G, n],
@@ -269,19 +356,40 @@ def fit_nested_cv(X, mask, y, outer_folds, inner_k=5, alpha=0.5, n_lambdas=50,
                          f"outer_folds {np.shape(outer_folds)}")
     usable, pf = _normalise_pf(mask, penalty_factor)
     fm = fold_masks(outer_folds, inner_k, seed)
-    pad = -g % block
-    if pad:  # empty genes keep the block shape fixed
-        x, y = np.pad(x, ((0, pad), (0, 0), (0, 0))), np.pad(y, ((0, pad), (0, 0)))
-        mask, usable, pf = (np.pad(a, ((0, pad), (0, 0))) for a in (mask, usable, pf))
-    parts = []
-    for s in range(0, g + pad, block):
-        sl = slice(s, s + block)
-        out = _nested_block(jnp.asarray(x[sl]), jnp.asarray(mask[sl]), jnp.asarray(y[sl]),
-                            jnp.asarray(usable[sl]), jnp.asarray(pf[sl]), jnp.asarray(fm["train"]),
-                            jnp.asarray(fm["evaluate"]), jnp.asarray(fm["outer"]), float(alpha),
-                            int(n_lambdas), int(inner_k), int(max_iter), float(tol), int(n_power))
-        parts.append(jax.tree.map(np.asarray, out))
-    res = {k: np.concatenate([q[k] for q in parts])[:g] for k in parts[0]}
+    # Genes are compacted to their usable columns and bucketed by width (next power of two,
+    # >= 128) so narrow genes do not pay for the widest; a bucket's last partial block is
+    # padded to a power of two, not to `block` (at most log2(block) extra compiles).
+    count = usable.sum(1)
+    width = np.minimum(np.maximum(128, 2 ** np.ceil(np.log2(np.maximum(count, 1)))), p).astype(int)
+    res = None
+    for w in np.unique(width):
+        genes = np.flatnonzero(width == w)
+        xb = np.zeros((genes.size, n, w), np.float32)
+        ub, pfb = np.zeros((genes.size, w), bool), np.zeros((genes.size, w), np.float32)
+        cols = [np.flatnonzero(usable[i]) for i in genes]
+        for j, (i, c) in enumerate(zip(genes, cols)):
+            xb[j, :, :c.size], ub[j, :c.size], pfb[j, :c.size] = x[i][:, c], True, pf[i, c]
+        for s in range(0, genes.size, block):
+            m = min(block, genes.size - s)
+            size = min(block, 1 << (m - 1).bit_length())
+            sl = slice(s, s + m)
+
+            def padded(a):  # empty genes keep the block shape fixed
+                return jnp.asarray(np.pad(a[sl], ((0, size - m),) + ((0, 0),) * (a.ndim - 1)))
+            out = _nested_block(padded(xb), padded(ub), padded(y[genes]), padded(ub), padded(pfb),
+                                jnp.asarray(fm["train"]), jnp.asarray(fm["evaluate"]),
+                                jnp.asarray(fm["outer"]), float(alpha), int(n_lambdas), int(inner_k),
+                                int(max_iter), float(tol), int(n_power), int(patience or 0))
+            out = jax.tree.map(lambda v: np.asarray(v)[:m], out)
+            if res is None:
+                res = {k: np.zeros((g,) + v.shape[1:], v.dtype) for k, v in out.items() if k != "coef"}
+                res["coef"] = np.zeros((g, p), np.float32)
+            for k, v in out.items():
+                if k == "coef":
+                    for j, i in enumerate(genes[sl]):
+                        res["coef"][i, cols[j + s]] = v[j, :cols[j + s].size]
+                else:
+                    res[k][genes[sl]] = v
     res["lambda"] = res.pop("lambda_")
     res["inner_folds"], res["outer_folds"] = fm["inner"], fm["outer"]
     return res
