@@ -29,7 +29,7 @@ def parse_args():
     for flag, default in (("--genes", 1000), ("--individuals", 500), ("--min-variants", 100),
                           ("--max-variants", 2000), ("--sklearn-genes", 20), ("--glum-genes", 3), ("--outer-k", 5),
                           ("--inner-k", 5), ("--n-lambdas", 50), ("--block", 16), ("--max-iter", 30),
-                          ("--seed", 0)):
+                          ("--patience", 10), ("--seed", 0)):
         p.add_argument(flag, type=int, default=default)
     p.add_argument("--tol", type=float, default=1e-3)
     p.add_argument("--no-glum", action="store_true")
@@ -59,7 +59,8 @@ def simulate(rng, n, p, n_hap=60, switch=0.03):
 
 
 def run_jax(xs, ys, folds, args):
-    """Genes bucketed by variant count (padded to the bucket); one compile per bucket."""
+    """Genes bucketed by variant count (padded to the bucket); one compile per bucket.
+    (fit_nested_cv buckets by itself too; doing it here times each bucket apart.)"""
     n, g = folds.size, len(xs)
     pred, lambdas, inner = np.zeros((g, n), np.float32), [None] * g, None
     compile_s = run_s = 0.0
@@ -76,7 +77,7 @@ def run_jax(xs, ys, folds, args):
             x[i, :, :sizes[j]], mask[i, :sizes[j]] = xs[j], True
         y = np.stack([ys[j] for j in idx])
         kw = dict(inner_k=args.inner_k, n_lambdas=args.n_lambdas, block=args.block, seed=args.seed,
-                  max_iter=args.max_iter, tol=args.tol)
+                  max_iter=args.max_iter, tol=args.tol, patience=args.patience)
         b = slice(0, min(args.block, idx.size))
         t0 = time.perf_counter()
         fit_nested_cv(x[b], mask[b], y[b], folds, **kw)      # compile + one block
