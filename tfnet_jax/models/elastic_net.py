@@ -11,8 +11,10 @@ p tiny dependent updates, which XLA runs as p small ops per sweep; a proximal-gr
 is two matrix products. All fits of a gene (outer folds x (inner folds + 1), and the final
 fit) share that gene's X: a fit is a 0/1 row weight, and standardisation is folded into the
 coefficients (b_orig = b_std / sd), so one iteration of all ~36 fits is X^T R and X B with
-R, B of width 36, i.e. matrix-matrix work instead of 36 matrix-vector products. Genes are
-vmapped on top, in fixed-size blocks, so a block shape compiles once.
+R, B of width 36, i.e. matrix-matrix work instead of 36 matrix-vector products.
+FISTA iterates on a screened working set of columns (strong rule, then a KKT check on all
+columns; see `_path`), so most iterations touch 64-256 columns, not all P. Genes run one
+after another (lax.map) in blocks, so each gene keeps its own working-set size.
 
 Padded columns (mask False), columns constant on a fit's training rows, and columns with an
 infinite penalty factor are held at exactly zero. Penalty factors are rescaled to average 1
@@ -338,8 +340,13 @@ def fit_nested_cv(X, mask, y, outer_folds, inner_k=5, alpha=0.5, n_lambdas=50,
     sets and all rows); its inner folds reuse it, as cv.glmnet does. glmnet's default is
     100 lambdas; 50 halves the path cost (it is linear in the path length) and the CV
     minimum is flat on a log grid this fine (R^2 check: benchmarks/README.md).
-    Genes are processed in blocks of `block` (padded with empty genes); tol / max_iter
-    are the FISTA stopping rule per lambda (tol relative to lambda_max's gradient scale).
+    Genes are compacted to their usable variants, bucketed by width (next power of two,
+    >= 128) and processed in blocks of `block` (a bucket's last block padded with empty
+    genes to a power of two); tol / max_iter are the FISTA stopping rule per lambda (tol
+    relative to lambda_max's gradient scale). patience: the path stops once no problem's
+    inner-CV MSE has improved for that many lambdas (0 / None: whole path); cv_mse is inf
+    past the stop, so the selected lambda can only differ from the whole path's if the
+    CV curve falls again after `patience` rising steps.
 
     Returns numpy arrays per gene: pred [G, n] held-out predictions (each row by the model
     of the outer fold that held it out), lambda_outer [G, K], lambda [G] (final, chosen by
