@@ -16,10 +16,10 @@ from tfnet_jax.tasks import genotype as task
 G, P, K, B = 3, 12, 2, 8
 TINY_SIM = ["data.num_genes=5", "data.num_individuals=64", "data.max_variants=24",
             "data.region_length=60000", "data.null_fraction=0.2"]
-TINY_RUN = ["model.outer_folds=2", "model.elastic_net.inner_folds=3", "model.elastic_net.n_lambdas=8",
-            "model.elastic_net.block=4", "model.channels=4", "model.hidden=8", "train.max_steps=30",
-            "train.eval_every=10", "train.log_every=10", "train.patience=2", "train.batch_size=16",
-            "train.eval_batch_size=32", "train.warmup_steps=5"]
+TINY_RUN = ["model.outer_folds=2", "model.elastic_net.inner_folds=3", "model.elastic_net.n_lambdas=6",
+            "model.elastic_net.block=4", "model.channels=2", "model.hidden=4", "model.kernel=3",
+            "train.max_steps=10", "train.eval_every=5", "train.log_every=5", "train.patience=1",
+            "train.batch_size=16", "train.eval_batch_size=64", "train.warmup_steps=2"]
 
 
 @nnx.jit
@@ -127,6 +127,26 @@ def test_stopped_genes_get_no_gradient_and_keep_their_snapshot():
     for name, value in kept.items():
         np.testing.assert_array_equal(stopper.snapshot[name][0], value)
     assert not np.allclose(stopper.snapshot["scale"][1], kept["scale"])  # gene 1 kept improving
+
+
+def test_elastic_net_start_predicts_the_elastic_net_and_stays_frozen():
+    """Step 0 of an elastic-net-started GenoNet is the elastic net's prediction in data units."""
+    dosage, ctx = _inputs()
+    rng = np.random.default_rng(2)
+    vmask = np.asarray(ctx["vmask"])
+    beta = rng.normal(size=(2, P)) * vmask[:2]          # 2 real genes; the third is padding
+    b0 = rng.normal(size=2)
+    y = dosage[:, :2] @ np.ones(P) + rng.normal(size=(B, 2))
+    block = task.Block(["a", "b"], dosage, vmask, None)
+    fold = task.prepare_fold(block, y, np.ones(B, bool), annotations=False)
+    fold.context.update(task.linear_from_enet(fold, beta, b0))
+    model = GenoNet(G, P, 0, channels=4, kernel=3, hidden=8, linear_init="elastic_net", rngs=nnx.Rngs(0))
+    c = fold.context
+    params = task.effective_params(model, None, jnp.asarray(vmask), {"lin": c["lin"], "lin_b": c["lin_b"]})
+    out = task.predict_snapshot(params, jnp.asarray(fold.dosage), c["mu"], c["sd"], c["vmask"], True)
+    want = np.einsum("bgp,gp->bg", dosage[:, :2], beta) + b0
+    np.testing.assert_allclose(fold.unscale(np.asarray(out, np.float64))[:, :2], want, rtol=1e-4, atol=1e-4)
+    assert not any("lin" in str(path) for path, _ in jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param)))
 
 
 def _compose(overrides):

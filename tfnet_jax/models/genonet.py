@@ -20,6 +20,13 @@ never matter. All per-gene parameters carry a leading gene axis and genes never 
 compiled program trains the whole block. `effective_params()` materialises the scale (gate
 applied), and `forward(params, ...)` predicts from such a snapshot without the gate: the
 per-gene early stopping keeps those snapshots.
+
+With `linear_init="elastic_net"` the linear path is instead the elastic net fitted on the
+same outer fold's training rows (weights on standardised additive dosages plus an offset,
+handed in through the context as `lin` [G, P] and `lin_b` [G]), frozen unless
+`linear_trainable`; the network's output layer starts at zero, so training starts at the
+elastic net's prediction and the network only fits the non-additive remainder (the TFNet
+family's ridge-started frozen linear path).
 """
 from __future__ import annotations
 
@@ -62,7 +69,9 @@ def forward(params, x, vmask, *, linear_skip: bool, dropout: float = 0.0, key=No
         keep = jax.random.bernoulli(key, 1.0 - dropout, hidden.shape)
         hidden = jnp.where(keep, hidden / (1.0 - dropout), 0.0)
     out = jnp.einsum("bgh,gh->bg", hidden, params["w2"]) + params["b2"]
-    if linear_skip:
+    if "lin" in params:  # elastic-net start: its additive fit plus offset, in y's standard units
+        out = out + jnp.sum(x[..., 0] * params["lin"][None], axis=-1) + params["lin_b"]
+    elif linear_skip:
         out = out + jnp.sum(h[..., 0], axis=-1)  # additive coding x scale: a lasso path
     return out
 
@@ -71,7 +80,9 @@ class GenoNet(nnx.Module):
     def __init__(self, num_genes: int, num_variants: int, num_annotations: int = 0, *,
                  channels: int = 8, kernel: int = 7, hidden: int = 16, gate_hidden: int = 8,
                  dropout: float = 0.1, init_scale: float = 0.05, linear_skip: bool = True,
-                 rngs: nnx.Rngs):
+                 linear_init: str = "zeros", linear_trainable: bool = False, rngs: nnx.Rngs):
+        if linear_init not in ("zeros", "elastic_net"):
+            raise ValueError(f"linear_init={linear_init!r}: zeros | elastic_net")
         g, p, c = num_genes, num_variants, channels
         key = rngs.params()
         k1, k2, k3 = jax.random.split(key, 3)
@@ -80,7 +91,9 @@ class GenoNet(nnx.Module):
         self.conv_b = nnx.Param(jnp.zeros((g, c)))
         self.w1 = nnx.Param(jax.random.normal(k2, (g, 2 * c, hidden)) / jnp.sqrt(2.0 * c))
         self.b1 = nnx.Param(jnp.zeros((g, hidden)))
-        self.w2 = nnx.Param(jax.random.normal(k3, (g, hidden)) * 0.1 / jnp.sqrt(hidden))
+        # Elastic-net start: a zero output layer, so step 0 predicts exactly the elastic net.
+        w2_scale = 0.0 if linear_init == "elastic_net" else 0.1
+        self.w2 = nnx.Param(jax.random.normal(k3, (g, hidden)) * w2_scale / jnp.sqrt(hidden))
         self.b2 = nnx.Param(jnp.zeros((g,)))
         self.num_annotations = num_annotations
         if num_annotations:
@@ -89,6 +102,12 @@ class GenoNet(nnx.Module):
             self.gate_out = nnx.Linear(gate_hidden, 1, kernel_init=nnx.initializers.zeros, rngs=rngs)
         self.dropout = dropout
         self.linear_skip = linear_skip
+        self.linear_init = linear_init
+        if linear_init == "elastic_net" and linear_trainable:
+            # Trainable: a correction to the context's elastic-net weights, starting at zero.
+            self.lin_delta = nnx.Param(jnp.zeros((g, p)))
+            self.lin_b_delta = nnx.Param(jnp.zeros((g,)))
+        self.linear_trainable = linear_trainable
 
     def gate(self, annotations, vmask):
         """[G, P] >= 0, mean 1 over each gene's real variants (1 without annotations)."""
@@ -99,10 +118,24 @@ class GenoNet(nnx.Module):
         return raw * jnp.maximum(vmask.sum(-1, keepdims=True), 1.0) / jnp.maximum(
             raw.sum(-1, keepdims=True), 1e-6)
 
-    def effective_params(self, annotations, vmask) -> dict:
+    def effective_params(self, annotations, vmask, linear=None) -> dict:
+        """Per-gene parameters; `linear` = {"lin", "lin_b"} from the context (elastic-net start)."""
         scale = self.gate(annotations, vmask) * self.r[...] * vmask
-        return {"scale": scale, "conv_w": self.conv_w[...], "conv_b": self.conv_b[...],
-                "w1": self.w1[...], "b1": self.b1[...], "w2": self.w2[...], "b2": self.b2[...]}
+        out = {"scale": scale, "conv_w": self.conv_w[...], "conv_b": self.conv_b[...],
+               "w1": self.w1[...], "b1": self.b1[...], "w2": self.w2[...], "b2": self.b2[...]}
+        if self.linear_init == "elastic_net":
+            if linear is None:
+                raise ValueError("linear_init='elastic_net' needs context['lin'] and context['lin_b']")
+            lin, lin_b = linear["lin"], linear["lin_b"]
+            if self.linear_trainable:
+                lin, lin_b = lin + self.lin_delta[...], lin_b + self.lin_b_delta[...]
+            out["lin"], out["lin_b"] = lin * vmask, lin_b
+        return out
+
+    def linear_context(self, context):
+        if self.linear_init != "elastic_net":
+            return None
+        return {"lin": context.get("lin"), "lin_b": context.get("lin_b")} if "lin" in context else None
 
     def l1(self, vmask):
         """Per-gene L1 norm of the residual scales r [G] (the gate sets its per-variant weight)."""
@@ -110,7 +143,7 @@ class GenoNet(nnx.Module):
 
     def __call__(self, dosage, context, *, deterministic: bool = True, key=None):
         vmask = context["vmask"]
-        params = self.effective_params(context.get("annotations"), vmask)
+        params = self.effective_params(context.get("annotations"), vmask, self.linear_context(context))
         x = encode(dosage, context["mu"], context["sd"], vmask)
         return forward(params, x, vmask, linear_skip=self.linear_skip,
                        dropout=0.0 if deterministic else self.dropout, key=key)

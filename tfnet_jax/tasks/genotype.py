@@ -19,7 +19,7 @@ from flax import nnx
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.genotypes import GenotypeData, impute_train_mean, regress_out_covariates
 from tfnet_jax.data.splits import hash_order
-from tfnet_jax.models.genonet import PER_GENE, GenoNet, encode, forward
+from tfnet_jax.models.genonet import GenoNet, encode, forward
 
 
 @dataclass
@@ -121,7 +121,26 @@ def build_model(model_cfg: dict, block: Block, annotations: bool, seed: int) -> 
                    kernel=model_cfg["kernel"], hidden=model_cfg["hidden"],
                    gate_hidden=model_cfg["gate_hidden"], dropout=model_cfg["dropout"],
                    init_scale=model_cfg["init_scale"], linear_skip=model_cfg["linear_skip"],
-                   rngs=nnx.Rngs(seed))
+                   linear_init=model_cfg.get("linear_init", "zeros"),
+                   linear_trainable=bool(model_cfg.get("linear_trainable", False)), rngs=nnx.Rngs(seed))
+
+
+def linear_from_enet(fold: FoldBlock, coef: np.ndarray, intercept: np.ndarray) -> dict[str, np.ndarray]:
+    """Elastic-net weights (original dosage scale, [G_real, P] / [G_real]) in GenoNet's units.
+
+    GenoNet sees additive dosages standardised with the fold's training mu / sd and predicts
+    standardised y, so beta * x + b0 = (beta * sd) * x_std + (beta . mu + b0), then (. - y_mean) / y_sd.
+    Padded genes get zeros.
+    """
+    g, p = fold.block.vmask.shape
+    beta = np.zeros((g, p))
+    b0 = np.zeros(g)
+    beta[:len(coef)], b0[:len(coef)] = np.where(fold.block.vmask[:len(coef)], coef, 0.0), intercept
+    mu, sd = fold.context["mu"][..., 0], fold.context["sd"][..., 0]
+    lin = beta * sd / fold.y_sd[:, None]
+    lin_b = ((beta * mu).sum(-1) + b0 - fold.y_mean) / fold.y_sd
+    real = np.arange(g) < len(coef)
+    return {"lin": lin.astype(np.float32), "lin_b": np.where(real, lin_b, 0.0).astype(np.float32)}
 
 
 def make_loss_fn(l1: float):
@@ -147,8 +166,8 @@ def predict_snapshot(params, dosage, mu, sd, vmask, linear_skip: bool):
 
 
 @nnx.jit
-def effective_params(model, annotations, vmask):
-    return model.effective_params(annotations, vmask)
+def effective_params(model, annotations, vmask, linear=None):
+    return model.effective_params(annotations, vmask, linear)
 
 
 def r2_per_gene(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -183,10 +202,11 @@ class GeneStopper:
         r2 = r2_per_gene(pred, self.fold.y[self.valid_index])
         active = np.asarray(ctx["active"]) > 0
         improved = active & (r2 > self.best_r2)
-        params = jax.device_get(effective_params(trainer.model, ctx.get("annotations"), ctx["vmask"]))
+        linear = {"lin": ctx["lin"], "lin_b": ctx["lin_b"]} if "lin" in ctx else None
+        params = jax.device_get(effective_params(trainer.model, ctx.get("annotations"), ctx["vmask"], linear))
         if self.snapshot is None:
             self.snapshot = {k: np.array(v) for k, v in params.items()}
-        for name in PER_GENE:
+        for name in self.snapshot:  # PER_GENE, plus the linear path when it is elastic-net started
             self.snapshot[name][improved] = np.asarray(params[name])[improved]
         self.best_r2 = np.where(improved, r2, self.best_r2)
         self.bad = np.where(improved, 0, self.bad + 1)

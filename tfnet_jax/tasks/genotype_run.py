@@ -22,7 +22,7 @@ from scipy import stats
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.genotypes import GenotypeData, load_genotype_data
-from tfnet_jax.models.elastic_net import cv_r2, fit_nested_cv, heritable_filter
+from tfnet_jax.models.elastic_net import cv_r2, enet_path, fit_nested_cv, heritable_filter
 from tfnet_jax.tasks import genotype as task
 from tfnet_jax.train.engine import Trainer, TrainConfig
 
@@ -102,11 +102,13 @@ def annotation_penalty(blocks, coef: np.ndarray, genes_half: np.ndarray) -> np.n
 
 def run_elastic_net(data: GenotypeData, blocks, folds: np.ndarray, en_cfg: dict, seed: int,
                     penalty=None) -> dict:
-    """Held-out predictions [G, n] and final weights [G, P] on the shared outer folds.
+    """Held-out predictions [G, n], final weights [G, P] and per-outer-fold weights on the shared folds.
 
     Without missing dosages or covariates one nested-CV call serves every fold; otherwise one
     call per outer fold (imputation / covariates fitted on that fold's training rows) plus
-    one on all rows for the final weights.
+    one on all rows for the final weights. `coef_folds` [K, G, P] / `intercept_folds` [K, G]
+    are each outer fold's model (its training rows only, its inner-CV lambda): GenoNet's
+    frozen linear start on that fold.
     """
     x = np.concatenate([b.dosage[:, :len(b.genes)] for b in blocks], axis=1).transpose(1, 0, 2)
     vmask = np.concatenate([b.vmask[:len(b.genes)] for b in blocks])
@@ -124,17 +126,37 @@ def run_elastic_net(data: GenotypeData, blocks, folds: np.ndarray, en_cfg: dict,
 
     final = call(everyone)
     pred = final["pred"]
+    k = folds.max() + 1
+    coef_folds = np.zeros((k, *vmask.shape), np.float32)
+    icpt_folds = np.zeros((k, len(vmask)), np.float32)
     if fold_dependent:
         pred = np.empty_like(pred)
-        for c in range(folds.max() + 1):
-            pred[:, folds == c] = call(folds != c)["pred"][:, folds == c]
-    return {"pred": pred, "coef": final["coef"], "intercept": final["intercept"]}
+        for c in range(k):
+            fit = call(folds != c)
+            pred[:, folds == c] = fit["pred"][:, folds == c]
+            coef_folds[c], icpt_folds[c] = fit["coef"], fit["intercept"]
+    else:
+        # fit_nested_cv keeps only the final model's weights: refit each outer fold's training
+        # rows at the lambda its inner CV chose (a short warm-started path ending there).
+        xi = np.where(vmask[:, None, :], x, 0.0)
+        y = task.fold_targets(data, everyone).T
+        for c in range(k):
+            lam = final["lambda_outer"][:, c:c + 1] * np.asarray([8.0, 4.0, 2.0, 1.0], np.float32)
+            coef, icpt = enet_path(xi, vmask, y, lam, alpha=opts["alpha"], penalty_factor=penalty,
+                                   rows=folds != c, tol=1e-5, max_iter=1000)
+            coef_folds[c], icpt_folds[c] = coef[:, -1], icpt[:, -1]
+    return {"pred": pred, "coef": final["coef"], "intercept": final["intercept"],
+            "coef_folds": coef_folds, "intercept_folds": icpt_folds}
 
 
 # ---------------------------------------------------------------- GenoNet
 def run_genonet(cfg: DictConfig, data: GenotypeData, blocks, folds, annotations: bool,
-                run_dir: Path) -> tuple[np.ndarray, list[dict]]:
-    """Held-out predictions [G, n] of GenoNet trained per outer fold, and one record per fit."""
+                run_dir: Path, enet: dict | None = None) -> tuple[np.ndarray, list[dict]]:
+    """Held-out predictions [G, n] of GenoNet trained per outer fold, and one record per fit.
+
+    enet: run_elastic_net's output; with model.linear_init=elastic_net each fold starts from
+    that fold's elastic net (`coef_folds`, fitted without the held-out fold).
+    """
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     train_cfg = TrainConfig.from_dict(OmegaConf.to_container(cfg.train, resolve=True))
     n = len(folds)
@@ -144,6 +166,9 @@ def run_genonet(cfg: DictConfig, data: GenotypeData, blocks, folds, annotations:
     loss_fn = task.make_loss_fn(float(model_cfg["l1"]))
     trainer = fresh = None
     name = "genonet" if annotations else "genonet_noannot"
+    en_start = model_cfg.get("linear_init", "zeros") == "elastic_net"
+    if en_start and (enet is None or "coef_folds" not in enet):
+        raise ValueError("model.linear_init=elastic_net needs the per-fold elastic-net fits")
     for c in range(folds.max() + 1):
         cache = run_dir / "fits" / f"{name}_fold{c}.npz"
         if cache.exists():  # a killed run resumes at the next unfinished fold
@@ -162,6 +187,10 @@ def run_genonet(cfg: DictConfig, data: GenotypeData, blocks, folds, annotations:
         for b, block in enumerate(blocks):
             cols = [data.expression.columns.get_loc(g) for g in block.genes]
             fold = task.prepare_fold(block, y_all[:, cols], train_mask, annotations)
+            if en_start:
+                real = slice(start, start + len(block.genes))
+                fold.context.update(task.linear_from_enet(fold, enet["coef_folds"][c][real],
+                                                          enet["intercept_folds"][c][real]))
             if trainer is None:
                 model = task.build_model(model_cfg, block, annotations, cfg.seed)
                 trainer = Trainer(model, train_cfg, loss_fn=loss_fn, predict_fn=task.predict_fn,
@@ -173,6 +202,8 @@ def run_genonet(cfg: DictConfig, data: GenotypeData, blocks, folds, annotations:
                 trainer.state = jax.device_put(fresh, trainer.replicated)
                 trainer.context = jax.device_put(fold.context, trainer.replicated)
             stopper = task.GeneStopper(fold, valid, train_cfg.patience)
+            if en_start:  # score the start: a gene the network cannot improve keeps the elastic net
+                stopper.evaluate(trainer)
             meta = trainer.fit(fold.rows(train), stopper.evaluate)
             held = np.flatnonzero(folds == c)
             out = stopper.predict(held, bool(model_cfg["linear_skip"]))
@@ -287,7 +318,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         name = "genonet" if flag else "genonet_noannot"
 
         def fit(flag=flag):
-            p, recs = run_genonet(cfg, data, blocks, folds, flag, run_dir)
+            p, recs = run_genonet(cfg, data, blocks, folds, flag, run_dir, en)
             return {"pred": p, "records": np.asarray(json.dumps(recs))}
         out = _cached(fits / f"{name}.npz", fit)
         pred[name] = out["pred"]
