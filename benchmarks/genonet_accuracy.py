@@ -5,7 +5,7 @@ A script, not a test. Each arm is one `model=genonet` run (held-out R^2 under ne
 same outer folds for every method); the tables are the runs' own metrics.json, printed side
 by side with the acceptance figures of issue 6. Runs are resumable (their fits/ caches).
 
-    python benchmarks/genonet_accuracy.py [--genes 60] [--out outputs/benchmarks/genonet] [extra overrides]
+    python benchmarks/genonet_accuracy.py [--genes 40] [--out outputs/benchmarks/genonet] [extra overrides]
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def run_arm(name: str, overrides: list[str], out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--genes", type=int, default=60)
+    parser.add_argument("--genes", type=int, default=40)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / "genonet")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every arm")
