@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from flax import nnx
 from scipy import stats
 
+from tfnet_jax.analysis.lightup import pure_forward
 from tfnet_jax.data.dataset import DataError
 
 
@@ -57,8 +57,8 @@ def tf_shift(prepared, tf_lfc: pd.Series, log_base: float = math.e) -> np.ndarra
 
 
 def _forward(model):
-    graphdef, state = nnx.split(model)
-    return lambda x: nnx.merge(graphdef, state)(x, deterministic=True)
+    forward, state = pure_forward(model)
+    return lambda x: forward(state, x)
 
 
 def predict_target_lfc(model, prepared, shift: np.ndarray) -> np.ndarray:

@@ -30,7 +30,8 @@ def perturbation_sizes(x_sd: np.ndarray, mode: str = "double", k: float = 1.0,
     raise ValueError(f"lightup mode={mode!r}; expected one of {MODES}")
 
 
-def _pure_forward(model: nnx.Module):
+def pure_forward(model: nnx.Module):
+    """(forward(state, x) in inference mode, state): a pure function that jit/vmap accept."""
     graphdef, state = nnx.split(model)
 
     def forward(state, x):
@@ -41,7 +42,7 @@ def _pure_forward(model: nnx.Module):
 def lightup_matrix(model: nnx.Module, deltas: np.ndarray, target_sd: np.ndarray,
                    chunk: int = 256) -> np.ndarray:
     """[tfs, targets]: change of each target (its units) when TF i is raised by deltas[i]."""
-    forward, state = _pure_forward(model)
+    forward, state = pure_forward(model)
     num_tfs = len(deltas)
     background = jnp.zeros((num_tfs,), jnp.float32)
 
@@ -63,7 +64,7 @@ def lightup_matrix(model: nnx.Module, deltas: np.ndarray, target_sd: np.ndarray,
 
 def jacobian_matrix(model: nnx.Module, deltas: np.ndarray, target_sd: np.ndarray) -> np.ndarray:
     """[tfs, targets]: d target / d TF at the background, times deltas (linearised light-up)."""
-    forward, state = _pure_forward(model)
+    forward, state = pure_forward(model)
     background = jnp.zeros((len(deltas),), jnp.float32)
     jac = jax.jit(jax.jacfwd(lambda x: forward(state, x[None])[0]))(background)  # [targets, tfs]
     return (np.asarray(jac).T * np.asarray(deltas, np.float32)[:, None]

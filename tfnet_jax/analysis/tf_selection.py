@@ -27,11 +27,11 @@ IMPORTANCE = ("lightup", "gradient")
 
 def gradient_importance(model: nnx.Module, x: np.ndarray) -> np.ndarray:
     """Per TF: mean over samples and targets of |d target / d TF| (standardised units)."""
-    graphdef, state = nnx.split(model)
+    forward, state = lu.pure_forward(model)
 
     @jax.jit
     def per_sample(state, x):
-        f = lambda v: nnx.merge(graphdef, state)(v[None], deterministic=True)[0]  # noqa: E731
+        f = lambda v: forward(state, v[None])[0]  # noqa: E731
         return jnp.abs(jax.vmap(jax.jacrev(f))(x)).mean(axis=(0, 1))
 
     chunks = [np.asarray(per_sample(state, jnp.asarray(x[i:i + 64]))) * len(x[i:i + 64])
