@@ -38,3 +38,17 @@ def l1000_root():
     if not root.exists():
         pytest.skip(f"shared real data not found at {root}")
     return root
+
+
+def execute_notebook(name: str, out_env: str, out_dir, monkeypatch, timeout: int = 300) -> list:
+    """Run notebooks/NAME top to bottom on one CPU device, writing into `out_dir` (via the
+    `out_env` variable the notebook reads); returns its PNG outputs."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv(out_env, str(out_dir))
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    notebook = nbformat.read(REPO_ROOT / "notebooks" / name, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
+    return [out for cell in notebook.cells for out in cell.get("outputs", [])
+            if "image/png" in out.get("data", {})]

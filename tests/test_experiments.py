@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, TINY_DATA, TINY_MODEL
+from conftest import REPO_ROOT, TINY_DATA, TINY_MODEL, execute_notebook
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.eval.stats import mean_ci, paired_test
 from tfnet_jax.experiments.collect import arm_name, collect, varying_keys
@@ -204,14 +204,6 @@ def test_rerun_sweep_trains_only_missing_arms(tmp_path):
 
 # ------------------------------------------------------------ notebook
 def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("TFNET_NOTEBOOK_OUT", str(tmp_path))
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    notebook = nbformat.read(REPO_ROOT / "notebooks" / "ablation_quickstart.ipynb", as_version=4)
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
-    images = [out for cell in notebook.cells for out in cell.get("outputs", [])
-              if "image/png" in out.get("data", {})]
+    images = execute_notebook("ablation_quickstart.ipynb", "TFNET_NOTEBOOK_OUT", tmp_path, monkeypatch)
     assert images and (tmp_path / "report.md").exists()
     assert len(list(tmp_path.glob("*/metrics.json"))) == 4

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from flax import nnx
 
-from conftest import REPO_ROOT
+from conftest import execute_notebook
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.models.genonet import PER_GENE, GenoNet
 from tfnet_jax.tasks import genotype as task
@@ -218,13 +218,6 @@ def test_cli_default_family_runs_on_a_tiny_simulation(tmp_path):
 
 @pytest.mark.slow
 def test_notebook_runs(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("GENONET_NOTEBOOK_OUT", str(tmp_path))
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    notebook = nbformat.read(REPO_ROOT / "notebooks" / "genonet_twas.ipynb", as_version=4)
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
-    images = [out for cell in notebook.cells for out in cell.get("outputs", [])
-              if "image/png" in out.get("data", {})]
+    images = execute_notebook("genonet_twas.ipynb", "GENONET_NOTEBOOK_OUT", tmp_path, monkeypatch,
+                              timeout=600)
     assert images and (tmp_path / "genes.csv").exists()

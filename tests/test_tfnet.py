@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, execute_notebook
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.expression import ExpressionData, write_expression_h5ad
 from tfnet_jax.data.grn_synthetic import GRNConfig, make_grn
@@ -237,15 +237,7 @@ def test_model_config_reaches_the_network():
 
 
 def test_tfnet_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("TFNET_NOTEBOOK_OUT", str(tmp_path))
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    notebook = nbformat.read(REPO_ROOT / "notebooks" / "tfnet_quickstart.ipynb", as_version=4)
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
-    images = [out for cell in notebook.cells for out in cell.get("outputs", [])
-              if "image/png" in out.get("data", {})]
+    images = execute_notebook("tfnet_quickstart.ipynb", "TFNET_NOTEBOOK_OUT", tmp_path, monkeypatch)
     assert len(images) >= 2
     for name in ("metrics.json", "lightup.parquet", "core_tfs.csv", "disease.json"):
         assert (tmp_path / "tfnet_run" / name).exists()
