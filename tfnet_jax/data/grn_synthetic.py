@@ -142,7 +142,7 @@ def make_grn(cfg: GRNConfig | None = None) -> ExpressionData:
     tf_values[:, tf_order[cfg.num_masters:]] = others
 
     edges = _edge_table(net, master_names, other_names, target_names)
-    disease = _disease(cfg, net, rng, tf_names, tf_order, noise_sd)
+    disease = _disease(cfg, net, rng, tf_names, target_names, tf_order, noise_sd)
     values = np.concatenate([tf_values, targets], axis=1).astype(np.float32)
     return ExpressionData(
         values=values,
@@ -167,7 +167,7 @@ def _edge_table(net: _Network, master_names, other_names, target_names) -> pd.Da
     return pd.concat(frames, ignore_index=True)
 
 
-def _disease(cfg: GRNConfig, net: _Network, rng, tf_names, tf_order, noise_sd) -> dict:
+def _disease(cfg: GRNConfig, net: _Network, rng, tf_names, target_names, tf_order, noise_sd) -> dict:
     """Case vs control: a few masters shifted; log fold-changes of TFs and targets.
 
     `tf_lfc` is observed (noisy) like a real study's; `target_lfc` is observed too, and
@@ -189,7 +189,6 @@ def _disease(cfg: GRNConfig, net: _Network, rng, tf_names, tf_order, noise_sd) -
         tfs[:, tf_order[cfg.num_masters:]] = others
         arms[arm] = (tfs, clean, clean + rng.normal(0.0, 1.0, clean.shape) * noise_sd)
     lfc = [arms["case"][k].mean(axis=0) - arms["control"][k].mean(axis=0) for k in range(3)]
-    target_names = [f"G{i:05d}" for i in range(cfg.num_targets)]
     return {"tf_lfc": pd.Series(lfc[0], index=tf_names, name="log_fc"),
             "target_lfc": pd.Series(lfc[2], index=target_names, name="log_fc"),
             "target_lfc_clean": pd.Series(lfc[1], index=target_names, name="log_fc"),
