@@ -61,6 +61,9 @@ class GRNConfig:
         if not 0 < config.num_masters < config.num_tfs:
             raise DataError(f"data.num_masters={config.num_masters} must be between 1 and "
                             f"num_tfs - 1 ({config.num_tfs - 1})")
+        if not 0 <= config.disease_masters <= config.num_masters:
+            raise DataError(f"data.disease_masters={config.disease_masters} must be between 0 and "
+                            f"data.num_masters ({config.num_masters})")
         return config
 
 
