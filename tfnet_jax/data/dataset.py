@@ -13,8 +13,7 @@ import numpy as np
 SPLIT_NAMES = ("train", "valid", "test")
 
 
-class DataError(ValueError):
-    """Bad input data. The message names the file and the line or field at fault."""
+from tfnet_jax.errors import DataError  # noqa: E402,F401  (re-exported for the loaders)
 
 
 @dataclass(frozen=True)
