@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tfnet_jax.errors import DataError  # noqa: F401  (re-exported for the loaders)
+
 SPLIT_NAMES = ("train", "valid", "test")
-
-
-from tfnet_jax.errors import DataError  # noqa: E402,F401  (re-exported for the loaders)
 
 
 @dataclass(frozen=True)
