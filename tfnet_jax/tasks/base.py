@@ -1,0 +1,164 @@
+"""THE orchestration: every model family is a set of hooks; the run order exists once, here.
+
+    load -> split -> prepare (scalers fitted on training rows only) -> fit (train or resume)
+    -> score (model, baselines and oracle in one metrics schema) -> write outputs -> metrics.json
+
+A family is found by name in `FAMILIES` or by import path (`model.family=mypkg.mod:MyFamily`),
+so a family defined outside the package plugs in without editing this file. Nothing here
+branches on a family's name.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from tfnet_jax.atomic import atomic_write_json, atomic_write_text
+from tfnet_jax.errors import ConfigError
+from tfnet_jax.eval.metrics import format_results_table
+
+log = logging.getLogger(__name__)
+
+FAMILIES = {"transcriptionnet": "tfnet_jax.tasks.transcriptionnet:TranscriptionNetFamily",
+            "tfnet": "tfnet_jax.tasks.tfnet:TFNetFamily",
+            "genonet": "tfnet_jax.tasks.genonet:GenoNetFamily"}
+# Keys of metrics.json that hold method tables: {method: {row group: {metric: value}}}.
+METHOD_KEYS = ("model", "baselines", "oracle")
+
+
+@dataclass
+class Fitted:
+    """A trained predictor and its training summary (step, best_step, best_score, ...)."""
+    predictor: Any
+    train: dict = field(default_factory=dict)
+
+
+class Family(Protocol):
+    """The hooks of one model family. Each hook is pure of files except where it says."""
+
+    name: str
+
+    def load(self, cfg: DictConfig, data: Any = None) -> Any:
+        """The family's data object: `data` (in memory) if given, else read from `cfg.data`."""
+
+    def split(self, cfg: DictConfig, data: Any) -> Any:
+        """Held-out design from `cfg.split` (by perturbed gene / sample / individual)."""
+
+    def prepare(self, cfg: DictConfig, data: Any, split: Any) -> Any:
+        """Model-ready arrays; every scaler fitted on training rows only."""
+
+    def fit(self, cfg: DictConfig, prepared: Any, run_dir: Path | None) -> Fitted:
+        """Train, resuming from `run_dir` where it holds checkpoints."""
+
+    def restore(self, cfg: DictConfig, prepared: Any, run_dir: Path) -> Fitted:
+        """The finished run's best model, without training."""
+
+    def score(self, cfg: DictConfig, prepared: Any, fitted: Fitted) -> dict:
+        """Test metrics: {'model': T, 'baselines': {name: T}, 'oracle': T?, ...extras},
+        T = {row group: {metric: value}}."""
+
+    def write_outputs(self, cfg: DictConfig, prepared: Any, fitted: Fitted, metrics: dict,
+                      run_dir: Path) -> None:
+        """Splits, predictions and other tables, written atomically into `run_dir`."""
+
+    def predict(self, cfg: DictConfig, prepared: Any, fitted: Fitted, inputs: Any = None,
+                **options) -> pd.DataFrame:
+        """Predictions for new inputs (None: the family's natural default query)."""
+
+    def summary_lines(self, metrics: dict) -> list[str]:
+        """Lines logged under the results table (oracle ceiling, fusion weights, ...)."""
+
+
+def family_spec(cfg: DictConfig) -> str:
+    model = cfg.model
+    return str(model.get("family") or model.get("name"))
+
+
+def get_family(spec: str) -> Family:
+    """A family by registered name or by import path `module:Class` / `module.Class`."""
+    path = FAMILIES.get(spec, spec)
+    if ":" in path:
+        module_name, attr = path.split(":", 1)
+    else:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise ConfigError(f"config: model.family={spec!r}: expected one of {sorted(FAMILIES)} "
+                          f"or an import path module:Class")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(f"config: model.family={spec!r}: cannot import {module_name!r} ({err})") from None
+    if not hasattr(module, attr):
+        raise ConfigError(f"config: model.family={spec!r}: {module_name} has no {attr!r}")
+    return getattr(module, attr)()
+
+
+@dataclass
+class Pipeline:
+    """One family's objects for one config: what `run` builds and `api.Run` keeps."""
+    family: Family
+    cfg: DictConfig
+    data: Any
+    prepared: Any
+
+    @classmethod
+    def build(cls, cfg: DictConfig, data: Any = None) -> "Pipeline":
+        family = get_family(family_spec(cfg))
+        data = family.load(cfg, data)
+        prepared = family.prepare(cfg, data, family.split(cfg, data))
+        return cls(family, cfg, data, prepared)
+
+
+def run(cfg: DictConfig, run_dir: str | Path, data: Any = None) -> dict:
+    """Train (or resume) one run and score it; metrics.json last, as the mark of a finished run."""
+    from tfnet_jax.run_info import run_info
+    from tfnet_jax.tasks import identity
+
+    run_dir = Path(run_dir)
+    if identity.finished(run_dir, cfg):  # lets a re-run sweep finish only its missing arms
+        log.info("Skipped %s: already finished (metrics.json present)", run_dir)
+        return identity.read_metrics(run_dir)
+    identity.claim(run_dir, cfg)
+    atomic_write_json(run_dir / "run_info.json", {"seed": cfg.seed, **run_info()})
+
+    pipeline = Pipeline.build(cfg, data)
+    family, prepared = pipeline.family, pipeline.prepared
+    fitted = family.fit(cfg, prepared, run_dir)
+    metrics = family.score(cfg, prepared, fitted)
+    metrics["train"] = fitted.train
+    metrics["identity"] = identity.config_hash(cfg)
+    family.write_outputs(cfg, prepared, fitted, metrics, run_dir)
+    atomic_write_json(run_dir / "metrics.json", metrics)  # last: marks the run done
+
+    log.info("Test-set results (%s):\n%s", run_dir, format_results_table(
+        {k: metrics[k] for k in ("model", "baselines") if k in metrics}))
+    for line in family.summary_lines(metrics):
+        log.info("%s", line)
+    return metrics
+
+
+def write_config(run_dir: Path, cfg: DictConfig) -> None:
+    """The run's resolved config at RUN/.hydra/config.yaml (collect and load_run read it)."""
+    atomic_write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def tidy_metrics(metrics: dict) -> pd.DataFrame:
+    """metrics.json's method tables as rows: method, group, metric, value."""
+    rows = []
+    for key in METHOD_KEYS:
+        tables = metrics.get(key)
+        if not tables:
+            continue
+        named = {"model": tables} if key == "model" else {"oracle": tables} if key == "oracle" else tables
+        for method, groups in named.items():
+            for group, values in groups.items():
+                for metric, value in values.items():
+                    if isinstance(value, (int, float, np.floating, np.integer)):
+                        rows.append((method, group, metric, float(value)))
+    return pd.DataFrame(rows, columns=["method", "group", "metric", "value"])
