@@ -108,6 +108,8 @@ class Trainer:
         optimizer = nnx.Optimizer(model, make_optimizer(cfg.optimizer, self.schedule,
                                                         cfg.weight_decay, cfg.grad_clip), wrt=nnx.Param)
         self.graphdef, state = nnx.split((model, optimizer))
+        # A host copy: the device state is donated to every step, so it cannot be kept.
+        self.initial_state = jax.device_get(state)
         self.state = jax.device_put(state, self.replicated)
         self.context = jax.device_put(context, self.replicated)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -135,6 +137,29 @@ class Trainer:
     def model(self) -> nnx.Module:
         model, _ = nnx.merge(self.graphdef, self.state)
         return model
+
+    def reset(self, state=None, context=None) -> None:
+        """Back to `state` (default: the state at construction), optionally with a new context.
+
+        Shapes and dtypes stay those the steps were compiled for, so nothing recompiles: a
+        loop over folds or blocks of one shape runs one program (see tasks/genonet_fit.py).
+        """
+        self.state = jax.device_put(self.initial_state if state is None else state, self.replicated)
+        if context is not None:
+            self.set_context(context)
+
+    def set_context(self, context) -> None:
+        """Replace the context with one of the same structure, shapes and dtypes (no recompile)."""
+        old = jax.tree_util.tree_flatten_with_path(self.context)
+        new = jax.tree_util.tree_flatten_with_path(context)
+        if old[1] != new[1]:
+            raise ValueError(f"context: structure {new[1]} differs from the compiled {old[1]}")
+        for (path, was), (_, now) in zip(old[0], new[0]):
+            if np.shape(now) != np.shape(was) or np.asarray(now).dtype != was.dtype:
+                raise ValueError(f"context{jax.tree_util.keystr(path)}: {np.asarray(now).dtype}"
+                                 f"{list(np.shape(now))} differs from the compiled "
+                                 f"{was.dtype}{list(was.shape)}")
+        self.context = jax.device_put(context, self.replicated)
 
     def _put_batch(self, batch: dict[str, np.ndarray]):
         return jax.device_put(batch, self.sharded)
