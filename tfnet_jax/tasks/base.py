@@ -13,13 +13,13 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from tfnet_jax.atomic import atomic_write_json, atomic_write_text
+from tfnet_jax.atomic import atomic_write_json
 from tfnet_jax.errors import ConfigError
 from tfnet_jax.eval.metrics import format_results_table
 
@@ -37,6 +37,18 @@ class Fitted:
     """A trained predictor and its training summary (step, best_step, best_score, ...)."""
     predictor: Any
     train: dict = field(default_factory=dict)
+
+
+@dataclass
+class PredictionChunk:
+    """Rows of predictions: identifying columns (`meta`) and `values` [rows, len(columns)]."""
+    meta: pd.DataFrame
+    values: np.ndarray
+    columns: list[str]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.concat([self.meta.reset_index(drop=True),
+                          pd.DataFrame(self.values, columns=self.columns)], axis=1)
 
 
 class Family(Protocol):
@@ -68,8 +80,8 @@ class Family(Protocol):
         """Splits, predictions and other tables, written atomically into `run_dir`."""
 
     def predict(self, cfg: DictConfig, prepared: Any, fitted: Fitted, inputs: Any = None,
-                **options) -> pd.DataFrame:
-        """Predictions for new inputs (None: the family's natural default query)."""
+                **options) -> Iterator[PredictionChunk]:
+        """Predictions for new inputs (None: the family's default query), chunk by chunk."""
 
     def summary_lines(self, metrics: dict) -> list[str]:
         """Lines logged under the results table (oracle ceiling, fusion weights, ...)."""
@@ -115,7 +127,8 @@ class Pipeline:
         return cls(family, cfg, data, prepared)
 
 
-def run(cfg: DictConfig, run_dir: str | Path, data: Any = None) -> dict:
+def run(cfg: DictConfig, run_dir: str | Path, data: Any = None,
+        overrides: list[str] | None = None) -> dict:
     """Train (or resume) one run and score it; metrics.json last, as the mark of a finished run."""
     from tfnet_jax.run_info import run_info
     from tfnet_jax.tasks import identity
@@ -124,7 +137,7 @@ def run(cfg: DictConfig, run_dir: str | Path, data: Any = None) -> dict:
     if identity.finished(run_dir, cfg):  # lets a re-run sweep finish only its missing arms
         log.info("Skipped %s: already finished (metrics.json present)", run_dir)
         return identity.read_metrics(run_dir)
-    identity.claim(run_dir, cfg)
+    identity.claim(run_dir, cfg, overrides)
     atomic_write_json(run_dir / "run_info.json", {"seed": cfg.seed, **run_info()})
 
     pipeline = Pipeline.build(cfg, data)
@@ -141,11 +154,6 @@ def run(cfg: DictConfig, run_dir: str | Path, data: Any = None) -> dict:
     for line in family.summary_lines(metrics):
         log.info("%s", line)
     return metrics
-
-
-def write_config(run_dir: Path, cfg: DictConfig) -> None:
-    """The run's resolved config at RUN/.hydra/config.yaml (collect and load_run read it)."""
-    atomic_write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def tidy_metrics(metrics: dict) -> pd.DataFrame:

@@ -1,0 +1,93 @@
+"""Hooks shared by the families that train one model on the engine (TranscriptionNet, TFNet).
+
+A family subclasses `EngineFamily` and supplies `build_network`, `network_dims`, `loss_fn`,
+`predict_fn`, `train_rows` and `validation_metrics`; `fit` and `restore` are written once.
+A plug-in network (`model._target_=mypkg.mod.MyNet`) replaces the built-in one: it is built
+as `MyNet(**network_dims, **model.options, rngs=nnx.Rngs(seed))` and must take the same
+call arguments as the family's built-in network.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from flax import nnx
+from omegaconf import DictConfig, OmegaConf
+
+from tfnet_jax.errors import ConfigError
+from tfnet_jax.tasks.base import Fitted
+from tfnet_jax.train.engine import Trainer, TrainConfig
+
+TRAIN_SUMMARY = ("step", "best_step", "best_score")
+# Model-config keys about which network to build, not arguments of the built-in network.
+PLUGIN_KEYS = ("name", "family", "_target_", "options")
+
+
+def import_object(path: str, field: str = "model._target_"):
+    """`pkg.module.Name` or `pkg.module:Name` -> the object (ConfigError naming `field`)."""
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(f"config: {field}={path!r}: cannot import it ({err})") from None
+
+
+def model_options(cfg: DictConfig) -> dict:
+    """The built-in network's hyperparameters: the model config minus the plug-in keys."""
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    return {k: v for k, v in model.items() if k not in PLUGIN_KEYS}
+
+
+class EngineFamily:
+    name = "engine"
+
+    # ------------------------------------------------------------ hooks a family supplies
+    def build_network(self, cfg: DictConfig, prepared) -> nnx.Module:
+        raise NotImplementedError
+
+    def network_dims(self, prepared) -> dict:
+        raise NotImplementedError
+
+    def loss_fn(self, cfg: DictConfig):
+        raise NotImplementedError
+
+    def predict_fn(self, model, batch, context):
+        raise NotImplementedError
+
+    def train_rows(self, prepared) -> dict:
+        return prepared.rows("train")
+
+    def validation_metrics(self, trainer: Trainer, prepared) -> dict[str, float]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ written once
+    def build_model(self, cfg: DictConfig, prepared) -> nnx.Module:
+        target = cfg.model.get("_target_")
+        if not target:
+            return self.build_network(cfg, prepared)
+        network = import_object(str(target))
+        options = OmegaConf.to_container(cfg.model.get("options") or {}, resolve=True)
+        return network(**self.network_dims(prepared), **options, rngs=nnx.Rngs(int(cfg.seed)))
+
+    def make_trainer(self, cfg: DictConfig, prepared, run_dir: Path | None, model=None,
+                     **train_overrides) -> Trainer:
+        """A trainer for `model` (default: a fresh one from the config)."""
+        model = self.build_model(cfg, prepared) if model is None else model
+        train_cfg = TrainConfig.from_dict({**OmegaConf.to_container(cfg.train, resolve=True),
+                                           **train_overrides})
+        return Trainer(model, train_cfg, loss_fn=self.loss_fn(cfg), predict_fn=self.predict_fn,
+                       context=prepared.context, run_dir=run_dir)
+
+    def fit(self, cfg: DictConfig, prepared, run_dir: Path | None) -> Fitted:
+        trainer = self.make_trainer(cfg, prepared, run_dir)
+        meta = trainer.fit(self.train_rows(prepared),
+                           lambda tr: self.validation_metrics(tr, prepared))
+        return Fitted(trainer, {k: meta[k] for k in TRAIN_SUMMARY})
+
+    def restore(self, cfg: DictConfig, prepared, run_dir: Path, which: str = "best") -> Fitted:
+        trainer = self.make_trainer(cfg, prepared, run_dir=None, progress=False)
+        meta = trainer.restore(Path(run_dir) / "checkpoints", which=which)
+        return Fitted(trainer, {k: meta.get(k) for k in TRAIN_SUMMARY})
+
+    def summary_lines(self, metrics: dict) -> list[str]:
+        return []

@@ -1,0 +1,175 @@
+"""TFNet family: expression data -> split by sample (or group) -> train -> test tables.
+
+Writes, in the run dir: `splits.csv` (sample, group, split), `per_gene_r2.csv` and, with
+`predictions.write`, `predictions_test.parquet`. Predicts every target from new TF levels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.data.expression import ExpressionData, apply_transform, load_expression
+from tfnet_jax.data.grn_synthetic import GRNConfig, make_grn
+from tfnet_jax.errors import DataError
+from tfnet_jax.eval.regression import expression_metrics, per_gene_r2
+from tfnet_jax.tasks import expression as task
+from tfnet_jax.tasks.base import Fitted, PredictionChunk
+from tfnet_jax.tasks.engine_family import EngineFamily, model_options
+
+ROW_GROUP = "targets"  # the `pert_type` column of result tables for this family
+EXPRESSION_SOURCES = ("grn", "expression")
+
+
+def load_expression_data(data_cfg: dict) -> ExpressionData:
+    name = data_cfg.get("name")
+    rest = {k: v for k, v in data_cfg.items() if k != "name"}
+    if name == "grn":
+        return make_grn(GRNConfig.from_dict(rest))
+    if name == "expression":
+        for key in ("path", "tf_list"):
+            if rest.get(key) in (None, "???"):
+                raise DataError(f"data.{key}: required for data=expression "
+                                f"(data.path=MATRIX data.tf_list=TF_FILE)")
+        return load_expression(rest)
+    raise DataError(f"data.name={name!r}: model=tfnet reads data=grn (synthetic) or "
+                    f"data=expression; choose one of {EXPRESSION_SOURCES}")
+
+
+def tf_levels(inputs, tf_genes: np.ndarray, transform: str = "none") -> tuple[np.ndarray, np.ndarray]:
+    """(sample ids, [samples, TFs] levels) from a DataFrame (samples x genes), an AnnData or a
+    matrix file, after the run's per-sample `transform`; every TF of the run must be a column."""
+    from tfnet_jax.data.expression import read_expression_matrix
+    if isinstance(inputs, (str, Path)):
+        values, samples, genes, _ = read_expression_matrix(inputs)
+        frame = pd.DataFrame(values, index=samples, columns=genes)
+    elif isinstance(inputs, pd.DataFrame):
+        frame = inputs
+    elif hasattr(inputs, "to_df"):  # AnnData
+        frame = inputs.to_df()
+    else:
+        raise DataError(f"inputs: expected a DataFrame, an AnnData or a matrix file, got "
+                        f"{type(inputs).__name__}")
+    genes = frame.columns.astype(str).tolist()
+    missing = sorted(set(tf_genes.tolist()) - set(genes))
+    if missing:
+        raise DataError(f"inputs: {len(missing)} of the run's {len(tf_genes)} TFs are missing: "
+                        f"{missing[:8]}{' ...' if len(missing) > 8 else ''}")
+    values = frame.to_numpy(np.float64)
+    if not np.isfinite(values).all():
+        r, c = np.argwhere(~np.isfinite(values))[0]
+        raise DataError(f"inputs: NaN/Inf at sample {frame.index[r]!r}, gene {genes[c]!r}")
+    samples = np.asarray(frame.index.astype(str))
+    values = apply_transform(values, transform, source="inputs", samples=samples)  # whole samples (CPM)
+    position = {g: i for i, g in enumerate(genes)}
+    return samples, values[:, [position[g] for g in tf_genes.tolist()]]
+
+
+class TFNetFamily(EngineFamily):
+    name = "tfnet"
+
+    # ------------------------------------------------------------ data
+    def load(self, cfg: DictConfig, data=None) -> ExpressionData:
+        if data is None:
+            return load_expression_data(OmegaConf.to_container(cfg.data, resolve=True))
+        if not isinstance(data, ExpressionData):
+            raise DataError(f"data: expected an ExpressionData for TFNet, got {type(data).__name__}")
+        return data
+
+    def split(self, cfg: DictConfig, data: ExpressionData) -> np.ndarray:
+        s = cfg.split
+        return task.split_samples(data, seed=s.seed, valid_frac=s.valid_frac, test_frac=s.test_frac,
+                                  min_train=s.min_train, by=s.get("by", "sample"))
+
+    def prepare(self, cfg: DictConfig, data: ExpressionData, split) -> task.PreparedExpression:
+        return task.prepare(data, split)
+
+    # ------------------------------------------------------------ model
+    def build_network(self, cfg: DictConfig, prepared: task.PreparedExpression):
+        return task.build_model(model_options(cfg), prepared, int(cfg.seed))
+
+    def network_dims(self, prepared: task.PreparedExpression) -> dict:
+        return {"num_inputs": len(prepared.data.tf_genes), "num_outputs": len(prepared.data.target_genes)}
+
+    def loss_fn(self, cfg: DictConfig):
+        return task.loss_fn
+
+    def predict_fn(self, model, batch, context):
+        return task.predict_fn(model, batch, context)
+
+    def validation_metrics(self, trainer, prepared):
+        return task.validation_metrics(trainer, prepared)
+
+    # ------------------------------------------------------------ results
+    def test_predictions(self, prepared, fitted: Fitted) -> tuple[dict, dict]:
+        """Every method's test predictions (data units) and chosen baseline hyperparameters."""
+        predictions = {"model": task.predict_split(fitted.predictor, prepared, "test")}
+        baselines = task.baseline_predictions(prepared, "test")
+        predictions.update({name: pred for name, (pred, _) in baselines.items()})
+        oracle = task.oracle_predictions(prepared, "test")
+        if oracle is not None:
+            predictions["oracle"] = oracle
+        return predictions, {name: hyper for name, (_, hyper) in baselines.items()}
+
+    def score(self, cfg: DictConfig, prepared: task.PreparedExpression, fitted: Fitted) -> dict:
+        truth = prepared.targets("test")
+        predictions, hyper = self.test_predictions(prepared, fitted)
+        tables = {name: {ROW_GROUP: expression_metrics(pred, truth)} for name, pred in predictions.items()}
+        metrics = {"model": tables.pop("model"), "baselines": {}, "baseline_hyperparameters": hyper}
+        if "oracle" in tables:
+            metrics["oracle"] = tables.pop("oracle")
+        metrics["baselines"] = tables
+        metrics["split_sizes"] = {ROW_GROUP: {s: int((prepared.split == s).sum())
+                                              for s in ("train", "valid", "test")}}
+        metrics["num_tfs"] = len(prepared.data.tf_genes)
+        metrics["num_targets"] = len(prepared.data.target_genes)
+        self._predictions = predictions  # reused by write_outputs (one prediction pass)
+        return metrics
+
+    def write_outputs(self, cfg, prepared: task.PreparedExpression, fitted: Fitted, metrics,
+                      run_dir: Path):
+        data = prepared.data
+        splits = pd.DataFrame({"sample": data.samples, "split": prepared.split})
+        if data.groups is not None:
+            splits.insert(1, "group", data.groups)
+        atomic_write_with(run_dir / "splits.csv", lambda tmp: splits.to_csv(tmp, index=False))
+        predictions = getattr(self, "_predictions", None) or self.test_predictions(prepared, fitted)[0]
+        truth = prepared.targets("test")
+        per_gene = pd.DataFrame({"target": data.target_genes, **{
+            f"r2_{name}": per_gene_r2(pred, truth) for name, pred in predictions.items()}})
+        atomic_write_with(run_dir / "per_gene_r2.csv", lambda tmp: per_gene.to_csv(tmp, index=False))
+        if cfg.predictions.write:
+            frame = pd.DataFrame(predictions["model"].astype(np.float32),
+                                 columns=data.target_genes.tolist())
+            frame.insert(0, "sample", data.samples[prepared.split == "test"])
+            atomic_write_with(run_dir / "predictions_test.parquet",
+                              lambda tmp: frame.to_parquet(tmp, index=False))
+
+    def summary_lines(self, metrics: dict) -> list[str]:
+        if "oracle" not in metrics:
+            return []
+        oracle = metrics["oracle"][ROW_GROUP]
+        return [f"oracle (planted truth, no noise): r2_median {oracle['r2_median']:.3f}, "
+                f"variance_explained {oracle['variance_explained']:.3f}"]
+
+    # ------------------------------------------------------------ prediction
+    def predict(self, cfg, prepared: task.PreparedExpression, fitted: Fitted, inputs=None,
+                chunk_size: int = 4096, **_):
+        """Targets of new samples from their TF levels (`inputs`: a DataFrame samples x genes,
+        an AnnData or a matrix file, in the units of the training data before `data.transform`;
+        None: the run's test samples)."""
+        data = prepared.data
+        if inputs is None:
+            samples = data.samples[prepared.split == "test"]
+            levels = data.inputs()[prepared.split == "test"]
+        else:
+            samples, levels = tf_levels(inputs, data.tf_genes, cfg.data.get("transform") or "none")
+        x = ((levels - prepared.x_mean) / prepared.x_sd).astype(np.float32)
+        for start in range(0, len(samples), int(chunk_size)):
+            rows = slice(start, start + int(chunk_size))
+            pred = prepared.unscale(fitted.predictor.predict({"x": x[rows]}))
+            yield PredictionChunk(pd.DataFrame({"sample": samples[rows]}), pred.astype(np.float32),
+                                  data.target_genes.tolist())

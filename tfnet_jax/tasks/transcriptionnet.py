@@ -1,0 +1,190 @@
+"""TranscriptionNet family: perturbation data -> split by perturbed gene -> train -> test tables.
+
+Writes, in the run dir: `splits.csv`, `predictions_test.parquet` and `truth_test.parquet`
+(with `predictions.write`); predicts genes x perturbation types for any gene of the graph.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.data.dataset import PerturbationData
+from tfnet_jax.data.load import load_perturbation_data
+from tfnet_jax.data.splits import assign_splits, split_counts
+from tfnet_jax.errors import ConfigError, DataError
+from tfnet_jax.tasks import perturbation as task
+from tfnet_jax.tasks.base import Fitted, PredictionChunk
+from tfnet_jax.tasks.engine_family import EngineFamily, model_options
+
+
+def resolve_ablation(ablation: str, names: list[str]) -> list[str]:
+    """`network.ablation` -> layer names: `all`, `only_<i>` or `drop_<i>` (i: index in `names`).
+
+    Indices, not names, so one ablation experiment runs on any data's layers.
+    """
+    match = re.fullmatch(r"(only|drop)_(\d+)", str(ablation))
+    if ablation == "all":
+        return list(names)
+    if match is None:
+        raise ConfigError(f"config: network.ablation={ablation!r}: expected all, only_<i> or drop_<i>")
+    i = int(match.group(2))
+    if i >= len(names):
+        raise DataError(f"network.ablation={ablation}: layer index {i} out of range; the data has "
+                        f"{len(names)} layer(s) {names} (indices 0-{len(names) - 1})")
+    if match.group(1) == "only":
+        return [names[i]]
+    if len(names) == 1:
+        raise DataError(f"network.ablation={ablation}: dropping the only layer {names} leaves none")
+    return names[:i] + names[i + 1:]
+
+
+def read_gene_list(path: str | Path, known: dict[str, int]) -> np.ndarray:
+    """Indices of the genes in `path` (one per line, '#' comments); unknown genes are an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"genes: file not found: {path}")
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"genes: {path} is not a text file (one gene ID per line)") from None
+    names, unknown = [], []
+    for line_no, line in enumerate(lines, start=1):
+        gene = line.split("#", 1)[0].strip()
+        if gene:
+            (names if gene in known else unknown).append((line_no, gene))
+    if unknown:
+        shown = ", ".join(f"line {n}: {g!r}" for n, g in unknown[:8])
+        raise DataError(f"{path}: {len(unknown)} gene(s) not in the run's gene index ({shown}"
+                        f"{', ...' if len(unknown) > 8 else ''})")
+    if not names:
+        raise DataError(f"{path}: no genes listed")
+    return np.array([known[g] for _, g in names], dtype=np.int32)
+
+
+def gene_indices(genes, known: dict[str, int]) -> np.ndarray:
+    """Gene IDs (a file path or a list) -> graph indices; unknown IDs are an error."""
+    if isinstance(genes, (str, Path)):
+        return read_gene_list(genes, known)
+    missing = [g for g in genes if str(g) not in known]
+    if missing:
+        raise DataError(f"genes: {len(missing)} gene(s) not in the run's gene index: {missing[:8]}")
+    return np.array([known[str(g)] for g in genes], dtype=np.int32)
+
+
+class TranscriptionNetFamily(EngineFamily):
+    name = "transcriptionnet"
+
+    # ------------------------------------------------------------ data
+    def load(self, cfg: DictConfig, data=None) -> PerturbationData:
+        if data is None:
+            data = load_perturbation_data(OmegaConf.to_container(cfg.data, resolve=True))
+        elif not isinstance(data, PerturbationData):
+            raise DataError(f"data: expected a PerturbationData for TranscriptionNet, got "
+                            f"{type(data).__name__}")
+        layers = cfg.network.layers
+        data = data.select_layers(None if layers is None else list(layers))
+        ablation = cfg.network.get("ablation", "all")
+        if ablation != "all":
+            data = data.select_layers(resolve_ablation(ablation, [layer.name for layer in data.layers]))
+        return data
+
+    def split(self, cfg: DictConfig, data: PerturbationData) -> dict[str, np.ndarray]:
+        s = cfg.split
+        return assign_splits(data, seed=s.seed, valid_frac=s.valid_frac, test_frac=s.test_frac,
+                             min_train=s.min_train)
+
+    def prepare(self, cfg: DictConfig, data: PerturbationData, split) -> task.PreparedData:
+        return task.prepare(data, split)
+
+    # ------------------------------------------------------------ model
+    def build_network(self, cfg: DictConfig, prepared: task.PreparedData):
+        return task.build_model(model_options(cfg), prepared, seed=int(cfg.seed))
+
+    def network_dims(self, prepared: task.PreparedData) -> dict:
+        features = prepared.features
+        return {"num_nodes": prepared.data.num_genes + 1, "num_layers": len(prepared.graphs),
+                "num_types": len(prepared.types), "num_readouts": len(prepared.data.readout_genes),
+                "feature_dim": None if features is None else features.shape[1]}
+
+    def loss_fn(self, cfg: DictConfig):
+        return task.make_loss_fn(float(cfg.model.get("beta", 0.5)))
+
+    def predict_fn(self, model, batch, context):
+        return task.predict_fn(model, batch, context)
+
+    def validation_metrics(self, trainer, prepared):
+        return task.validation_metrics(trainer, prepared)
+
+    # ------------------------------------------------------------ results
+    def score(self, cfg: DictConfig, prepared: task.PreparedData, fitted: Fitted) -> dict:
+        metrics = {"model": task.evaluate_split(fitted.predictor, prepared, "test"),
+                   "baselines": task.baseline_metrics(prepared, "test")}
+        oracle = task.oracle_metrics(prepared, "test")
+        if oracle is not None:
+            metrics["oracle"] = oracle
+        model = fitted.predictor.model
+        if hasattr(model, "embed"):  # the built-in network's fusion attention per layer
+            metrics["fusion_weights"] = task.fusion_weights(model, prepared)
+        metrics["split_sizes"] = split_counts(prepared.splits)
+        metrics["layers"] = [layer.name for layer in prepared.data.layers]
+        return metrics
+
+    def write_outputs(self, cfg, prepared: task.PreparedData, fitted: Fitted, metrics, run_dir: Path):
+        data = prepared.data
+        frame = pd.concat([pd.DataFrame({"pert_type": t, "pert_gene": data.signatures[t].pert_genes,
+                                         "split": prepared.splits[t]}) for t in data.pert_types])
+        atomic_write_with(run_dir / "splits.csv", lambda tmp: frame.to_csv(tmp, index=False))
+        if not cfg.predictions.write:
+            return
+        trainer = fitted.predictor
+        readouts = data.readout_genes.tolist()
+        predicted, observed = [], []
+        for t in prepared.types:
+            table = data.signatures[t]
+            chosen = prepared.splits[t] == "test"
+            meta = pd.DataFrame({"pert_type": t, "pert_gene": table.pert_genes[chosen]})
+            pred = prepared.unscale(trainer.predict(prepared.query(table.pert_index[chosen], t)), t)
+            predicted.append(pd.concat([meta, pd.DataFrame(pred, columns=readouts)], axis=1))
+            observed.append(pd.concat([meta, pd.DataFrame(table.values[chosen], columns=readouts)], axis=1))
+        for name, frames in (("predictions_test", predicted), ("truth_test", observed)):
+            result = pd.concat(frames, ignore_index=True)
+            atomic_write_with(run_dir / f"{name}.parquet",
+                              lambda tmp, result=result: result.to_parquet(tmp, index=False))
+
+    def summary_lines(self, metrics: dict) -> list[str]:
+        lines = []
+        if "oracle" in metrics:
+            ceiling = ", ".join(f"{t} {m['pearson_delta']:.3f}" for t, m in metrics["oracle"].items())
+            lines.append(f"oracle (planted truth, no noise) pearson_delta: {ceiling}")
+        if metrics.get("fusion_weights"):
+            weights = ", ".join(f"{k} {v:.2f}" for k, v in metrics["fusion_weights"].items())
+            lines.append(f"fusion attention per layer: {weights}")
+        return lines
+
+    # ------------------------------------------------------------ prediction
+    def predict(self, cfg, prepared: task.PreparedData, fitted: Fitted, inputs=None,
+                pert_types=None, chunk_size: int = 1024, **_):
+        """Signatures of `inputs` (gene IDs, or a file of them; None: every gene of the graph)
+        for each of `pert_types` (None: the run's types), in chunks of `chunk_size` genes."""
+        if int(chunk_size) <= 0:
+            raise ConfigError(f"config: chunk_size={chunk_size}: must be a positive integer")
+        types = list(pert_types) if pert_types is not None else prepared.types
+        unknown = [t for t in types if t not in prepared.types]
+        if unknown:
+            raise DataError(f"pert_types: unknown type(s) {unknown}; the run has {prepared.types}")
+        data = prepared.data
+        index = (np.arange(data.num_genes, dtype=np.int32) if inputs is None
+                 else gene_indices(inputs, data.gene_position()))
+        readouts = data.readout_genes.tolist()
+        for t in types:
+            for start in range(0, len(index), int(chunk_size)):
+                chunk = index[start:start + int(chunk_size)]
+                pred = prepared.unscale(fitted.predictor.predict(prepared.query(chunk, t)), t)
+                yield PredictionChunk(pd.DataFrame({"pert_type": t, "pert_gene": data.genes[chunk]}),
+                                      pred.astype(np.float32), readouts)
+
