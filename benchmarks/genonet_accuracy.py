@@ -22,7 +22,8 @@ ARMS = {"nonadditive": ["data.mode=nonadditive"], "additive": ["data.mode=additi
 
 def run_arm(name: str, overrides: list[str], out: Path) -> dict:
     from hydra import compose, initialize_config_dir
-    from tfnet_jax.run import CONFIG_DIR, train_and_evaluate
+    from tfnet_jax.cli import CONFIG_DIR
+    from tfnet_jax.run import train_and_evaluate
 
     run_dir = out / name
     metrics_file = run_dir / "metrics.json"

@@ -26,7 +26,8 @@ from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tfnet_jax.run import CONFIG_DIR, train_and_evaluate  # noqa: E402
+from tfnet_jax.cli import CONFIG_DIR  # noqa: E402
+from tfnet_jax.run import train_and_evaluate  # noqa: E402
 
 METRICS = ("pearson_delta", "retrieval_top10", "pearson")
 

@@ -153,7 +153,7 @@ def test_elastic_net_start_predicts_the_elastic_net_and_stays_frozen():
 
 def _compose(overrides):
     from hydra import compose, initialize_config_dir
-    from tfnet_jax.run import CONFIG_DIR
+    from tfnet_jax.cli import CONFIG_DIR
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="config", overrides=["model=genonet", *overrides])
 

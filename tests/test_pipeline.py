@@ -7,10 +7,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
-from conftest import REPO_ROOT, TINY_DATA, TINY_MODEL
+from conftest import TINY_DATA, TINY_MODEL
+from tfnet_jax.cli import CONFIG_DIR as CONFIGS
 from tfnet_jax.run import run_name, train_and_evaluate
-
-CONFIGS = str(REPO_ROOT / "configs")
 
 
 def compose_cfg(overrides=(), name="config"):

@@ -8,14 +8,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import REPO_ROOT, execute_notebook
+from conftest import execute_notebook
+from tfnet_jax.cli import CONFIG_DIR as CONFIGS
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.expression import ExpressionData, write_expression_h5ad
 from tfnet_jax.data.grn_synthetic import GRNConfig, make_grn
 from tfnet_jax.eval.regression import expression_metrics, per_gene_r2
 from tfnet_jax.run import train_and_evaluate
 
-CONFIGS = str(REPO_ROOT / "configs")
 TINY_GRN = dict(num_samples=300, num_tfs=16, num_masters=3, num_targets=40, num_states=4)
 TINY_TRAIN = dict(max_steps=200, batch_size=32, eval_batch_size=64, eval_every=50, log_every=50,
                   warmup_steps=10, learning_rate=3e-3, progress=False)

@@ -8,17 +8,14 @@ synthetic data, how many planted master TFs each contains) and `RUN/figures/core
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
 from tfnet_jax.analysis.tf_selection import backward_elimination, smallest_sets
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
-from tfnet_jax.data.dataset import DataError
+from tfnet_jax.cli import Command, hydra_command
 from tfnet_jax.eval.plots import core_tf_curve
-from tfnet_jax.run import CONFIG_DIR
 from tfnet_jax.tasks import expression as task
 from tfnet_jax.tasks.expression_run import build_trainer, load_run
 
@@ -55,13 +52,19 @@ def run_core_tfs(cfg: DictConfig) -> dict:
     return sets
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="core_tfs")
+CORE_TFS = Command(
+    name="tfnet-core-tfs",
+    usage="run_dir=RUN [importance=lightup|gradient] [drop_fraction=0.2] [retrain_steps=600]",
+    summary=("Core TFs of a trained TFNet run by backward elimination: switch off the least "
+             "important TFs, fine-tune, repeat; writes RUN/core_tfs.csv, RUN/core_tfs.json (the "
+             "smallest sets keeping 80% / 95% of the fit) and RUN/figures/core_tfs.png."),
+    example="tfnet-core-tfs run_dir=outputs/runs/model=tfnet retrain_steps=200",
+)
+
+
+@hydra_command(CORE_TFS, config_name="core_tfs")
 def main(cfg: DictConfig) -> None:
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    try:
-        run_core_tfs(cfg)
-    except DataError as err:
-        sys.exit(f"error: {err}")
+    run_core_tfs(cfg)
 
 
 if __name__ == "__main__":

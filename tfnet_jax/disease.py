@@ -6,18 +6,15 @@ See tfnet_jax.analysis.disease for how a fold-change enters the model. Writes
 """
 from __future__ import annotations
 
-import logging
 import math
-import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
 from tfnet_jax.analysis.disease import disease_analysis, read_fold_changes
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
+from tfnet_jax.cli import Command, hydra_command
 from tfnet_jax.data.dataset import DataError
-from tfnet_jax.run import CONFIG_DIR
 from tfnet_jax.tasks.expression_run import load_run
 
 
@@ -45,13 +42,21 @@ def run_disease(cfg: DictConfig) -> dict:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="disease")
+DISEASE = Command(
+    name="tfnet-disease",
+    usage="run_dir=RUN [tf_fold_changes=TF_FC.csv observed=TARGET_FC.csv] [log_base=2]",
+    summary=("Disease fold-changes through a trained TFNet run: move each TF by its log "
+             "fold-change from the training-mean background, compare the predicted target "
+             "fold-changes with the observed ones (RUN/disease.json, Spearman rho) and rank TFs "
+             "by how much dropping each lowers rho (RUN/disease_tf_ranking.csv). A synthetic run "
+             "without tables uses its planted case-vs-control contrast."),
+    example="tfnet-disease run_dir=outputs/runs/model=tfnet tf_fold_changes=tf_fc.csv observed=target_fc.csv",
+)
+
+
+@hydra_command(DISEASE, config_name="disease")
 def main(cfg: DictConfig) -> None:
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    try:
-        run_disease(cfg)
-    except DataError as err:
-        sys.exit(f"error: {err}")
+    run_disease(cfg)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,9 @@ a synthetic run's planted edges), `RUN/lightup_validation.json` and
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
@@ -20,8 +18,7 @@ from omegaconf import DictConfig
 from tfnet_jax.analysis import lightup as lu
 from tfnet_jax.analysis.validation import read_known_pairs, validate_lightup
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
-from tfnet_jax.data.dataset import DataError
-from tfnet_jax.run import CONFIG_DIR
+from tfnet_jax.cli import Command, hydra_command
 from tfnet_jax.tasks.expression_run import load_run
 
 log = logging.getLogger(__name__)
@@ -84,13 +81,20 @@ def run_lightup(cfg: DictConfig) -> dict:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="lightup")
+LIGHTUP = Command(
+    name="tfnet-lightup",
+    usage="run_dir=RUN [mode=double|sd] [k=1.0] [known=TRRUST.tsv.gz] [jacobian=true]",
+    summary=("Light-up of a trained TFNet run: raise each TF from the training-mean background "
+             "and record every target's response (RUN/lightup.parquet); with known TF -> target "
+             "pairs (known=, or a synthetic run's planted edges) validate the scores against them "
+             "(RUN/lightup_validation.json)."),
+    example="tfnet-lightup run_dir=outputs/runs/model=tfnet known=trrust_human.tsv.gz",
+)
+
+
+@hydra_command(LIGHTUP, config_name="lightup")
 def main(cfg: DictConfig) -> None:
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    try:
-        run_lightup(cfg)
-    except DataError as err:
-        sys.exit(f"error: {err}")
+    run_lightup(cfg)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,17 @@ file, so memory stays bounded for genome-wide gene lists; files appear atomicall
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.atomic import publish
+from tfnet_jax.cli import Command, hydra_command
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.gctx import GCTXWriter
 from tfnet_jax.data.gene_ids import GeneTable
-from tfnet_jax.run import CONFIG_DIR
 from tfnet_jax.tasks.perturbation_run import build_trainer, load_prepared
 
 log = logging.getLogger(__name__)
@@ -178,13 +176,19 @@ def predict_run(cfg: DictConfig) -> Path:
     return [sink.path for sink in sinks]
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+PREDICT = Command(
+    name="tfnet-predict",
+    usage="run_dir=RUN_DIR [genes=FILE] [pert_types=[..]] [format=parquet|csv|gctx] [output=STEM]",
+    summary=("Predict with a trained run: load its config and best checkpoint and write the "
+             "predicted signature of every requested perturbation type for every gene (or the "
+             "genes in genes=FILE) to RUN_DIR/predictions.<format>."),
+    example="tfnet-predict run_dir=outputs/runs/default format=[parquet,gctx]",
+)
+
+
+@hydra_command(PREDICT, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    try:
-        predict_run(cfg)
-    except DataError as err:
-        sys.exit(f"error: {err}")
+    predict_run(cfg)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ weights to a separate GWAS cohort); the weights never saw the trait.
 """
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,11 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.cli import Command, key_value_args, plain_command
 from tfnet_jax.data.dataset import DataError
+from tfnet_jax.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def predicted_expression(data, weights: pd.DataFrame) -> pd.DataFrame:
@@ -85,19 +89,28 @@ def associate(run_dir, trait_file=None) -> pd.DataFrame:
     return frame
 
 
-def main(argv=None) -> None:
-    args = dict(a.split("=", 1) for a in (sys.argv[1:] if argv is None else argv))
-    unknown = set(args) - {"run_dir", "trait", "top"}
-    if "run_dir" not in args or unknown:
-        sys.exit("usage: python -m tfnet_jax.twas run_dir=RUN [trait=FILE] [top=10]")
-    try:
-        frame = associate(args["run_dir"], args.get("trait"))
-    except DataError as err:
-        sys.exit(f"error: {err}")
-    print(frame.head(int(args.get("top", 10))).to_string(index=False))
+TWAS = Command(
+    name="tfnet-twas",
+    usage="run_dir=RUN [trait=FILE] [top=10]",
+    summary=("TWAS stage 2 for a finished model=genonet run: apply its stage-1 weights "
+             "(RUN/weights.csv) to the genotypes and test each gene's predicted expression "
+             "against a trait (a table IID, trait; simulated runs default to their own trait). "
+             "Writes RUN/twas.csv sorted by |z| and logs the top genes."),
+    example="tfnet-twas run_dir=outputs/runs/model=genonet trait=trait.csv top=20",
+)
+
+
+@plain_command(TWAS)
+def main(argv: list[str]) -> None:
+    args = key_value_args(argv, allowed=("run_dir", "trait", "top"), required=("run_dir",))
+    top = args.get("top", "10")
+    if not top.isdigit():
+        raise ConfigError(f"top={top!r}: expected a whole number of genes to show")
+    frame = associate(args["run_dir"], args.get("trait"))
+    log.info("%s", frame.head(int(top)).to_string(index=False))
     if "is_trait_gene" in frame:
         ranks = frame.loc[frame["is_trait_gene"], "rank"].tolist()
-        print(f"true trait genes rank {ranks} of {len(frame)}")
+        log.info("true trait genes rank %s of %d", ranks, len(frame))
 
 
 if __name__ == "__main__":

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from tfnet_jax.atomic import atomic_write_text, atomic_write_with
+from tfnet_jax.cli import Command, plain_command
+from tfnet_jax.errors import DataError
 from tfnet_jax.eval import plots, stats
+
+log = logging.getLogger(__name__)
 
 # Overrides that name the run, not the arm: the seed is the replicate; the rest are constant.
 NOT_ARM = {"seed", "experiment"}
@@ -175,7 +180,7 @@ def collect(sweep_dir: str | Path, reference: str | None = None,
     sweep_dir = Path(sweep_dir)
     table, weights, missing = load_runs(sweep_dir)
     if table.empty:
-        raise SystemExit(f"error: no finished runs (metrics.json) under {sweep_dir}")
+        raise DataError(f"{sweep_dir}: no finished runs (no */metrics.json)")
     atomic_write_with(sweep_dir / "results.parquet", lambda tmp: table.to_parquet(tmp, index=False))
     atomic_write_with(sweep_dir / "results.csv", lambda tmp: table.to_csv(tmp, index=False))
 
@@ -217,18 +222,30 @@ def collect(sweep_dir: str | Path, reference: str | None = None,
             "reference": reference, "missing": missing}
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+COLLECT = Command(
+    name="tfnet-collect",
+    usage="SWEEP_DIR [--reference ARM] [--metric pearson_delta]",
+    summary=("Aggregate a Hydra multirun: read every SWEEP_DIR/*/metrics.json with its config "
+             "and overrides, and write results.parquet/.csv (tidy), summary.csv (mean and 95% "
+             "interval over seeds), paired.csv (each arm vs the reference arm, paired by seed), "
+             "report.md and figures/ into SWEEP_DIR. --reference names the arm the others are "
+             "tested against (default: all/base/null/default, else the first)."),
+    example="tfnet-collect outputs/experiments/ablate_networks --reference all",
+)
+
+
+@plain_command(COLLECT)
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog=COLLECT.name, description=COLLECT.summary)
     parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--reference", default=None,
-                        help="arm the others are tested against (default: all/base/null, else the first)")
+    parser.add_argument("--reference", default=None)
     parser.add_argument("--metric", default="pearson_delta")
     args = parser.parse_args(argv)
     result = collect(args.sweep_dir, args.reference, args.metric)
     model = result["summary"]
     model = model[(model["method"] == "model") & (model["metric"] == args.metric)]
-    print(markdown_table(_interval_table(model, "arm")))
-    print(f"\nwrote {args.sweep_dir / 'report.md'} and results.parquet/.csv")
+    log.info("%s", markdown_table(_interval_table(model, "arm")))
+    log.info("wrote %s and results.parquet/.csv", args.sweep_dir / "report.md")
 
 
 if __name__ == "__main__":

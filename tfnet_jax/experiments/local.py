@@ -12,7 +12,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from tfnet_jax.atomic import atomic_write_text
-from tfnet_jax.run import CONFIG_DIR, run_name, train_and_evaluate
+from tfnet_jax.cli import CONFIG_DIR
+from tfnet_jax.run import run_name, train_and_evaluate
 
 
 def run_grid(sweep_dir: str | Path, arms: list[list[str]], seeds=(0,), base=()) -> list[Path]:

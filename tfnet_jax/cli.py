@@ -1,0 +1,198 @@
+"""The one wrapper every command line goes through (`tfnet-train`, `tfnet-predict`, ...).
+
+It sets up logging (Hydra's job log for Hydra commands, stderr for the others), hides
+third-party noise that every run would print, answers `-h/--help` with what the command
+does and one example, and turns a user error (`TfnetError`, a Hydra or OmegaConf config
+error) into one line `error: ...` on stderr with exit status 2 and no traceback. Set
+`HYDRA_FULL_ERROR=1` to get the traceback instead.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NoReturn
+
+import hydra
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from tfnet_jax.errors import ConfigError, TfnetError
+
+log = logging.getLogger(__name__)
+
+EXIT_USER_ERROR = 2
+USER_ERRORS = (TfnetError, HydraException, OmegaConfBaseException)
+# INFO lines printed on every run that tell a user nothing: Orbax (through absl) logs each
+# checkpoint save, JAX each accelerator plugin it could not load ("Unable to initialize
+# backend 'tpu'"), NumExpr its thread count. Their warnings still show.
+NOISY_LOGGERS = ("absl", "jax._src.xla_bridge", "numexpr.utils")
+HELP_FLAGS = ("-h", "--help")
+DUMP_LINE = re.compile(r"(full_key|object_type|reference_type|ref_type)\s*[:=]")
+DEBUG_ENV = "HYDRA_FULL_ERROR"  # Hydra's own switch for full tracebacks
+
+
+def _find_config_dir() -> str:
+    """The Hydra config directory: `configs/` at the repository root is the only copy.
+
+    A wheel or `pip install .` carries it inside the package (setup.py maps
+    tfnet_jax.configs -> configs); a source checkout or editable install has it beside
+    the package.
+    """
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "configs", package.parent / "configs"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise ConfigError(f"no Hydra configs (config.yaml) in {package / 'configs'} or "
+                      f"{package.parent / 'configs'}: reinstall tfnet_jax")
+
+
+CONFIG_DIR = _find_config_dir()
+
+
+@dataclass(frozen=True)
+class Command:
+    """What `--help` says about one console script."""
+
+    name: str      # the console script, e.g. tfnet-train
+    usage: str     # arguments after the name
+    summary: str   # what the command does
+    example: str   # one complete command line
+
+    def help_text(self, hydra_config: str | None = None) -> str:
+        paragraphs = [f"usage: {self.name} {self.usage}", textwrap.fill(self.summary, 88),
+                      f"Example:\n  {self.example}"]
+        if hydra_config:
+            paragraphs.append(textwrap.fill(
+                f"Arguments are Hydra overrides (KEY=VALUE) of {CONFIG_DIR}/{hydra_config}.yaml; "
+                "`--cfg job` prints the composed config, `--hydra-help` lists Hydra's flags.", 88))
+        return "\n\n".join(paragraphs) + "\n"
+
+
+def quiet_noise() -> None:
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def log_to_stderr() -> None:
+    """Logging for commands without Hydra: the package's INFO lines, bare, on stderr."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("tfnet_jax").setLevel(logging.INFO)
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message (and an OmegaConf cause's) on one line, without Hydra's and
+    OmegaConf's diagnostic dumps (search path, object types)."""
+    parts = [err]
+    if isinstance(err.__cause__, OmegaConfBaseException):  # Hydra wraps the useful part
+        parts.append(err.__cause__)
+    words: list[str] = []
+    for part in parts:
+        message = str(part).split("Config search path:")[0]
+        words.extend(line.strip() for line in message.splitlines()
+                     if line.strip() and not DUMP_LINE.match(line.strip()))
+        full_key = getattr(part, "full_key", None)
+        if full_key and full_key not in " ".join(words):
+            words.append(f"(at {full_key})")
+    return " ".join(dict.fromkeys(words)) or type(err).__name__
+
+
+def exit_with_error(err: BaseException) -> NoReturn:
+    print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_USER_ERROR)
+
+
+def _user_wants_traceback() -> bool:
+    return os.environ.get(DEBUG_ENV) == "1"
+
+
+def _run(command: Command, body: Callable[[], object], argv: list[str],
+         hydra_config: str | None = None, traceback: bool = False) -> int:
+    """Help, quiet logging and one-line user errors around one command's `body()`."""
+    quiet_noise()
+    if any(arg in HELP_FLAGS for arg in argv):
+        print(command.help_text(hydra_config), end="")
+        return 0
+    try:
+        body()
+    except USER_ERRORS as err:
+        if traceback:
+            raise
+        exit_with_error(err)
+    return 0
+
+
+def hydra_command(command: Command, config_name: str):
+    """Decorator: `task(cfg)` over `CONFIG_DIR/<config_name>.yaml` -> the console script's `main()`.
+
+    The decorated `main(cfg=None)` parses the command line like `hydra.main`; called with a
+    config it runs `task(cfg)` directly. The task's return value reaches Hydra's sweepers.
+    """
+    def decorate(task: Callable):
+        wants = {"traceback": False}  # the user's choice, read before main() sets DEBUG_ENV
+
+        @functools.wraps(task)
+        def job(cfg):
+            quiet_noise()  # Hydra has just (re)configured logging for this job
+            try:
+                return task(cfg)
+            except USER_ERRORS as err:
+                if wants["traceback"]:
+                    raise
+                exit_with_error(err)  # raised further, Hydra would add "Error executing job" lines
+
+        if job.__module__ == "__main__":  # `python -m tfnet_jax.X`: Hydra names the job (log file) X
+            job.__module__ = getattr(sys.modules["__main__"].__spec__, "name", "__main__")
+        hydra_main = hydra.main(version_base="1.3", config_path=CONFIG_DIR,
+                                config_name=config_name)(job)
+
+        @functools.wraps(task)
+        def main(cfg=None):
+            if cfg is not None:
+                return job(cfg)
+            before = os.environ.get(DEBUG_ENV)
+            wants["traceback"] = _user_wants_traceback()
+            os.environ[DEBUG_ENV] = "1"  # composition errors then reach _run, not Hydra's report
+            try:
+                return _run(command, hydra_main, sys.argv[1:], config_name,
+                            wants["traceback"])
+            finally:
+                if before is None:
+                    os.environ.pop(DEBUG_ENV, None)
+
+        main.command = command
+        return main
+    return decorate
+
+
+def plain_command(command: Command):
+    """Decorator: `task(argv)` of a command without Hydra -> the console script's `main(argv=None)`."""
+    def decorate(task: Callable[[list[str]], object]):
+        @functools.wraps(task)
+        def main(argv: list[str] | None = None) -> int:
+            argv = sys.argv[1:] if argv is None else list(argv)
+            log_to_stderr()
+            return _run(command, lambda: task(argv), argv)
+
+        main.command = command
+        return main
+    return decorate
+
+
+def key_value_args(argv: list[str], allowed: tuple[str, ...], required: tuple[str, ...]) -> dict:
+    """`KEY=VALUE` arguments, checked against the allowed and required keys."""
+    args = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in allowed:
+            raise ConfigError(f"argument {arg!r}: expected KEY=VALUE with KEY one of {list(allowed)}")
+        args[key] = value
+    missing = [key for key in required if key not in args]
+    if missing:
+        raise ConfigError(f"missing argument(s): {', '.join(f'{k}=...' for k in missing)}")
+    return args
