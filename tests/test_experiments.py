@@ -15,7 +15,7 @@ from conftest import REPO_ROOT, TINY_DATA, TINY_MODEL, execute_notebook
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.eval.stats import mean_ci, paired_test
 from tfnet_jax.experiments.collect import arm_name, collect, varying_keys
-from tfnet_jax.tasks.perturbation_run import resolve_ablation
+from tfnet_jax.tasks.transcriptionnet import resolve_ablation
 
 LAYERS = ["ppi", "pathway", "coexpression"]
 

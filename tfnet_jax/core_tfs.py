@@ -16,22 +16,22 @@ from tfnet_jax.analysis.tf_selection import backward_elimination, smallest_sets
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.cli import Command, hydra_command
 from tfnet_jax.eval.plots import core_tf_curve
-from tfnet_jax.tasks import expression as task
-from tfnet_jax.tasks.expression_run import build_trainer, load_run
+from tfnet_jax.api import load_run
 
 log = logging.getLogger(__name__)
 
 
 def run_core_tfs(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.run_dir)
-    train_cfg, prepared, trainer = load_run(run_dir)
+    run = load_run(run_dir, family="tfnet")
+    prepared, trainer = run.prepared, run.trainer
     train_rows = prepared.rows("train")
 
     def retrain(model):
-        fine_tune = build_trainer(train_cfg, prepared, run_dir=None, model=model, progress=False,
-                                  max_steps=cfg.retrain_steps, warmup_steps=0,
-                                  eval_every=max(1, cfg.retrain_steps // 4))
-        fine_tune.fit(train_rows, lambda tr: task.validation_metrics(tr, prepared))
+        fine_tune = run.family.make_trainer(run.config, prepared, run_dir=None, model=model,
+                                            progress=False, max_steps=cfg.retrain_steps, warmup_steps=0,
+                                            eval_every=max(1, cfg.retrain_steps // 4))
+        fine_tune.fit(train_rows, lambda tr: run.family.validation_metrics(tr, prepared))
         return fine_tune
 
     table = backward_elimination(trainer, prepared, retrain, importance=cfg.importance,

@@ -15,12 +15,13 @@ from tfnet_jax.analysis.disease import disease_analysis, read_fold_changes
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.cli import Command, hydra_command
 from tfnet_jax.data.dataset import DataError
-from tfnet_jax.tasks.expression_run import load_run
+from tfnet_jax.api import load_run
 
 
 def run_disease(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.run_dir)
-    _, prepared, trainer = load_run(run_dir)
+    run = load_run(run_dir, family="tfnet")
+    prepared, trainer = run.prepared, run.trainer
     planted = prepared.data.extras.get("disease")
     if cfg.tf_fold_changes and cfg.observed:
         tf_lfc, observed = read_fold_changes(cfg.tf_fold_changes), read_fold_changes(cfg.observed)

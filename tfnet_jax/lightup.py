@@ -19,7 +19,7 @@ from tfnet_jax.analysis import lightup as lu
 from tfnet_jax.analysis.validation import read_known_pairs, validate_lightup
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.cli import Command, hydra_command
-from tfnet_jax.tasks.expression_run import load_run
+from tfnet_jax.api import load_run
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def _summary(result: dict) -> dict:
 
 def run_lightup(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.run_dir)
-    _, prepared, trainer = load_run(run_dir, which=cfg.which)
+    run = load_run(run_dir, family="tfnet", which=cfg.which)
+    prepared, trainer = run.prepared, run.trainer
     data = prepared.data
     deltas = lu.perturbation_sizes(prepared.x_sd, cfg.mode, cfg.k, cfg.log_base)
     model = trainer.model

@@ -45,6 +45,7 @@ class PredictionChunk:
     meta: pd.DataFrame
     values: np.ndarray
     columns: list[str]
+    column_symbols: list | None = None  # e.g. readout gene symbols, for GCTX row metadata
 
     def frame(self) -> pd.DataFrame:
         return pd.concat([self.meta.reset_index(drop=True),

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.data.dataset import PerturbationData
+from tfnet_jax.data.gene_ids import GeneTable
 from tfnet_jax.data.load import load_perturbation_data
 from tfnet_jax.data.splits import assign_splits, split_counts
 from tfnet_jax.errors import ConfigError, DataError
@@ -74,6 +75,15 @@ def gene_indices(genes, known: dict[str, int]) -> np.ndarray:
     if missing:
         raise DataError(f"genes: {len(missing)} gene(s) not in the run's gene index: {missing[:8]}")
     return np.array([known[str(g)] for g in genes], dtype=np.int32)
+
+
+def find_gene_table(cfg: DictConfig, explicit: str | None) -> GeneTable | None:
+    """The gene table for symbols: `gene_table=PATH`, else ROOT/gene_meta*.csv[.gz] of data=dir."""
+    if explicit:
+        return GeneTable.from_file(explicit)
+    root = cfg.data.get("root") if cfg.data.get("name") == "dir" else None
+    found = sorted(Path(root).glob("gene_meta*.csv*")) if root else []
+    return GeneTable.from_file(found[0]) if found else None
 
 
 class TranscriptionNetFamily(EngineFamily):
@@ -168,9 +178,10 @@ class TranscriptionNetFamily(EngineFamily):
 
     # ------------------------------------------------------------ prediction
     def predict(self, cfg, prepared: task.PreparedData, fitted: Fitted, inputs=None,
-                pert_types=None, chunk_size: int = 1024, **_):
+                pert_types=None, chunk_size: int = 1024, gene_table=None, **_):
         """Signatures of `inputs` (gene IDs, or a file of them; None: every gene of the graph)
-        for each of `pert_types` (None: the run's types), in chunks of `chunk_size` genes."""
+        for each of `pert_types` (None: the run's types), in chunks of `chunk_size` genes, with
+        gene symbols where a gene table is known (`gene_table=`, or ROOT/gene_meta*.csv*)."""
         if int(chunk_size) <= 0:
             raise ConfigError(f"config: chunk_size={chunk_size}: must be a positive integer")
         types = list(pert_types) if pert_types is not None else prepared.types
@@ -181,10 +192,15 @@ class TranscriptionNetFamily(EngineFamily):
         index = (np.arange(data.num_genes, dtype=np.int32) if inputs is None
                  else gene_indices(inputs, data.gene_position()))
         readouts = data.readout_genes.tolist()
+        table = find_gene_table(cfg, gene_table)
+        symbol = dict(zip(data.genes.tolist(), table.to_symbols(data.genes)[0])) if table else {}
+        readout_symbols = [symbol.get(g) for g in readouts] if table else None
         for t in types:
             for start in range(0, len(index), int(chunk_size)):
                 chunk = index[start:start + int(chunk_size)]
                 pred = prepared.unscale(fitted.predictor.predict(prepared.query(chunk, t)), t)
-                yield PredictionChunk(pd.DataFrame({"pert_type": t, "pert_gene": data.genes[chunk]}),
-                                      pred.astype(np.float32), readouts)
+                genes = data.genes[chunk]
+                meta = pd.DataFrame({"pert_type": t, "pert_gene": genes,
+                                     "pert_symbol": [symbol.get(g) for g in genes.tolist()]})
+                yield PredictionChunk(meta, pred.astype(np.float32), readouts, readout_symbols)
 
