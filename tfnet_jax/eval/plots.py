@@ -1,4 +1,7 @@
-"""Matplotlib figures for experiment reports (Agg backend: files only, no display needed).
+"""Matplotlib figures for experiment reports, written as PNG files (no display needed).
+
+Figures are `matplotlib.figure.Figure` objects, not pyplot ones, so neither importing this
+module nor plotting changes the user's matplotlib backend.
 
 Every function takes plain tables and a path, writes one PNG atomically and returns the path.
 """
@@ -6,20 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from tfnet_jax.atomic import atomic_write_with  # noqa: E402
+from tfnet_jax.atomic import atomic_write_with
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
     return Path(path)
 
 
@@ -30,7 +29,8 @@ def bars_with_ci(summary: pd.DataFrame, factor: str, path: Path, title: str,
     levels = list(dict.fromkeys(frame[factor]))
     types = list(dict.fromkeys(frame["pert_type"]))
     width = 0.8 / max(len(levels), 1)
-    fig, ax = plt.subplots(figsize=(min(12, 3 + 0.3 * len(types) * len(levels)), 3.6))
+    fig = Figure(figsize=(min(12, 3 + 0.3 * len(types) * len(levels)), 3.6))
+    ax = fig.subplots()
     for i, level in enumerate(levels):
         rows = frame[frame[factor] == level].set_index("pert_type").reindex(types)
         mean = rows["mean"].to_numpy(float)
@@ -50,7 +50,8 @@ def predicted_vs_true(pred: pd.DataFrame, truth: pd.DataFrame, path: Path, n: in
     merged = pred.merge(truth, on=keys, suffixes=("", "@true"))
     readouts = [c for c in pred.columns if c not in keys]
     rows = merged.head(n)
-    fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3), squeeze=False)
+    fig = Figure(figsize=(3 * len(rows), 3))
+    axes = fig.subplots(1, len(rows), squeeze=False)
     for ax, (_, row) in zip(axes[0], rows.iterrows()):
         x = row[[f"{c}@true" for c in readouts]].to_numpy(float)
         y = row[readouts].to_numpy(float)
@@ -67,7 +68,8 @@ def predicted_vs_true(pred: pd.DataFrame, truth: pd.DataFrame, path: Path, n: in
 def learning_curves(curves: dict[str, pd.DataFrame], path: Path,
                     metric: str = "valid/pearson_delta") -> Path:
     """Training loss and a validation metric against step, one line per run label."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.4))
+    left, right = fig.subplots(1, 2)
     for label, log in curves.items():
         for ax, column in ((left, "train/loss"), (right, metric)):
             if column in log:
@@ -85,8 +87,13 @@ def fusion_weights(weights: pd.DataFrame, path: Path) -> Path:
     """Mean fusion attention per layer and arm (columns `arm`, `layer`, `weight`)."""
     table = weights.pivot_table(index="arm", columns="layer", values="weight", aggfunc="mean",
                                 sort=False)
-    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(table) + 2), 3.4))
-    table.plot.bar(ax=ax, rot=30)
+    fig = Figure(figsize=(max(5, 0.8 * len(table) + 2), 3.4))
+    ax = fig.subplots()
+    width = 0.8 / max(table.shape[1], 1)
+    for i, layer in enumerate(table.columns):  # not DataFrame.plot: it goes through pyplot
+        ax.bar(np.arange(len(table)) + (i - (table.shape[1] - 1) / 2) * width,
+               table[layer].to_numpy(float), width, label=str(layer))
+    ax.set_xticks(np.arange(len(table)), table.index, rotation=30)
     ax.set_ylabel("mean fusion attention")
     ax.legend(fontsize=7, frameon=False)
     return _save(fig, path)
@@ -94,7 +101,8 @@ def fusion_weights(weights: pd.DataFrame, path: Path) -> Path:
 
 def core_tf_curve(table: pd.DataFrame, path: Path) -> Path:
     """Held-out variance explained against the number of TFs kept (backward elimination)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
     for split, style in (("valid", "o-"), ("test", "s--")):
         ax.plot(table["n_tfs"], table[f"{split}_variance_explained"], style, label=split, ms=4)
     full = table["valid_variance_explained"].iloc[0]
