@@ -30,7 +30,7 @@ NOT_ARM = {"seed", "experiment"}
 # Arm values that mean "nothing ablated": preferred as the default reference arm.
 REFERENCE_VALUES = ("all", "base", "null", "default")
 # Table columns an override key (e.g. ablate_components' `arm`) must not overwrite.
-RESERVED = {"run", "arm", "seed", "layers", "pert_type", "method", "metric", "value"}
+RESERVED = {"run", "arm", "seed", "layers", "pert_type", "method", "role", "metric", "value"}
 
 
 def read_overrides(run_dir: Path) -> dict[str, str]:
@@ -83,16 +83,19 @@ def load_runs(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
                 **{(f"override.{k}" if k in RESERVED else k): v for k, v in overrides.items()
                    if k not in NOT_ARM and not k.startswith("hydra.")},
                 "layers": ",".join(metrics.get("layers") or [])}
-        methods = {"model": metrics["model"], **metrics.get("baselines", {})}
+        label = metrics.get("method", "model")  # a plug-in network carries its own name
+        methods = {label: ("model", metrics["model"]),
+                   **{name: ("baseline", t) for name, t in metrics.get("baselines", {}).items()}}
         if "oracle" in metrics:
-            methods["oracle"] = metrics["oracle"]
-        for method, per_type in methods.items():
+            methods["oracle"] = ("oracle", metrics["oracle"])
+        for method, (role, per_type) in methods.items():
             for pert_type, values in per_type.items():
-                rows += [{**base, "pert_type": pert_type, "method": method, "metric": metric,
-                          "value": float(v)} for metric, v in values.items() if metric != "n"]
+                rows += [{**base, "pert_type": pert_type, "method": method, "role": role,
+                          "metric": metric, "value": float(v)}
+                         for metric, v in values.items() if metric != "n"]
         best = metrics.get("train", {}).get("best_score")
         if best is not None:  # what sweepers optimise: best validation score, all types
-            rows.append({**base, "pert_type": "all", "method": "model", "metric": "valid_best",
+            rows.append({**base, "pert_type": "all", "method": label, "role": "model", "metric": "valid_best",
                          "value": float(best)})
         weights += [{"run": run_dir.name, "seed": base["seed"], "layer": k, "weight": v}
                     for k, v in (metrics.get("fusion_weights") or {}).items()]
@@ -104,6 +107,11 @@ def load_runs(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
         if not frame.empty:
             frame.insert(1, "arm", frame["run"].map(names))
     return table, weights, missing
+
+
+def model_labels(table: pd.DataFrame) -> list[str]:
+    """The method names the trained models carry (`model`, or a plug-in network's name)."""
+    return list(dict.fromkeys(table.loc[table["role"] == "model", "method"]))
 
 
 def _run_order(path: Path):
@@ -150,7 +158,7 @@ def _valid_ranking(summary: pd.DataFrame) -> pd.DataFrame:
 def write_figures(sweep_dir: Path, table, summary, methods_summary, weights, reference, metric):
     """All report figures; returns (caption, relative path) pairs."""
     out = sweep_dir / "figures"
-    model = summary[summary["method"] == "model"]
+    model = summary[summary["method"].isin(model_labels(table))]
     figures = [("Model by arm", plots.bars_with_ci(model, "arm", out / "arms.png",
                                                    f"model, {metric} by arm", metric)),
                (f"Methods ({reference} arm)", plots.bars_with_ci(
@@ -187,13 +195,16 @@ def collect(sweep_dir: str | Path, reference: str | None = None,
     arms = list(dict.fromkeys(table["arm"]))
     reference = pick_reference(arms, reference)
     summary = stats.summarise(table)
-    paired = stats.paired_against(table[table["method"] == "model"], "arm", reference)
-    vs_model = stats.paired_against(table[table["arm"] == reference], "method", "model")
+    # Arms compare the model of each arm (built-in or plug-in: role "model") under one name.
+    paired = stats.paired_against(table[table["role"] == "model"].assign(method="model"), "arm", reference)
+    in_reference = table[table["arm"] == reference]
+    reference_model = in_reference.loc[in_reference["role"] == "model", "method"].iloc[0]
+    vs_model = stats.paired_against(in_reference, "method", reference_model)
     for name, frame in (("summary", summary), ("paired", paired), ("methods_paired", vs_model)):
         atomic_write_with(sweep_dir / f"{name}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))
 
     chosen = summary[summary["metric"] == metric]
-    model = chosen[chosen["method"] == "model"]
+    model = chosen[chosen["method"].isin(model_labels(table))]
     methods = chosen[chosen["arm"] == reference]
     figures = write_figures(sweep_dir, table, summary, methods, weights, reference, metric)
     seeds = sorted(int(s) for s in table["seed"].unique())
@@ -205,7 +216,7 @@ def collect(sweep_dir: str | Path, reference: str | None = None,
     if missing:
         lines += [f"**Unfinished runs (no metrics.json):** {', '.join(p.name for p in missing)}", ""]
     legend = table.drop_duplicates("arm")[["arm"] + [c for c in table.columns if c not in (
-        "run", "arm", "seed", "pert_type", "method", "metric", "value")]]
+        "run", "arm", "seed", "pert_type", "method", "role", "metric", "value")]]
     lines += ["## Arms", "", markdown_table(legend), ""]
     lines += [f"## Model: test {metric} by arm", "", markdown_table(_interval_table(model, "arm")),
               "", f"## Each arm vs `{reference}` (model, {metric})", "",
@@ -243,7 +254,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     result = collect(args.sweep_dir, args.reference, args.metric)
     model = result["summary"]
-    model = model[(model["method"] == "model") & (model["metric"] == args.metric)]
+    model = model[model["method"].isin(model_labels(result["table"])) & (model["metric"] == args.metric)]
     log.info("%s", markdown_table(_interval_table(model, "arm")))
     log.info("wrote %s and results.parquet/.csv", args.sweep_dir / "report.md")
 

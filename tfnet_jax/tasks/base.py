@@ -112,6 +112,16 @@ def get_family(spec: str) -> Family:
     return getattr(module, attr)()
 
 
+def method_label(cfg: DictConfig, family: Family) -> str:
+    """The model's name in result tables: `model` for the family's built-in network; a plug-in
+    network (`model._target_`) is named by `model.name`, else by its class name."""
+    target = cfg.model.get("_target_")
+    if not target:
+        return "model"
+    name = str(cfg.model.get("name") or "")
+    return name if name and name != family.name else str(target).replace(":", ".").rsplit(".", 1)[-1]
+
+
 @dataclass
 class Pipeline:
     """One family's objects for one config: what `run` builds and `api.Run` keeps."""
@@ -145,6 +155,7 @@ def run(cfg: DictConfig, run_dir: str | Path, data: Any = None,
     family, prepared = pipeline.family, pipeline.prepared
     fitted = family.fit(cfg, prepared, run_dir)
     metrics = family.score(cfg, prepared, fitted)
+    metrics["method"] = method_label(cfg, family)
     metrics["train"] = fitted.train
     metrics["identity"] = identity.config_hash(cfg)
     family.write_outputs(cfg, prepared, fitted, metrics, run_dir)
