@@ -27,7 +27,6 @@ Rules:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -41,38 +40,15 @@ from tfnet_jax.data.gene_ids import GeneTable
 from tfnet_jax.data.signatures import read_node_features
 from tfnet_jax.data.tables import (check_unique_keys, column_as_float, preview, read_table,
                                    require_columns)
+from tfnet_jax.schemas import COLLAPSE_MODES, CMapConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TYPE_MAP = {"trt_sh": "RNAi", "trt_sh.cgs": "RNAi", "trt_xpr": "CRISPR", "trt_oe": "OE"}
-COLLAPSE_MODES = ("mean", "weighted")
 SYMBOL_COLUMNS = ("cmap_name", "pert_iname")
 CELL_COLUMNS = ("cell_iname", "cell_id")
 REPLICATE_COLUMNS = ("nsample", "distil_nsample")
 _BATCH_BYTES = 64 << 20  # bound on the signatures read from the GCTX at once
-_REQUIRED = ("gctx", "siginfo", "geneinfo", "networks")
-
-
-@dataclass
-class CMapConfig:
-    """The `data=cmap` config (configs/data/cmap.yaml) less the common keys."""
-
-    gctx: str | None = None
-    siginfo: str | None = None
-    geneinfo: str | None = None
-    networks: str | None = None
-    node_features: str | None = None
-    cell: str | None = None
-    collapse: str = "mean"
-    type_map: dict[str, str] | None = None  # siginfo pert_type -> type; None = DEFAULT_TYPE_MAP
-
-    def validate(self) -> None:
-        for name in _REQUIRED:
-            if getattr(self, name) in (None, "", "???"):
-                raise DataError(f"data.{name}: set it to a file or directory of the CMap data set")
-        if self.collapse not in COLLAPSE_MODES:
-            raise DataError(f"data.collapse: {self.collapse!r} is not one of "
-                            f"{list(COLLAPSE_MODES)}")
 
 
 def _first_column(table: pd.DataFrame, names: Sequence[str]) -> str | None:

@@ -13,36 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-
-@dataclass
-class GenoSimConfig:
-    num_genes: int = 200
-    num_individuals: int = 400
-    region_length: int = 200_000        # bp simulated per gene
-    mutation_rate: float = 2e-8
-    recombination_rate: float = 1e-8
-    population_size: int = 10_000
-    maf: float = 0.05
-    max_variants: int = 300             # common variants kept per gene (evenly thinned)
-    num_annotations: int = 4
-    annotation_effect: float = 2.0      # scale of the annotation logits for P(causal)
-    num_causal: int = 5
-    heritability: float = 0.4
-    mode: str = "nonadditive"           # "additive" | "nonadditive"
-    dominance_share: float = 0.3        # shares of genetic variance in nonadditive mode
-    interaction_share: float = 0.3
-    null_fraction: float = 0.2          # genes with heritability 0
-    gene_length: int = 20_000           # gene body, centred in its region
-    region_spacing: int = 5_000_000     # bp between region starts on one chromosome
-    trait_genes: int = 3                # genes whose genetic expression drives trait.csv
-    trait_heritability: float = 0.5
-    seed: int = 0
+from tfnet_jax.schemas import GenoSimConfig  # noqa: F401 (re-exported: defined with the configs)
 
 
 def _check(cfg: GenoSimConfig) -> None:

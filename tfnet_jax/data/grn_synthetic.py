@@ -17,54 +17,12 @@ tf->tf), `core_tfs` (the masters), `clean_targets` [samples, targets] and `disea
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.expression import ExpressionData
-
-
-@dataclass
-class GRNConfig:
-    num_samples: int = 4000
-    num_tfs: int = 300
-    num_masters: int = 15          # the planted core
-    num_targets: int = 3000
-    num_states: int = 10           # cell states that set the masters' levels
-    state_spread: float = 1.0      # sd of a master's level across states
-    master_noise: float = 0.5      # within-state sd of a master
-    tf_noise: float = 1.0          # independent sd of every non-master TF
-    hill: float = 2.0              # Hill coefficient n of x^n / (K^n + x^n)
-    master_targets: tuple = (1, 2)  # masters regulating each target (min, max)
-    other_targets: tuple = (0, 3)   # other TFs regulating each target (min, max)
-    master_weight: tuple = (0.8, 1.6)
-    other_weight: tuple = (0.6, 1.2)
-    activation_share: float = 0.65
-    signal_share: tuple = (0.7, 0.98)  # per-target share of variance that is not noise
-    disease_masters: int = 3       # masters shifted in the case-vs-control contrast
-    disease_shift: float = 1.0     # log-space shift of each
-    disease_samples: int = 300     # per arm
-    seed: int = 0
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "GRNConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DataError(f"data: unknown field(s) {unknown} for the synthetic GRN; known: "
-                            f"{sorted(known)}")
-        values = {k: tuple(v) if isinstance(getattr(cls, k, None), tuple) else v
-                  for k, v in values.items()}
-        config = cls(**values)
-        if not 0 < config.num_masters < config.num_tfs:
-            raise DataError(f"data.num_masters={config.num_masters} must be between 1 and "
-                            f"num_tfs - 1 ({config.num_tfs - 1})")
-        if not 0 <= config.disease_masters <= config.num_masters:
-            raise DataError(f"data.disease_masters={config.disease_masters} must be between 0 and "
-                            f"data.num_masters ({config.num_masters})")
-        return config
+from tfnet_jax.schemas import GRNConfig  # noqa: F401 (re-exported: defined with the configs)
 
 
 def _hill(z: np.ndarray, theta: np.ndarray, steepness: float) -> np.ndarray:

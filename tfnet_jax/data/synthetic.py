@@ -14,40 +14,14 @@ planted function predicts exactly those, which bounds what any model can reach.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from tfnet_jax.data.dataset import NetworkLayer, PerturbationData, SignatureTable
+from tfnet_jax.schemas import SyntheticConfig  # noqa: F401 (re-exported: defined with the configs)
 
 PERT_TYPES = ("RNAi", "CRISPR", "OE")
 # Sign and size (in noise sds) of the perturbed gene's own readout column.
 ON_TARGET_SHIFT = {"RNAi": -3.0, "CRISPR": -4.0, "OE": 3.0}
-
-
-@dataclass
-class SyntheticConfig:
-    seed: int = 0
-    num_genes: int = 3000
-    num_communities: int = 24
-    latent_dim: int = 16
-    hidden_dim: int = 24
-    num_readouts: int = 978
-    perts_per_type: int = 420
-    # One entry per layer: mean degree, fraction of edges inside communities,
-    # fraction of genes present in the layer, relevance to the planted function.
-    layer_names: list = field(default_factory=lambda: ["ppi", "pathway", "coexpression"])
-    layer_degree: list = field(default_factory=lambda: [8.0, 12.0, 6.0])
-    layer_within: list = field(default_factory=lambda: [0.9, 0.8, 0.1])
-    layer_coverage: list = field(default_factory=lambda: [0.8, 0.6, 0.9])
-    layer_relevance: list = field(default_factory=lambda: [1.0, 0.6, 0.0])
-    within_community_sd: float = 0.8
-    effect_scale: float = 1.0
-    type_difference: float = 0.5
-    noise_sd: float = 1.0
-    feature_dim_noise: int = 16
-    feature_noise_sd: float = 0.7
-    node_features: bool = True
 
 
 def _layer_edges(rng, community, members, degree, within, coverage):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -28,40 +27,11 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from tfnet_jax.atomic import atomic_write_text
+from tfnet_jax.schemas import TrainConfig  # noqa: F401 (re-exported: defined with the configs)
 from tfnet_jax.train.checkpoint import Checkpoints
 from tfnet_jax.train.optim import make_optimizer, make_schedule
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    seed: int = 0
-    max_steps: int = 1500
-    batch_size: int = 64
-    eval_batch_size: int = 256
-    learning_rate: float = 1e-3
-    optimizer: str = "adamw"
-    weight_decay: float = 1e-2
-    schedule: str = "warmup_cosine"
-    warmup_steps: int = 100
-    grad_clip: float | None = 1.0
-    eval_every: int = 100
-    log_every: int = 25
-    patience: int = 5  # evaluations without improvement before stopping
-    monitor: str = "valid/pearson_delta"
-    monitor_mode: str = "max"
-    keep_checkpoints: int = 2
-    num_devices: int | None = None  # None: every visible device
-    progress: bool = True
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"train: unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
 
 
 # ---------------------------------------------------------------- mesh and batches
