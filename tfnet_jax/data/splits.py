@@ -1,11 +1,15 @@
-"""Seeded, stable train / valid / test splits by perturbed gene.
+"""Every split of the package: seeded, stable, by a hash of each unit's name.
 
-Each type's genes are ordered by blake2b(f"{seed}:{gene}"), so a gene's place in the
-order does not depend on which other genes exist (unlike a shuffle); the first
-round(n * test_frac) genes (at least 1) are test, the next round(n * valid_frac)
-(at least 1) valid, the rest train. A split given with the data (`data.splits`) is kept
-as is, except that a given split without valid rows gets them carved from its train
-rows by the same ordering.
+Units (perturbed genes, samples, groups, individuals) are ordered by
+blake2b(f"{seed}:{unit}"), so a unit's place in the order does not depend on which other
+units exist (unlike a shuffle). From that one order come
+- `holdout`: the first units reaching test_frac of the rows are test, the next valid, the
+  rest train (perturbation genes per type, TFNet samples or groups);
+- `kfold`: the order dealt round-robin into k folds (GenoNet's outer folds);
+- `validation_slice`: the first of given training rows in the order (a valid set carved
+  from a given split, GenoNet's early-stopping slice).
+For perturbation data a split given with the data (`data.splits`) is kept as is, except
+that a given split without valid rows gets them carved from its train rows.
 """
 from __future__ import annotations
 
@@ -13,20 +17,86 @@ import hashlib
 
 import numpy as np
 
-from tfnet_jax.data.dataset import SPLIT_NAMES, DataError, PerturbationData
+from tfnet_jax.data.dataset import SPLIT_NAMES, PerturbationData
+from tfnet_jax.errors import DataError
 
 
-def hash_order(genes: np.ndarray, seed: int) -> np.ndarray:
-    """Row indices of `genes` sorted by a seeded hash (gene name breaks the unlikely ties)."""
+def hash_order(units: np.ndarray, seed: int | str) -> np.ndarray:
+    """Row indices of `units` sorted by a seeded hash (the unit name breaks the unlikely ties)."""
     def key(row: int) -> tuple[int, str]:
-        gene = str(genes[row])
-        digest = hashlib.blake2b(f"{seed}:{gene}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big"), gene
-    return np.asarray(sorted(range(len(genes)), key=key), dtype=np.int64)
+        unit = str(units[row])
+        digest = hashlib.blake2b(f"{seed}:{unit}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big"), unit
+    return np.asarray(sorted(range(len(units)), key=key), dtype=np.int64)
 
 
 def _at_least_one(count: float) -> int:
     return max(1, round(count))
+
+
+def _units_reaching(cumulative: np.ndarray, target: int) -> int:
+    """How many leading units it takes for their cumulative row count to reach `target`."""
+    return int(np.searchsorted(cumulative, target)) + 1
+
+
+def holdout(units, seed: int | str, valid_frac: float, test_frac: float, sizes=None,
+            valid_counted_from: str = "test_end") -> np.ndarray:
+    """'train' / 'valid' / 'test' per unit, by hash order; `sizes`: rows per unit (default 1).
+
+    Test takes the first units whose rows reach round(total * test_frac) (at least 1 row).
+    Valid takes the next units, until their own rows reach round(total * valid_frac)
+    (valid_counted_from="test_end"), or until test + valid rows reach
+    round(total * (test_frac + valid_frac)) (="start": a test set that overshot its share
+    leaves less to valid); valid has at least one unit either way.
+    """
+    units = np.asarray(units, dtype=str)
+    sizes = np.ones(len(units), np.int64) if sizes is None else np.asarray(sizes, np.int64)
+    if sizes.shape != units.shape:
+        raise DataError(f"holdout: {sizes.shape[0]} sizes for {units.shape[0]} units")
+    if valid_counted_from not in ("test_end", "start"):
+        raise DataError(f"holdout: valid_counted_from={valid_counted_from!r}; expected "
+                        "'test_end' or 'start'")
+    split = np.full(len(units), "train", dtype="<U5")
+    if len(units) == 0:
+        return split
+    order = hash_order(units, seed)
+    cumulative = np.cumsum(sizes[order])
+    total = int(cumulative[-1])
+    num_test = _units_reaching(cumulative, _at_least_one(total * test_frac))
+    if valid_counted_from == "start":
+        boundary = _units_reaching(cumulative, round(total * (test_frac + valid_frac)))
+        num_valid = max(1, boundary - num_test)
+    else:
+        taken = cumulative[min(num_test, len(units)) - 1]
+        num_valid = _units_reaching(cumulative[num_test:] - taken, _at_least_one(total * valid_frac))
+    split[order[:num_test]] = "test"
+    split[order[num_test:num_test + num_valid]] = "valid"
+    return split
+
+
+def kfold(units, k: int, seed: int | str) -> np.ndarray:
+    """Fold 0..k-1 per unit: the hash order dealt round-robin, so fold sizes differ by <= 1."""
+    units = np.asarray(units, dtype=str)
+    if int(k) != k or k < 2:
+        raise DataError(f"kfold: k={k!r} must be an integer >= 2")
+    if len(units) < k:
+        raise DataError(f"kfold: {len(units)} units are too few for {k} folds")
+    folds = np.empty(len(units), np.int64)
+    folds[hash_order(units, seed)] = np.arange(len(units)) % k
+    return folds
+
+
+def validation_slice(units, rows, seed: int | str, valid_frac: float,
+                     min_rows: int = 1) -> np.ndarray:
+    """Indices (into `units`) of the validation rows carved from training `rows`: the first
+    max(min_rows, round(len(rows) * valid_frac)) of them in hash order."""
+    rows = np.asarray(rows, dtype=np.int64)
+    count = max(int(min_rows), round(len(rows) * valid_frac))
+    if count >= len(rows):
+        raise DataError(f"validation slice: {count} valid rows leave none of the {len(rows)} "
+                        "training rows to train on")
+    carved = rows[hash_order(np.asarray(units, dtype=str)[rows], seed)]
+    return carved[:count]
 
 
 def _check_enough(pert_type: str, split: np.ndarray, min_train: int) -> None:
@@ -35,16 +105,6 @@ def _check_enough(pert_type: str, split: np.ndarray, min_train: int) -> None:
         raise DataError(
             f"perturbation type '{pert_type}' has too few genes to split ({len(split)} genes; "
             f"split {counts}; need at least {min_train} train and 1 test)")
-
-
-def _fresh_split(genes: np.ndarray, seed: int, valid_frac: float, test_frac: float) -> np.ndarray:
-    order = hash_order(genes, seed)
-    num_test = _at_least_one(len(genes) * test_frac)
-    num_valid = _at_least_one(len(genes) * valid_frac)
-    split = np.full(len(genes), "train", dtype="<U5")
-    split[order[:num_test]] = "test"
-    split[order[num_test:num_test + num_valid]] = "valid"
-    return split
 
 
 def _given_split(pert_type: str, genes: np.ndarray, given: np.ndarray, seed: int,
@@ -58,8 +118,10 @@ def _given_split(pert_type: str, genes: np.ndarray, given: np.ndarray, seed: int
         raise DataError(f"data.splits['{pert_type}']: unknown split name(s) {unknown}")
     if not (split == "valid").any():
         train_rows = np.flatnonzero(split == "train")
-        carved = train_rows[hash_order(genes[train_rows], seed)]
-        split[carved[:_at_least_one(len(train_rows) * valid_frac)]] = "valid"
+        try:
+            split[validation_slice(genes, train_rows, seed, valid_frac)] = "valid"
+        except DataError as err:
+            raise DataError(f"data.splits['{pert_type}']: {err}") from None
     return split
 
 
@@ -73,7 +135,7 @@ def assign_splits(data: PerturbationData, seed: int, valid_frac: float = 0.1,
         if pert_type in given:
             split = _given_split(pert_type, genes, given[pert_type], seed, valid_frac)
         else:
-            split = _fresh_split(genes, seed, valid_frac, test_frac)
+            split = holdout(genes, seed, valid_frac, test_frac)
         _check_enough(pert_type, split, min_train)
         result[pert_type] = split
     return result

@@ -9,6 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tfnet_jax.eval.regression import GENES_SCORED_KEY
+# row_pearson lives in eval.stats (the one Pearson); kept importable from here too.
+from tfnet_jax.eval.stats import row_pearson, unit_rows  # noqa: F401
+
 METRIC_NAMES = ("pearson", "pearson_delta", "mse", "retrieval_top1", "retrieval_top10")
 # Per-gene regression metrics (tfnet_jax.eval.regression), shown after the signature ones.
 REGRESSION_NAMES = ("r2_median", "r2_mean", "frac_r2_above_0.5", "variance_explained",
@@ -28,6 +32,7 @@ HIGHER_IS_BETTER = {
 }
 # `signature_metrics` also returns this row count; it is reported, never ranked.
 COUNT_KEY = "n"
+COUNT_KEYS = (COUNT_KEY, GENES_SCORED_KEY)
 
 # Pearson scores within this distance of s_ii count as ties in retrieval: the same
 # correlation computed through different BLAS paths can differ in the last bits.
@@ -53,28 +58,6 @@ def _check_pair(a, b, names=("pred", "true")) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows centred and scaled to unit norm; zero-variance rows become exactly 0.
-
-    Constancy is tested with max == min rather than a variance threshold because the
-    float mean of identical values can be off by one ulp, which would leave a tiny
-    non-zero residual that normalisation would blow up into noise.
-    """
-    centred = x - x.mean(axis=1, keepdims=True)
-    constant = x.max(axis=1, initial=-np.inf) == x.min(axis=1, initial=np.inf)
-    centred[constant] = 0.0
-    norm = np.linalg.norm(centred, axis=1, keepdims=True)
-    return np.divide(centred, norm, out=np.zeros_like(centred), where=norm > 0)
-
-
-def row_pearson(a, b) -> np.ndarray:
-    """Pearson r of each row pair of `a` and `b` [n, R]; a zero-variance row gives 0.0."""
-    a, b = _check_pair(a, b, ("a", "b"))
-    r = np.sum(_unit_rows(a) * _unit_rows(b), axis=1)
-    # Rounding can push |r| a hair past 1.
-    return np.clip(r, -1.0, 1.0)
-
-
 def retrieval_hits(pred, true, k: int) -> np.ndarray:
     """Per row i, the chance that true_i ranks within the top k of Pearson(pred_i, true_j).
 
@@ -86,7 +69,7 @@ def retrieval_hits(pred, true, k: int) -> np.ndarray:
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     n = pred.shape[0]
-    zp, zt = _unit_rows(pred), _unit_rows(true)
+    zp, zt = unit_rows(pred), unit_rows(true)
     hits = np.empty(n, dtype=np.float64)
     for start in range(0, n, _RETRIEVAL_BLOCK):
         rows = np.arange(start, min(start + _RETRIEVAL_BLOCK, n))
@@ -189,7 +172,7 @@ def format_results_table(metrics: dict) -> str:
     def cell(value: float, metric: str, is_best: bool) -> str:
         if np.isnan(value):
             return "-"
-        if metric == COUNT_KEY:
+        if metric in COUNT_KEYS:
             return f"{value:.0f}"
         return f"{value:.3f}" + ("*" if is_best else " ")
 

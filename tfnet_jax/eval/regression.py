@@ -4,10 +4,17 @@
 The TFNet paper's code divided by squares around ONE grand mean over all genes, which
 credits a model for merely knowing that genes differ in level; `r2_grand_mean_paper`
 reports that variant so the two can be compared, labelled as such.
+
+One constant-gene convention everywhere: a gene constant on the evaluated rows has no
+variance to explain, so its R^2 is undefined (NaN, never 0); every summary ignores NaN
+genes and reports how many were scored (`n_genes`).
 """
 from __future__ import annotations
 
 import numpy as np
+
+# Count of genes with a defined R^2; reported beside the summaries, never ranked.
+GENES_SCORED_KEY = "n_genes"
 
 
 def _pair(pred, true) -> tuple[np.ndarray, np.ndarray]:
@@ -21,26 +28,38 @@ def _pair(pred, true) -> tuple[np.ndarray, np.ndarray]:
 
 
 def per_gene_r2(pred, true) -> np.ndarray:
-    """1 - SSE / SST per gene (column), SST around that gene's own mean. NaN for constant genes."""
+    """1 - SSE / SST per gene (column), SST around that gene's own mean. NaN for constant genes.
+
+    Constancy is max == min, not SST > 0: the float mean of identical values can be off by
+    an ulp, and dividing by that residue would score noise.
+    """
     pred, true = _pair(pred, true)
     sse = ((true - pred) ** 2).sum(axis=0)
     sst = ((true - true.mean(axis=0)) ** 2).sum(axis=0)
+    constant = true.max(axis=0) == true.min(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(sst > 0, 1.0 - sse / sst, np.nan)
+        return np.where(constant, np.nan, 1.0 - sse / np.where(constant, 1.0, sst))
+
+
+def r2_summary(r2) -> dict[str, float]:
+    """Mean, median and share above 0.5 of the scored (finite) genes, and how many there are."""
+    r2 = np.asarray(r2, np.float64)
+    finite = r2[np.isfinite(r2)]
+    if not finite.size:
+        return {"r2_median": float("nan"), "r2_mean": float("nan"),
+                "frac_r2_above_0.5": float("nan"), GENES_SCORED_KEY: 0.0}
+    return {"r2_median": float(np.median(finite)), "r2_mean": float(finite.mean()),
+            "frac_r2_above_0.5": float((finite > 0.5).mean()), GENES_SCORED_KEY: float(finite.size)}
 
 
 def expression_metrics(pred, true) -> dict[str, float]:
     """Summary of held-out fit over genes (samples x genes arrays, original units)."""
     pred, true = _pair(pred, true)
-    r2 = per_gene_r2(pred, true)
-    finite = r2[np.isfinite(r2)]
     sse = ((true - pred) ** 2).sum()
     sst_own = ((true - true.mean(axis=0)) ** 2).sum()
     sst_grand = ((true - true.mean()) ** 2).sum()
     return {
-        "r2_median": float(np.median(finite)) if finite.size else float("nan"),
-        "r2_mean": float(finite.mean()) if finite.size else float("nan"),
-        "frac_r2_above_0.5": float((finite > 0.5).mean()) if finite.size else float("nan"),
+        **r2_summary(per_gene_r2(pred, true)),
         "variance_explained": float(1.0 - sse / sst_own) if sst_own > 0 else float("nan"),
         "r2_grand_mean_paper": float(1.0 - sse / sst_grand) if sst_grand > 0 else float("nan"),
         "mse": float(((true - pred) ** 2).mean()),

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.linear_model import RidgeCV
 
-from tfnet_jax.eval.metrics import row_pearson
+from tfnet_jax.data.scaling import Standardiser
+from tfnet_jax.eval.stats import row_pearson
+from tfnet_jax.models.linear import ridge_fit
 
 if TYPE_CHECKING:  # only for annotations; keeps this module free of data-package imports
     from tfnet_jax.data.dataset import NetworkLayer, PerturbationData
@@ -33,11 +35,9 @@ def mean_baseline(train_values, n_query: int) -> np.ndarray:
 
 
 def _standardise(train_x: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Scale every matrix by the training rows' mean / sd (constant features -> sd 1)."""
-    mu = train_x.mean(axis=0)
-    sd = train_x.std(axis=0)
-    sd[sd == 0] = 1.0
-    return [(x - mu) / sd for x in (train_x, *others)]
+    """Scale every matrix by the training rows' mean / sd (constant features: centred only)."""
+    scaler = Standardiser.fit(train_x, name="train_features")
+    return [scaler.transform(x) for x in (train_x, *others)]
 
 
 def _as_features(x, name: str, n_cols: int | None = None) -> np.ndarray:
@@ -72,15 +72,14 @@ def ridge_baseline(train_features, train_values, valid_features, valid_values, q
     x_tr, x_va, x_q = _standardise(x_tr, x_va, x_q)
     alphas = np.asarray(alphas, dtype=np.float64)
 
-    if x_va.shape[0] > 0:
-        scores = [
-            np.mean(row_pearson(Ridge(alpha=a).fit(x_tr, y_tr).predict(x_va) - mean, y_va - mean))
-            for a in alphas
-        ]
-        alpha = float(alphas[int(np.argmax(scores))])
-    else:
-        alpha = float(RidgeCV(alphas=alphas).fit(x_tr, y_tr).alpha_)
-    return Ridge(alpha=alpha).fit(x_tr, y_tr).predict(x_q).astype(np.float32)
+    if x_va.shape[0] == 0:
+        alphas = np.asarray([RidgeCV(alphas=alphas).fit(x_tr, y_tr).alpha_])
+
+    def mean_pearson_delta(pred, true):
+        return float(np.mean(row_pearson(pred - mean, true - mean)))
+
+    coef, intercept, _ = ridge_fit(x_tr, y_tr, x_va, y_va, alphas, score=mean_pearson_delta)
+    return (x_q @ coef + intercept).astype(np.float32)
 
 
 def network_adjacency(layers: Sequence["NetworkLayer"], num_genes: int) -> sp.csr_matrix:

@@ -28,7 +28,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
+
+from tfnet_jax.eval.regression import per_gene_r2
+from tfnet_jax.eval.stats import pearson_test, row_pearson
 
 __all__ = ["enet_path", "fit_nested_cv", "cv_r2", "heritable_filter", "fold_masks"]
 
@@ -407,25 +409,19 @@ def fit_nested_cv(X, mask, y, outer_folds, inner_k=5, alpha=0.5, n_lambdas=50,
 
 # ----------------------------------------------------------------------------- metrics
 def cv_r2(y, pred):
-    """Per-gene (squared Pearson r, 1 - SSE/SST with the gene's own mean); y, pred [G, n]."""
+    """Per-gene (squared Pearson r, 1 - SSE/SST with the gene's own mean); y, pred [G, n].
+
+    A gene constant on y has neither: both NaN (`eval.regression` convention); a constant
+    prediction of a varying gene has r = 0.
+    """
     y, pred = np.atleast_2d(np.asarray(y, np.float64)), np.atleast_2d(np.asarray(pred, np.float64))
-    yc, pc = y - y.mean(1, keepdims=True), pred - pred.mean(1, keepdims=True)
-    sst = np.sum(yc ** 2, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.sum(yc * pc, 1) / np.sqrt(sst * np.sum(pc ** 2, 1))
-        r2 = 1.0 - np.sum((y - pred) ** 2, 1) / sst
-    return np.nan_to_num(r) ** 2, r2
+    r2 = per_gene_r2(pred.T, y.T)
+    return np.where(np.isnan(r2), np.nan, row_pearson(pred, y) ** 2), r2
 
 
 def heritable_filter(y, pred, p_max=0.05, rho_min=0.1):
     """PredictDB filter: Pearson rho of held-out prediction vs y, its two-sided p-value, and
     heritable = (p < p_max) & (rho > rho_min). A constant prediction gives rho 0, p 1."""
     y, pred = np.atleast_2d(np.asarray(y, np.float64)), np.atleast_2d(np.asarray(pred, np.float64))
-    n = y.shape[1]
-    yc, pc = y - y.mean(1, keepdims=True), pred - pred.mean(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.nan_to_num(np.sum(yc * pc, 1) / np.sqrt(np.sum(yc ** 2, 1) * np.sum(pc ** 2, 1)))
-    rho = np.clip(rho, -1.0, 1.0)
-    t = rho * np.sqrt((n - 2) / np.maximum(1.0 - rho ** 2, 1e-300))
-    pval = 2.0 * stats.t.sf(np.abs(t), n - 2)
+    rho, pval = pearson_test(pred, y)
     return rho, pval, (pval < p_max) & (rho > rho_min)

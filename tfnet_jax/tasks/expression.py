@@ -15,7 +15,9 @@ from flax import nnx
 
 from tfnet_jax.data.dataset import SPLIT_NAMES, DataError
 from tfnet_jax.data.expression import ExpressionData
-from tfnet_jax.data.splits import hash_order
+from tfnet_jax.data.scaling import Standardiser
+from tfnet_jax.data.splits import holdout
+from tfnet_jax.eval.metrics import COUNT_KEYS
 from tfnet_jax.eval.regression import expression_metrics
 from tfnet_jax.models.expression_baselines import fit_predict_expression_baselines, ridge_coefficients
 from tfnet_jax.models.tfnet import TFNet
@@ -38,15 +40,10 @@ def split_samples(data: ExpressionData, seed: int, valid_frac: float = 0.1, test
         if len(units) < 3:
             raise DataError(f"split.by=group: {len(units)} group(s) {units.tolist()}; at least 3 "
                             "are needed (train, valid and test each get whole groups)")
-    order = hash_order(units, seed)
-    cumulative = np.cumsum(np.bincount(unit_of, minlength=len(units))[order])
-    # The first units (in hash order) whose samples reach test_frac go to test, then valid.
-    n_test = int(np.searchsorted(cumulative, max(1, round(test_frac * data.num_samples)))) + 1
-    boundary = int(np.searchsorted(cumulative, round((test_frac + valid_frac) * data.num_samples))) + 1
-    n_valid = max(1, boundary - n_test)
-    unit_split = np.full(len(units), "train", dtype="<U5")
-    unit_split[order[:n_test]] = "test"
-    unit_split[order[n_test:n_test + n_valid]] = "valid"
+    # The first units (in hash order) whose samples reach test_frac go to test, then valid
+    # up to test_frac + valid_frac of the samples.
+    unit_split = holdout(units, seed, valid_frac, test_frac,
+                         sizes=np.bincount(unit_of, minlength=len(units)), valid_counted_from="start")
     split = unit_split[unit_of]
     counts = {name: int((split == name).sum()) for name in SPLIT_NAMES}
     if counts["train"] < min_train or counts["valid"] < MIN_HELD_OUT or counts["test"] < MIN_HELD_OUT:
@@ -61,10 +58,24 @@ def split_samples(data: ExpressionData, seed: int, valid_frac: float = 0.1, test
 class PreparedExpression:
     data: ExpressionData
     split: np.ndarray  # str [samples]
-    x_mean: np.ndarray  # [tfs], training samples only
-    x_sd: np.ndarray
-    y_mean: np.ndarray  # [targets]
-    y_sd: np.ndarray
+    x_scaler: Standardiser  # TFs [tfs], fitted on training samples only
+    y_scaler: Standardiser  # targets [targets], fitted on training samples only
+
+    @property
+    def x_mean(self) -> np.ndarray:
+        return self.x_scaler.mean
+
+    @property
+    def x_sd(self) -> np.ndarray:
+        return self.x_scaler.sd
+
+    @property
+    def y_mean(self) -> np.ndarray:
+        return self.y_scaler.mean
+
+    @property
+    def y_sd(self) -> np.ndarray:
+        return self.y_scaler.sd
 
     @property
     def context(self) -> dict:
@@ -72,30 +83,24 @@ class PreparedExpression:
 
     def inputs(self, split: str | None = None) -> np.ndarray:
         x = self.data.inputs() if split is None else self.data.inputs()[self.split == split]
-        return ((x - self.x_mean) / self.x_sd).astype(np.float32)
+        return self.x_scaler.transform(x).astype(np.float32)
 
     def targets(self, split: str) -> np.ndarray:
         """Targets of `split` in the data's own units."""
         return self.data.targets()[self.split == split]
 
     def rows(self, split: str) -> dict[str, np.ndarray]:
-        y = (self.targets(split) - self.y_mean) / self.y_sd
+        y = self.y_scaler.transform(self.targets(split))
         return {"x": self.inputs(split), "target": y.astype(np.float32)}
 
     def unscale(self, pred: np.ndarray) -> np.ndarray:
-        return pred * self.y_sd + self.y_mean
-
-
-def _mean_sd(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    sd = values.std(axis=0)
-    return values.mean(axis=0), np.where(sd > 0, sd, 1.0)  # constant genes: sd 1, no blow-up
+        return self.y_scaler.inverse(pred)
 
 
 def prepare(data: ExpressionData, split: np.ndarray) -> PreparedExpression:
     train = split == "train"
-    x_mean, x_sd = _mean_sd(data.inputs()[train].astype(np.float64))
-    y_mean, y_sd = _mean_sd(data.targets()[train].astype(np.float64))
-    return PreparedExpression(data, split, x_mean, x_sd, y_mean, y_sd)
+    return PreparedExpression(data, split, Standardiser.fit(data.inputs(), train, "TF inputs"),
+                              Standardiser.fit(data.targets(), train, "targets"))
 
 
 def build_model(model_cfg: dict, prepared: PreparedExpression, seed: int) -> TFNet:
@@ -135,7 +140,7 @@ def predict_split(trainer, prepared: PreparedExpression, split: str) -> np.ndarr
 
 def validation_metrics(trainer, prepared: PreparedExpression) -> dict[str, float]:
     metrics = expression_metrics(predict_split(trainer, prepared, "valid"), prepared.targets("valid"))
-    return {f"valid/{k}": v for k, v in metrics.items() if k != "n"}
+    return {f"valid/{k}": v for k, v in metrics.items() if k not in COUNT_KEYS}
 
 
 def baseline_predictions(prepared: PreparedExpression, split: str = "test") -> dict:

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from sklearn.linear_model import Ridge
-
 from tfnet_jax.data.dataset import PerturbationData
-from tfnet_jax.eval.metrics import row_pearson, signature_metrics
+from tfnet_jax.data.scaling import Standardiser
+from tfnet_jax.eval.metrics import signature_metrics
+from tfnet_jax.eval.stats import row_pearson
 from tfnet_jax.graph.multiplex import multiplex_graphs
 from tfnet_jax.models.baselines import fit_predict_baselines
+from tfnet_jax.models.linear import ridge_fit
 from tfnet_jax.models.transcriptionnet import TranscriptionNet
 from tfnet_jax.train.losses import mse_pearson_loss
 
@@ -83,10 +84,9 @@ def standardise_features(data: PerturbationData, splits: dict[str, np.ndarray]) 
     if data.node_features is None:
         return None
     has = data.has_features if data.has_features is not None else np.ones(data.num_genes, bool)
-    fit_rows = has & ~_held_out_genes(data, splits)
-    mean = data.node_features[fit_rows].mean(axis=0)
-    sd = data.node_features[fit_rows].std(axis=0)
-    scaled = np.where(has[:, None], (data.node_features - mean) / np.where(sd > 0, sd, 1.0), 0.0)
+    scaler = Standardiser.fit(data.node_features, has & ~_held_out_genes(data, splits),
+                              "data.node_features")
+    scaled = np.where(has[:, None], scaler.transform(data.node_features), 0.0)
     if not has.all():
         scaled = np.concatenate([scaled, has[:, None].astype(np.float64)], axis=1)
     return np.concatenate([scaled, np.zeros((1, scaled.shape[1]))]).astype(np.float32)
@@ -124,12 +124,10 @@ def observed_training_signatures(data, splits, means, sds):
 
 def prepare(data: PerturbationData, splits: dict[str, np.ndarray]) -> PreparedData:
     types = data.pert_types
-    means, sds = [], []
-    for t in types:
-        train = data.signatures[t].values[splits[t] == "train"]
-        means.append(train.mean(axis=0))
-        sd = train.std(axis=0)
-        sds.append(np.where(sd > 1e-8, sd, 1.0))
+    scalers = [Standardiser.fit(data.signatures[t].values, splits[t] == "train",
+                                f"signatures of type '{t}'") for t in types]
+    means = np.stack([scaler.mean for scaler in scalers])
+    sds = np.stack([scaler.sd for scaler in scalers])
     means, sds = np.stack(means).astype(np.float32), np.stack(sds).astype(np.float32)
     observed, observed_mask, observed_slot = observed_training_signatures(data, splits, means, sds)
     return PreparedData(
@@ -152,27 +150,30 @@ def own_column_shift(prepared: PreparedData) -> np.ndarray:
     return shift
 
 
-def ridge_skip_weights(prepared: PreparedData, alphas=np.logspace(-1, 4, 11)):
+SKIP_RIDGE_ALPHAS = np.logspace(-1, 4, 11)
+
+
+def _mean_row_pearson(pred: np.ndarray, true: np.ndarray) -> float:
+    return float(np.mean(row_pearson(pred, true)))
+
+
+def ridge_skip_weights(prepared: PreparedData, alphas=SKIP_RIDGE_ALPHAS):
     """Per type, ridge from the standardised features to the standardised targets.
 
     Fitted on TRAINING rows; alpha maximises the mean validation Pearson r (in the
-    standardised space, i.e. centred on the training mean). Returns [(kernel [F, R], bias [R])].
+    standardised space, i.e. centred on the training mean; without validation rows, the
+    first alpha). Returns [(kernel [F, R], bias [R])].
     """
     weights = []
     train, valid = prepared.rows("train"), prepared.rows("valid")
     for t_id in range(len(prepared.types)):
         pick = lambda rows: rows["pert_type"] == t_id  # noqa: E731
-        x_tr = prepared.features[train["pert_index"][pick(train)]]
-        y_tr = train["target"][pick(train)]
-        x_va = prepared.features[valid["pert_index"][pick(valid)]]
         y_va = valid["target"][pick(valid)]
-        best = None
-        for alpha in alphas:
-            fit = Ridge(alpha=alpha).fit(x_tr, y_tr)
-            score = float(np.mean(row_pearson(fit.predict(x_va), y_va))) if len(y_va) else 0.0
-            if best is None or score > best[0]:
-                best = (score, fit)
-        weights.append((best[1].coef_.T.astype(np.float32), best[1].intercept_.astype(np.float32)))
+        kernel, bias, _ = ridge_fit(
+            prepared.features[train["pert_index"][pick(train)]], train["target"][pick(train)],
+            prepared.features[valid["pert_index"][pick(valid)]], y_va,
+            alphas if len(y_va) else alphas[:1], score=_mean_row_pearson)
+        weights.append((kernel.astype(np.float32), bias.astype(np.float32)))
     return weights
 
 
