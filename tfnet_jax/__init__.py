@@ -15,6 +15,9 @@ except _metadata.PackageNotFoundError:  # a source tree that is not installed
 
 __all__ = ["fit", "load_run", "Run", "__version__"]
 
+# Registers the config schemas with Hydra, which must happen before any composition (cheap).
+from tfnet_jax import config as _config  # noqa: E402,F401
+
 
 def __getattr__(name):
     if name in ("fit", "load_run", "Run"):

@@ -341,7 +341,4 @@ class GenoNetConfig(ModelBase):
     linear_init: str = "elastic_net"
     linear_trainable: bool = False  # elastic_net start: keep its weights frozen
     elastic_net: ElasticNetConfig = field(default_factory=ElasticNetConfig)
-    # Read-only aliases of split.folds / split.valid_frac while tasks/genotype_run.py still
-    # reads them from `model`; set the split keys, never these.
-    outer_folds: Optional[int] = "${split.folds}"  # type: ignore[assignment]
-    valid_frac: float = "${split.valid_frac}"  # type: ignore[assignment]
+    # Outer folds and the early-stopping fraction are split.folds / split.valid_frac (split=genonet).

@@ -233,10 +233,14 @@ def evaluate_split(trainer, prepared: PreparedData, split: str) -> dict[str, dic
     return score_predictions(prepared, predictions, split)
 
 
+# Validation metrics also averaged over types (valid/<metric>; per type: valid/<TYPE>/<metric>).
+MEAN_VALID_METRICS = ("pearson_delta", "pearson", "mse", "retrieval_top10")
+
+
 def validation_metrics(trainer, prepared: PreparedData) -> dict[str, float]:
     per_type = evaluate_split(trainer, prepared, "valid")
     flat = {f"valid/{t}/{k}": v for t, m in per_type.items() for k, v in m.items() if k != "n"}
-    for metric in ("pearson_delta", "pearson", "mse", "retrieval_top10"):
+    for metric in MEAN_VALID_METRICS:
         flat[f"valid/{metric}"] = float(np.mean([m[metric] for m in per_type.values()]))
     return flat
 
