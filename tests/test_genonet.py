@@ -16,7 +16,7 @@ from tfnet_jax.tasks import genotype as task
 G, P, K, B = 3, 12, 2, 8
 TINY_SIM = ["data.num_genes=5", "data.num_individuals=64", "data.max_variants=24",
             "data.region_length=60000", "data.null_fraction=0.2"]
-TINY_RUN = ["model.outer_folds=2", "model.elastic_net.inner_folds=2", "model.elastic_net.n_lambdas=4",
+TINY_RUN = ["++split.folds=2", "model.elastic_net.inner_folds=2", "model.elastic_net.n_lambdas=4",
             # block=8 >= 5 genes: one elastic-net compile (compiles, not steps, dominate here)
             "model.elastic_net.block=8", "model.elastic_net.max_iter=10",
             "model.channels=2", "model.hidden=4", "model.kernel=3",
@@ -84,7 +84,7 @@ def test_annotation_prior_is_shared_across_genes():
     assert not hasattr(shapes(3, 0), "gate_in")  # without annotations: scales only
 
 
-def test_stopped_genes_get_no_gradient_and_keep_their_snapshot():
+def test_stopped_genes_get_no_gradient():
     dosage, ctx = _inputs()
     model = _model()
     batch = {"dosage": jnp.asarray(dosage), "y": jnp.asarray(np.random.default_rng(1).normal(size=(B, G)),
@@ -96,39 +96,6 @@ def test_stopped_genes_get_no_gradient_and_keep_their_snapshot():
         g = np.asarray(getattr(grads, name)[...])
         assert np.all(g[1] == 0), name
         assert np.any(g[0] != 0) or name == "conv_b", name
-
-    # GeneStopper: a gene that stopped improving is masked and its snapshot stays put.
-    class FakeTrainer:
-        replicated = None
-
-        def __init__(self):
-            self.model, self.context, self.calls = model, None, 0
-
-        def predict(self, rows):
-            self.calls += 1
-            scores = np.zeros((len(rows["y"]), G))
-            scores[:, 0] = rows["y"][:, 0] * (1.0 if self.calls == 1 else 0.1)  # gene 0: worse later
-            scores[:, 1:] = rows["y"][:, 1:] * min(1.0, 0.3 * self.calls)      # others improve
-            return scores
-    block = task.Block(["a", "b", "c"], dosage, np.asarray(ctx["vmask"]), np.asarray(ctx["annotations"]))
-    fold = task.prepare_fold(block, np.asarray(batch["y"]), np.ones(B, bool), annotations=True)
-    stopper = task.GeneStopper(fold, np.arange(B), patience=2)
-    trainer = FakeTrainer()
-    jax_put = jax.device_put
-    try:
-        jax.device_put = lambda x, *_: x
-        first = stopper.evaluate(trainer)
-        kept = {k: v[0].copy() for k, v in stopper.snapshot.items()}
-        model.r[...] = model.r[...] + 1.0      # training moves every gene's parameters
-        for _ in range(3):
-            last = stopper.evaluate(trainer)
-    finally:
-        jax.device_put = jax_put
-    assert fold.context["active"].tolist() == [0.0, 1.0, 1.0]
-    assert last["valid/active_genes"] == 2.0 and last["valid/r2_mean"] >= first["valid/r2_mean"]
-    for name, value in kept.items():
-        np.testing.assert_array_equal(stopper.snapshot[name][0], value)
-    assert not np.allclose(stopper.snapshot["scale"][1], kept["scale"])  # gene 1 kept improving
 
 
 def test_elastic_net_start_predicts_the_elastic_net_and_stays_frozen():
@@ -174,12 +141,24 @@ def tiny_files(tmp_path_factory):
     return sim
 
 
-def test_tiny_run_writes_tables_and_skips_bad_gene(tiny_files, tmp_path):
+def _tiny_files_cfg(tiny_files):
+    return _compose(["data=genotypes", f"data.bed={tiny_files['bed']}",
+                     f"data.expression={tiny_files['expression']}", f"data.genes={tiny_files['genes']}",
+                     f"data.annotations={tiny_files['annotations']}", "data.window=100000",
+                     "model.genes_per_block=3",  # 5 genes: 2 blocks, one padded
+                     *TINY_RUN, "model.elastic_net.n_lambdas=8", "model.elastic_net.max_iter=30"])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_files, tmp_path_factory):
     from tfnet_jax.run import train_and_evaluate
-    cfg = _compose(["data=genotypes", f"data.bed={tiny_files['bed']}",
-                    f"data.expression={tiny_files['expression']}", f"data.genes={tiny_files['genes']}",
-                    f"data.annotations={tiny_files['annotations']}", "data.window=100000", *TINY_RUN])
-    metrics = train_and_evaluate(cfg, tmp_path)
+    cfg = _tiny_files_cfg(tiny_files)
+    run_dir = tmp_path_factory.mktemp("genonet_run")
+    return cfg, run_dir, train_and_evaluate(cfg, run_dir)
+
+
+def test_tiny_run_writes_tables_and_skips_bad_gene(tiny_run, tiny_files):
+    cfg, tmp_path, metrics = tiny_run
     genes = pd.read_csv(tmp_path / "genes.csv")
     assert list(genes.columns[:7]) == ["gene", "n_variants", "heritable", "r2_genonet",
                                        "r2_genonet_noannot", "r2_elastic_net", "r2_elastic_net_annot"]
@@ -199,7 +178,7 @@ def test_tiny_run_writes_tables_and_skips_bad_gene(tiny_files, tmp_path):
 
 
 def test_mismatched_individuals_is_a_data_error(tiny_files, tmp_path):
-    from tfnet_jax.tasks.genotype_run import load_data
+    from tfnet_jax.tasks.genonet import load_data
     expr = pd.read_csv(tiny_files["expression"], index_col=0)
     expr.index = [f"other{i}" for i in range(len(expr))]
     expr.index.name = "IID"
@@ -212,7 +191,8 @@ def test_mismatched_individuals_is_a_data_error(tiny_files, tmp_path):
 @pytest.mark.slow
 def test_cli_default_family_runs_on_a_tiny_simulation(tmp_path):
     from tfnet_jax.run import train_and_evaluate
-    metrics = train_and_evaluate(_compose([*TINY_SIM, *TINY_RUN]), tmp_path)
+    metrics = train_and_evaluate(_compose([*TINY_SIM, *TINY_RUN, f"data.cache={tmp_path / 'sim'}"]),
+                                 tmp_path)
     assert (tmp_path / "sim" / "truth.json").exists() and metrics["settings"]["annotations"]
 
 
@@ -221,3 +201,108 @@ def test_notebook_runs(tmp_path, monkeypatch):
     images = execute_notebook("genonet_twas.ipynb", "GENONET_NOTEBOOK_OUT", tmp_path, monkeypatch,
                               timeout=600)
     assert images and (tmp_path / "genes.csv").exists()
+
+
+# ---------------------------------------------------------------- the named fold x block loop
+def _loop_setup(n=60, p=6):
+    from tfnet_jax.train.engine import Trainer, TrainConfig
+    rng = np.random.default_rng(0)
+    dosage = rng.integers(0, 3, (n, 2, p)).astype(np.float32)
+    block = task.Block(["signal", "flat"], dosage, np.ones((2, p), bool), None)
+    model = GenoNet(2, p, 0, channels=2, kernel=3, hidden=4, linear_skip=True, rngs=nnx.Rngs(0))
+    cfg = TrainConfig(batch_size=16, eval_batch_size=32, max_steps=60, eval_every=5, patience=2,
+                      learning_rate=0.05, warmup_steps=2, progress=False)
+    signal = dosage[:, 0, 0] + dosage[:, 0, 1] + 0.1 * rng.normal(size=n)
+    return block, model, cfg, Trainer, signal
+
+
+def test_named_loop_stops_a_flat_gene_early_keeps_its_start_and_never_recompiles():
+    from tfnet_jax.tasks.genonet_fit import fit_gene_block
+    block, model, cfg, Trainer, signal = _loop_setup()
+    n = len(signal)
+    train_mask = np.arange(n) >= 15
+    valid = np.arange(15)
+    # Gene "flat" has one value: its validation R^2 is 0 at every evaluation, so it never improves.
+    fold = task.prepare_fold(block, np.stack([signal, np.ones(n)], 1), train_mask, annotations=False)
+    trainer = Trainer(model, cfg, loss_fn=task.make_loss_fn(0.0), predict_fn=task.predict_fn,
+                      context=fold.context)
+    start = jax.device_get(task.effective_params(trainer.model, None, fold.context["vmask"]))
+    fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=True)
+    # Scored at steps 0 (first score), 5 and 10 (no gain twice = patience): out of the loss at 10.
+    assert fit.stop_step[1] == 10 and (fit.stop_step[0] == -1 or fit.stop_step[0] > 10)
+    assert fit.best_r2[1] == 0.0 and fit.best_r2[0] > 0.5
+    for name in PER_GENE:
+        np.testing.assert_array_equal(fit.snapshot[name][1], np.asarray(start[name])[1], err_msg=name)
+    assert not np.array_equal(fit.snapshot["scale"][0], np.asarray(start["scale"])[0])
+
+    # Another fold with no signal at all: the loop ends once no gene is active, not at max_steps.
+    flat = task.prepare_fold(block, np.ones((n, 2)), ~train_mask | (np.arange(n) >= 45), annotations=False)
+    idle = fit_gene_block(trainer, flat, np.flatnonzero(~train_mask | (np.arange(n) >= 45)),
+                          np.arange(15, 30), score_start=True)
+    assert idle.step == 10 and (idle.stop_step == 10).all()
+    # Back to the first fold: reset reproduces it exactly, on the same compiled steps.
+    again = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=True)
+    for name in fit.snapshot:
+        np.testing.assert_array_equal(again.snapshot[name], fit.snapshot[name])
+    assert trainer._train_step._cache_size() == 1 and trainer._predict_step._cache_size() == 1
+
+
+def test_resume_after_a_kill_redoes_only_the_missing_unit(tiny_run, tmp_path):
+    import shutil
+    from tfnet_jax.run import train_and_evaluate
+    cfg, finished, _ = tiny_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    units = sorted((run_dir / "fits").rglob("*.npz"))
+    assert len(units) == 2 + 2 * 2 * 2  # elastic nets + (genonet, noannot) x 2 folds x 2 blocks
+    killed = run_dir / "fits" / "genonet" / "fold1_block0.npz"
+    killed.unlink()
+    (run_dir / "metrics.json").unlink()  # killed before the end: no finished mark
+    before = {u: u.stat().st_mtime_ns for u in units if u != killed}
+    train_and_evaluate(cfg, run_dir)
+    assert killed.exists()
+    assert {u: u.stat().st_mtime_ns for u in before} == before  # nothing else was refitted
+    assert (run_dir / "genes.csv").read_bytes() == (finished / "genes.csv").read_bytes()
+
+
+def _restored(tiny_run):
+    from tfnet_jax.tasks.genonet import GenoNetFamily
+    cfg, run_dir, _ = tiny_run
+    family = GenoNetFamily()
+    data = family.load(cfg)
+    prepared = family.prepare(cfg, data, family.split(cfg, data))
+    return family, cfg, prepared, family.restore(cfg, prepared, run_dir), run_dir
+
+
+def _training_dosages(data):
+    table = pd.concat([pd.DataFrame(w.dosages, index=data.individuals, columns=w.variant_ids)
+                       for w in data.windows], axis=1)
+    return table.loc[:, ~table.columns.duplicated()]
+
+
+def test_predict_new_genotypes(tiny_run, tiny_files):
+    from tfnet_jax.tasks.genonet import predict_expression
+    family, cfg, prepared, fitted, run_dir = _restored(tiny_run)
+    table = _training_dosages(prepared.data)
+    # Elastic net: the final weights of weights.csv applied by hand, plus the intercept.
+    got = predict_expression(prepared, fitted.predictor, table, method="elastic_net")
+    weights = pd.read_csv(run_dir / "weights.csv", dtype={"variant": str})
+    assert len(weights) > 0
+    intercept = fitted.predictor.cache.get("elastic_net")["intercept"]
+    for i, gene in enumerate(prepared.genes):
+        w = weights[weights["gene"] == gene]
+        want = table[list(w["variant"])].to_numpy(np.float64) @ w["weight"].to_numpy() + intercept[i]
+        np.testing.assert_allclose(got[gene].to_numpy(), want, rtol=1e-5, atol=1e-5)
+    # GenoNet: the same from the PLINK files as from a table, the mean of the fold models.
+    chunks = list(family.predict(cfg, prepared, fitted, table))
+    frame = chunks[0].frame().set_index("individual")
+    assert list(frame.columns) == prepared.genes and np.isfinite(frame.to_numpy()).all()
+    from_plink = predict_expression(prepared, fitted.predictor, tiny_files["bed"])
+    np.testing.assert_allclose(from_plink.loc[frame.index].to_numpy(), frame.to_numpy(), rtol=1e-6)
+    assert not np.allclose(frame.to_numpy(), got.to_numpy())  # not the elastic net
+    # A missing variant is named; a missing dosage takes the training mean.
+    with pytest.raises(DataError, match=str(table.columns[3])):
+        predict_expression(prepared, fitted.predictor, table.drop(columns=table.columns[3]))
+    holes = table.copy()
+    holes.iloc[0, :] = np.nan
+    assert np.isfinite(predict_expression(prepared, fitted.predictor, holes).to_numpy()).all()

@@ -64,14 +64,14 @@ def association(expr: pd.DataFrame, trait: pd.Series) -> pd.DataFrame:
 
 def associate(run_dir, trait_file=None) -> pd.DataFrame:
     """Stage 2 for a finished GenoNet run; writes and returns RUN/twas.csv."""
-    from tfnet_jax.tasks.genotype_run import load_data
+    from tfnet_jax.tasks.genonet import load_data
 
     run_dir = Path(run_dir)
     config_file = run_dir / ".hydra" / "config.yaml"
     if not config_file.exists() or not (run_dir / "weights.csv").exists():
         raise DataError(f"run_dir={run_dir}: not a finished model=genonet run (no config or weights.csv)")
     cfg = OmegaConf.load(config_file)
-    data = load_data(OmegaConf.to_container(cfg.data, resolve=True), run_dir)
+    data = load_data(OmegaConf.to_container(cfg.data, resolve=True))  # the run's (cached) data
     trait_file = trait_file or data.extras.get("trait")
     if trait_file is None:
         raise DataError("trait=FILE is required (a table: IID, trait)")

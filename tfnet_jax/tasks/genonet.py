@@ -1,43 +1,53 @@
-"""GenoNet family run: cis genotypes -> expression per gene, against elastic net (TWAS stage 1).
+"""The GenoNet family: cis genotypes -> expression per gene, against the elastic net (TWAS stage 1).
 
 Every method is scored on the same outer folds (split by individual): each individual's
 held-out prediction comes from the model of the fold that held it out, and a gene's
 held-out R^2 is the squared Pearson r (and 1 - SSE/SST, `r2sse_*`) of those predictions.
-Writes in the run dir: `genes.csv` (one row per gene), `weights.csv` (elastic net refit on
-all individuals: the stage-2 weights), `folds.csv`, `fits/*.npz` (finished fits, so a
-re-run resumes), `metrics.jsonl` (one record per GenoNet fit) and `metrics.json` (last).
+The fitting procedure (the fold x gene-block loop, the elastic nets, the one fit cache
+RUN/fits/) is `tasks/genonet_fit.py`. Writes in the run dir: `folds.csv`, `genes.csv` (one
+row per gene), `weights.csv` (elastic net refit on all individuals: the stage-2 weights),
+`metrics.jsonl` (one record per GenoNet fit); the orchestration writes `metrics.json` last.
+
+Predictions for new genotypes (`predict`) are residual expression (covariates regressed
+out, as in training): the elastic net's final weights, or GenoNet as the mean of its K
+outer-fold models. Every variant of the run's gene windows must be present (matched by
+variant id, dosages counting the same A1 allele); a missing variant is an error naming it,
+a missing dosage gets the training mean.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import jax
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
-from scipy import stats
 
-from tfnet_jax.atomic import atomic_write_json, atomic_write_with
-from tfnet_jax.data.dataset import DataError
+from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.data import splits
 from tfnet_jax.data.genotypes import GenotypeData, load_genotype_data
-from tfnet_jax.models.elastic_net import cv_r2, enet_path, fit_nested_cv, heritable_filter
+from tfnet_jax.errors import ConfigError, DataError, RunDirError
+from tfnet_jax.tasks import genonet_fit as fitting
 from tfnet_jax.tasks import genotype as task
-from tfnet_jax.train.engine import Trainer, TrainConfig
+from tfnet_jax.tasks.base import Fitted
+from tfnet_jax.tasks.genonet_scores import METHODS, evaluate, format_table, gene_table
 
 log = logging.getLogger(__name__)
-METHODS = ("genonet", "genonet_noannot", "elastic_net", "elastic_net_annot")
-GENE_COLUMNS = ["gene", "n_variants", "heritable", *(f"r2_{m}" for m in METHODS)]
 EN_KEYS = ("alpha", "inner_folds", "n_lambdas", "max_iter", "tol", "block")
 
 
 # ---------------------------------------------------------------- data
-def load_data(data_cfg: dict, run_dir: Path | None) -> GenotypeData:
+def load_data(data_cfg: dict, cache_dir: Path | None = None) -> GenotypeData:
+    """data=genosim (simulated into data.cache, else `cache_dir`) or data=genotypes (PLINK)."""
     name = data_cfg.get("name")
     rest = {k: v for k, v in data_cfg.items() if k != "name"}
     if name == "genosim":
-        return load_genosim(rest, run_dir)
+        return load_genosim(rest, cache_dir)
     if name == "genotypes":
         for key in ("bed", "expression", "genes"):
             if rest.get(key) in (None, "???"):
@@ -47,21 +57,32 @@ def load_data(data_cfg: dict, run_dir: Path | None) -> GenotypeData:
     raise DataError(f"data.name={name!r}: model=genonet reads data=genosim or data=genotypes")
 
 
-def load_genosim(values: dict, run_dir: Path | None) -> GenotypeData:
-    """Simulate (or reuse a cache with the same config), then read through the PLINK loader."""
+def load_genosim(values: dict, cache_dir: Path | None = None) -> GenotypeData:
+    """Simulate (or reuse a cache with the same config), then read through the PLINK loader.
+
+    Without data.cache or `cache_dir` the files go to a temp dir named by the simulation's
+    config, so runs (and twas.associate) of one config share one simulation.
+    """
     from tfnet_jax.data.genosim import GenoSimConfig, load_simulated
 
     values = dict(values)
     cache = values.pop("cache", None)
-    sim_cfg = GenoSimConfig(**values)
-    out = Path(cache) if cache else (Path(run_dir) / "sim" if run_dir else None)
-    if out is None:
-        raise DataError("data=genosim needs data.cache=DIR or a run dir")
+    try:
+        sim_cfg = GenoSimConfig(**values)
+    except TypeError as err:
+        raise DataError(f"data (genosim): {err}") from None
+    sim_json = json.loads(json.dumps(asdict(sim_cfg)))
+    if cache:
+        out = Path(cache)
+    elif cache_dir is not None:
+        out = Path(cache_dir)
+    else:
+        digest = hashlib.sha256(json.dumps(sim_json, sort_keys=True).encode()).hexdigest()[:16]
+        out = Path(tempfile.gettempdir()) / "tfnet_jax_genosim" / digest
     truth_file = out / "truth.json"
     if truth_file.exists():
-        import dataclasses
         truth = json.loads(truth_file.read_text())
-        if truth.get("config") == json.loads(json.dumps(dataclasses.asdict(sim_cfg))):
+        if truth.get("config") == sim_json:
             data = load_genotype_data({"bed": str(out / "geno"), "expression": str(out / "expression.csv"),
                                        "genes": str(out / "genes.csv"),
                                        "annotations": str(out / "annotations.csv"),
@@ -72,286 +93,163 @@ def load_genosim(values: dict, run_dir: Path | None) -> GenotypeData:
     return load_simulated(sim_cfg, out)
 
 
-# ---------------------------------------------------------------- elastic net
-def annotation_penalty(blocks, coef: np.ndarray, genes_half: np.ndarray) -> np.ndarray | None:
-    """Penalty factors [G, P] from annotations, learned on the OTHER half of the genes.
+# ---------------------------------------------------------------- split and prepared arrays
+def split_settings(cfg: DictConfig) -> tuple[int, float, int]:
+    """(outer folds, early-stopping fraction, split seed) from `split` (split=genonet sets folds).
 
-    A logistic model of 'variant has a non-zero elastic-net weight' on the annotations is
-    fitted on one half of the genes and applied to the other (and vice versa), so no gene's
-    own expression shapes its penalties. Factor = 1 / predicted probability (glmnet then
-    rescales the factors to mean 1 per gene).
+    Until every config has `split.folds`, the older `model.outer_folds` / `model.valid_frac`
+    are read instead: the global `split.valid_frac` default belongs to the holdout families.
     """
-    if blocks[0].annotations is None:
-        return None
-    from sklearn.linear_model import LogisticRegression
-
-    annot = np.concatenate([b.annotations[:len(b.genes)] for b in blocks])  # [G, P, k]
-    vmask = np.concatenate([b.vmask[:len(b.genes)] for b in blocks])
-    pf = np.ones(vmask.shape, np.float64)
-    for half in (0, 1):
-        fit_genes, apply_genes = genes_half != half, genes_half == half
-        a = annot[fit_genes][vmask[fit_genes]]
-        label = (coef[fit_genes][vmask[fit_genes]] != 0).astype(int)
-        if label.min() == label.max():
-            continue  # nothing to learn from: flat penalties
-        prob = LogisticRegression(C=1.0).fit(a, label).predict_proba(
-            annot[apply_genes].reshape(-1, annot.shape[-1]))[:, 1]
-        pf[apply_genes] = 1.0 / np.maximum(prob.reshape(-1, annot.shape[1]), 1e-3)
-    return np.where(vmask, pf, 1.0)
-
-
-def run_elastic_net(data: GenotypeData, blocks, folds: np.ndarray, en_cfg: dict, seed: int,
-                    penalty=None) -> dict:
-    """Held-out predictions [G, n], final weights [G, P] and per-outer-fold weights on the shared folds.
-
-    Without missing dosages or covariates one nested-CV call serves every fold; otherwise one
-    call per outer fold (imputation / covariates fitted on that fold's training rows) plus
-    one on all rows for the final weights. `coef_folds` [K, G, P] / `intercept_folds` [K, G]
-    are each outer fold's model (its training rows only, its inner-CV lambda): GenoNet's
-    frozen linear start on that fold.
-    """
-    x = np.concatenate([b.dosage[:, :len(b.genes)] for b in blocks], axis=1).transpose(1, 0, 2)
-    vmask = np.concatenate([b.vmask[:len(b.genes)] for b in blocks])
-    opts = dict(inner_k=int(en_cfg["inner_folds"]), alpha=float(en_cfg["alpha"]),
-                n_lambdas=int(en_cfg["n_lambdas"]), max_iter=int(en_cfg["max_iter"]),
-                tol=float(en_cfg["tol"]), block=int(en_cfg["block"]), seed=seed, penalty_factor=penalty)
-    fold_dependent = bool(np.isnan(x).any()) or data.covariates is not None
-    everyone = np.ones(len(folds), bool)
-
-    def call(train):
-        xi = np.where(vmask[:, None, :], task.impute_train_mean(x.transpose(1, 0, 2).reshape(len(folds), -1),
-                                                                train).reshape(len(folds), *vmask.shape)
-                      .transpose(1, 0, 2), 0.0)
-        return fit_nested_cv(xi, vmask, task.fold_targets(data, train).T, folds, **opts)
-
-    final = call(everyone)
-    pred = final["pred"]
-    k = folds.max() + 1
-    coef_folds = np.zeros((k, *vmask.shape), np.float32)
-    icpt_folds = np.zeros((k, len(vmask)), np.float32)
-    if fold_dependent:
-        pred = np.empty_like(pred)
-        for c in range(k):
-            fit = call(folds != c)
-            pred[:, folds == c] = fit["pred"][:, folds == c]
-            coef_folds[c], icpt_folds[c] = fit["coef"], fit["intercept"]
-    else:
-        # fit_nested_cv keeps only the final model's weights: refit each outer fold's training
-        # rows at the lambda its inner CV chose (a short warm-started path ending there).
-        xi = np.where(vmask[:, None, :], x, 0.0)
-        y = task.fold_targets(data, everyone).T
-        for c in range(k):
-            lam = final["lambda_outer"][:, c:c + 1] * np.asarray([8.0, 4.0, 2.0, 1.0], np.float32)
-            coef, icpt = enet_path(xi, vmask, y, lam, alpha=opts["alpha"], penalty_factor=penalty,
-                                   rows=folds != c, tol=1e-5, max_iter=1000)
-            coef_folds[c], icpt_folds[c] = coef[:, -1], icpt[:, -1]
-    return {"pred": pred, "coef": final["coef"], "intercept": final["intercept"],
-            "coef_folds": coef_folds, "intercept_folds": icpt_folds}
-
-
-# ---------------------------------------------------------------- GenoNet
-def run_genonet(cfg: DictConfig, data: GenotypeData, blocks, folds, annotations: bool,
-                run_dir: Path, enet: dict | None = None) -> tuple[np.ndarray, list[dict]]:
-    """Held-out predictions [G, n] of GenoNet trained per outer fold, and one record per fit.
-
-    enet: run_elastic_net's output; with model.linear_init=elastic_net each fold starts from
-    that fold's elastic net (`coef_folds`, fitted without the held-out fold).
-    """
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    train_cfg = TrainConfig.from_dict(OmegaConf.to_container(cfg.train, resolve=True))
-    n = len(folds)
-    pred = np.zeros((sum(len(b.genes) for b in blocks), n))
-    records = []
-    rng = np.random.default_rng(cfg.seed)
-    loss_fn = task.make_loss_fn(float(model_cfg["l1"]))
-    trainer = fresh = None
-    name = "genonet" if annotations else "genonet_noannot"
-    en_start = model_cfg.get("linear_init", "zeros") == "elastic_net"
-    if en_start and (enet is None or "coef_folds" not in enet):
-        raise ValueError("model.linear_init=elastic_net needs the per-fold elastic-net fits")
-    for c in range(folds.max() + 1):
-        cache = run_dir / "fits" / f"{name}_fold{c}.npz"
-        if cache.exists():  # a killed run resumes at the next unfinished fold
-            with np.load(cache) as f:
-                pred[:, folds == c] = f["pred"]
-                records += json.loads(str(f["records"]))
-            continue
-        fold_records = []
-        fit_rows = np.flatnonzero(folds != c)
-        valid = rng.permutation(fit_rows)[: max(2, int(round(model_cfg["valid_frac"] * len(fit_rows))))]
-        train = np.setdiff1d(fit_rows, valid)
-        train_mask = np.zeros(n, bool)
-        train_mask[train] = True
-        y_all = task.fold_targets(data, train_mask)  # covariates fitted on training rows only
-        start = 0
-        for b, block in enumerate(blocks):
-            cols = [data.expression.columns.get_loc(g) for g in block.genes]
-            fold = task.prepare_fold(block, y_all[:, cols], train_mask, annotations)
-            if en_start:
-                real = slice(start, start + len(block.genes))
-                fold.context.update(task.linear_from_enet(fold, enet["coef_folds"][c][real],
-                                                          enet["intercept_folds"][c][real]))
-            if trainer is None:
-                model = task.build_model(model_cfg, block, annotations, cfg.seed)
-                trainer = Trainer(model, train_cfg, loss_fn=loss_fn, predict_fn=task.predict_fn,
-                                  context=fold.context, run_dir=None)
-                fresh = jax.device_get(trainer.state)
-            else:
-                # Every fold and block has the same shapes: restart from the initial state with
-                # the new context instead of building a Trainer whose steps would recompile.
-                trainer.state = jax.device_put(fresh, trainer.replicated)
-                trainer.context = jax.device_put(fold.context, trainer.replicated)
-            stopper = task.GeneStopper(fold, valid, train_cfg.patience)
-            if en_start:  # score the start: a gene the network cannot improve keeps the elastic net
-                stopper.evaluate(trainer)
-            meta = trainer.fit(fold.rows(train), stopper.evaluate)
-            held = np.flatnonzero(folds == c)
-            out = stopper.predict(held, bool(model_cfg["linear_skip"]))
-            pred[start:start + len(block.genes), held] = out[:, :len(block.genes)].T
-            start += len(block.genes)
-            fold_records.append({"fit": f"{name}/fold{c}/block{b}", "step": meta["step"],
-                                 "best_step": meta["best_step"], "best_score": meta["best_score"],
-                                 "evals": stopper.evals})
-            with (run_dir / "metrics.jsonl").open("a") as handle:
-                handle.write(json.dumps(fold_records[-1]) + "\n")
-        records += fold_records
-        out = {"pred": pred[:, folds == c], "records": np.asarray(json.dumps(fold_records))}
-        atomic_write_with(cache, lambda tmp, out=out: np.savez(tmp, **out))
-    return pred, records
-
-
-# ---------------------------------------------------------------- evaluation
-def summary(r2: np.ndarray, r2sse: np.ndarray) -> dict[str, float]:
-    ok = np.isfinite(r2)
-    return {"r2_mean": float(np.mean(r2[ok])) if ok.any() else float("nan"),
-            "r2_median": float(np.median(r2[ok])) if ok.any() else float("nan"),
-            "r2sse_mean": float(np.nanmean(r2sse)) if ok.any() else float("nan"),
-            "n_genes": int(ok.sum())}
-
-
-def paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """a vs b per gene: fraction a > b, mean difference, Wilcoxon signed-rank p (two-sided)."""
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
-    if len(a) < 2 or np.all(a == b):
-        return {"frac_better": float("nan"), "mean_diff": float("nan"), "wilcoxon_p": float("nan"), "n": int(len(a))}
-    return {"frac_better": float(np.mean(a > b)), "mean_diff": float(np.mean(a - b)),
-            "wilcoxon_p": float(stats.wilcoxon(a, b).pvalue), "n": int(len(a))}
-
-
-def evaluate(genes: pd.DataFrame) -> dict:
-    her = genes["heritable"].to_numpy(bool)
-    tables = {}
-    for m in METHODS:
-        r2, r2sse = genes[f"r2_{m}"].to_numpy(float), genes[f"r2sse_{m}"].to_numpy(float)
-        tables[m] = {"heritable_genes": summary(r2[her], r2sse[her]), "all_genes": summary(r2, r2sse)}
-    col = {m: genes[f"r2_{m}"].to_numpy(float)[her] for m in METHODS}
-    comparison = {"heritable_genes": int(her.sum()),
-                  "genonet_vs_elastic_net": paired(col["genonet"], col["elastic_net"]),
-                  "genonet_noannot_vs_elastic_net": paired(col["genonet_noannot"], col["elastic_net"]),
-                  "annotation_gain_genonet": paired(col["genonet"], col["genonet_noannot"]),
-                  "annotation_gain_elastic_net": paired(col["elastic_net_annot"], col["elastic_net"])}
-    return {"model": tables["genonet"],
-            "baselines": {m: tables[m] for m in METHODS if m != "genonet"},
-            "comparison": comparison}
-
-
-def format_table(metrics: dict) -> str:
-    rows = [("genonet", metrics["model"])] + list(metrics["baselines"].items())
-    lines = [f"{'method':<20}{'herit. r2 mean':>15}{'median':>9}{'all r2 mean':>13}{'median':>9}{'n herit.':>9}"]
-    for name, t in rows:
-        h, a = t["heritable_genes"], t["all_genes"]
-        lines.append(f"{name:<20}{h['r2_mean']:>15.4f}{h['r2_median']:>9.4f}{a['r2_mean']:>13.4f}"
-                     f"{a['r2_median']:>9.4f}{h['n_genes']:>9d}")
-    comp = metrics["comparison"]
-    g = comp["genonet_vs_elastic_net"]
-    lines.append(f"GenoNet > elastic net on {g['frac_better']:.1%} of {comp['heritable_genes']} heritable "
-                 f"genes (Wilcoxon p = {g['wilcoxon_p']:.3g}, mean diff {g['mean_diff']:+.4f})")
-    for key, label in (("annotation_gain_genonet", "GenoNet"), ("annotation_gain_elastic_net", "elastic net")):
-        a = comp[key]
-        lines.append(f"annotation gain, {label}: mean {a['mean_diff']:+.4f} (Wilcoxon p = {a['wilcoxon_p']:.3g})")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- run
-def _cached(path: Path, compute):
-    """Finished fits live in fits/*.npz, so an interrupted run redoes only what is missing."""
-    if path.exists():
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    out = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_with(path, lambda tmp: np.savez(tmp, **out))
-    return out
-
-
-def run(cfg: DictConfig, run_dir: Path) -> dict:
-    run_dir = Path(run_dir)
-    logging.getLogger("msprime").setLevel(logging.WARNING)  # one INFO line per simulated region
-    data = load_data(OmegaConf.to_container(cfg.data, resolve=True), run_dir)
+    split_cfg = cfg.get("split") or {}
     model_cfg = cfg.model
-    use_annot = bool(model_cfg.annotations) and data.annotation_names is not None
-    blocks = task.make_blocks(data, int(model_cfg.genes_per_block))
-    folds = task.outer_folds(data.individuals, int(model_cfg.outer_folds), int(cfg.seed))
-    genes = [g for b in blocks for g in b.genes]
-    log.info("data %s: %d individuals, %d genes (%d skipped), up to %d variants, %d block(s)",
-             data.source, len(data.individuals), len(genes), len(data.skipped), blocks[0].vmask.shape[1],
-             len(blocks))
-    atomic_write_with(run_dir / "folds.csv", lambda tmp: pd.DataFrame(
-        {"individual": data.individuals, "fold": folds}).to_csv(tmp, index=False))
-    y = np.stack([task.fold_targets(data, folds != c)[:, :].T for c in range(folds.max() + 1)])
-    truth = np.zeros((len(genes), len(folds)))  # each row held out with its fold's covariate fit
-    for c in range(folds.max() + 1):
-        truth[:, folds == c] = y[c][[data.expression.columns.get_loc(g) for g in genes]][:, folds == c]
-
-    en_cfg = {k: model_cfg.elastic_net[k] for k in EN_KEYS}
-    fits = run_dir / "fits"
-    en = _cached(fits / "elastic_net.npz", lambda: run_elastic_net(data, blocks, folds, en_cfg, cfg.seed))
-    pred = {"elastic_net": en["pred"]}
-    if use_annot:
-        half = np.asarray([i % 2 for i in range(len(genes))])
-        pf = annotation_penalty(blocks, en["coef"], half)
-        pred["elastic_net_annot"] = _cached(fits / "elastic_net_annot.npz", lambda: run_elastic_net(
-            data, blocks, folds, en_cfg, cfg.seed, penalty=pf))["pred"]
-    records = []
-    for flag in ([True, False] if use_annot else [False]):
-        name = "genonet" if flag else "genonet_noannot"
-
-        def fit(flag=flag):
-            p, recs = run_genonet(cfg, data, blocks, folds, flag, run_dir, en)
-            return {"pred": p, "records": np.asarray(json.dumps(recs))}
-        out = _cached(fits / f"{name}.npz", fit)
-        pred[name] = out["pred"]
-        records += json.loads(str(out["records"]))
-    if not use_annot:
-        pred["genonet"] = pred["genonet_noannot"]
-
-    table = {"gene": genes, "n_variants": [int(m.sum()) for b in blocks for m in b.vmask[:len(b.genes)]]}
-    rho, pval, heritable = heritable_filter(truth, en["pred"])
-    table["heritable"] = heritable
-    for m in METHODS:
-        r2, r2sse = cv_r2(truth, pred[m]) if m in pred else (np.full(len(genes), np.nan),) * 2
-        table[f"r2_{m}"], table[f"r2sse_{m}"] = r2, r2sse
-    table["elastic_net_rho"], table["elastic_net_p"] = rho, pval
-    frame = pd.DataFrame(table)
-    frame = frame[GENE_COLUMNS + [c for c in frame.columns if c not in GENE_COLUMNS]]
-    atomic_write_with(run_dir / "genes.csv", lambda tmp: frame.to_csv(tmp, index=False))
-    write_weights(run_dir / "weights.csv", data, blocks, en["coef"])
-
-    metrics = evaluate(frame)
-    scores = [r["best_score"] for r in records if r["fit"].startswith("genonet/" if use_annot else "genonet_noannot/")]
-    metrics["train"] = {"step": int(max(r["step"] for r in records)),
-                        "best_step": int(np.median([r["best_step"] for r in records])),
-                        "best_score": float(np.mean(scores)), "fits": len(records)}
-    metrics["skipped"] = data.skipped
-    metrics["settings"] = {"individuals": len(data.individuals), "genes": len(genes),
-                           "outer_folds": int(model_cfg.outer_folds), "annotations": use_annot}
-    atomic_write_json(run_dir / "metrics.json", metrics)  # last: marks the run done
-    print(f"\nHeld-out R^2 (nested CV, {model_cfg.outer_folds} outer folds) in {run_dir}:")
-    print(format_table(metrics))
-    return metrics
+    if split_cfg.get("folds") is not None:
+        folds, valid_frac = split_cfg.folds, split_cfg.get("valid_frac")
+    else:
+        folds, valid_frac = model_cfg.get("outer_folds"), model_cfg.get("valid_frac")
+    if folds is None or valid_frac is None:
+        raise ConfigError("split.folds and split.valid_frac: required for model=genonet")
+    seed = split_cfg.get("seed")
+    return int(folds), float(valid_frac), int(cfg.seed if seed is None else seed)
 
 
+@dataclass
+class GenoNetSplit:
+    folds: np.ndarray            # outer fold per individual
+    valid_rows: list[np.ndarray]  # per fold: its early-stopping rows (among its training rows)
+
+
+@dataclass
+class GenoNetPrepared:
+    data: GenotypeData
+    blocks: list[task.Block]
+    folds: np.ndarray
+    valid_rows: list[np.ndarray]
+    genes: list[str]
+    truth: np.ndarray  # [G, n] targets, each row as held out (its fold's covariate fit)
+    use_annotations: bool
+
+
+@dataclass
+class GenoNetModels:
+    """Held-out predictions per method, the fit records, and the fit cache (for new inputs)."""
+    pred: dict[str, np.ndarray]
+    records: list[dict]
+    cache: fitting.FitCache
+    linear_skip: bool
+
+
+class GenoNetFamily:
+    name = "genonet"
+
+    def load(self, cfg: DictConfig, data: Any = None) -> GenotypeData:
+        if data is not None:
+            if not isinstance(data, GenotypeData):
+                raise DataError(f"data: model=genonet takes a GenotypeData, not {type(data).__name__}")
+            return data
+        logging.getLogger("msprime").setLevel(logging.WARNING)  # one INFO line per simulated region
+        return load_data(OmegaConf.to_container(cfg.data, resolve=True))
+
+    def split(self, cfg: DictConfig, data: GenotypeData) -> GenoNetSplit:
+        k, valid_frac, seed = split_settings(cfg)
+        if len(data.individuals) < 2 * k:
+            raise DataError(f"{len(data.individuals)} individuals are too few for split.folds={k}")
+        folds = splits.kfold(data.individuals, k, seed)
+        valid = [splits.validation_slice(data.individuals, np.flatnonzero(folds != c), seed,
+                                         valid_frac, min_rows=2) for c in range(k)]
+        return GenoNetSplit(folds, valid)
+
+    def prepare(self, cfg: DictConfig, data: GenotypeData, split: GenoNetSplit) -> GenoNetPrepared:
+        blocks = task.make_blocks(data, int(cfg.model.genes_per_block))
+        genes = [g for b in blocks for g in b.genes]
+        folds = split.folds
+        columns = [data.expression.columns.get_loc(g) for g in genes]
+        truth = np.zeros((len(genes), len(folds)))
+        for c in range(folds.max() + 1):  # covariates regressed out on each fold's training rows
+            truth[:, folds == c] = task.fold_targets(data, folds != c)[folds == c][:, columns].T
+        use_annot = bool(cfg.model.annotations) and data.annotation_names is not None
+        log.info("data %s: %d individuals, %d genes (%d skipped), up to %d variants, %d block(s)",
+                 data.source, len(data.individuals), len(genes), len(data.skipped),
+                 blocks[0].vmask.shape[1], len(blocks))
+        return GenoNetPrepared(data, blocks, folds, split.valid_rows, genes, truth, use_annot)
+
+    def fit(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path | None) -> Fitted:
+        cache = fitting.FitCache(None if run_dir is None else Path(run_dir) / "fits")
+        return self._fit(cfg, prepared, cache, None if run_dir is None else Path(run_dir) / "metrics.jsonl")
+
+    def restore(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path) -> Fitted:
+        cache = fitting.FitCache(Path(run_dir) / "fits")
+        missing = [u for u in self._units(cfg, prepared) if cache.get(u) is None]
+        if missing:
+            raise RunDirError(f"run dir {run_dir}: fits/ lacks {len(missing)} finished fit(s), e.g. "
+                              f"{missing[:3]}; re-run the training command to finish them")
+        return self._fit(cfg, prepared, cache, None)
+
+    def _units(self, cfg: DictConfig, prepared: GenoNetPrepared) -> list[str]:
+        """Every fit unit of a finished run, named as in fits/."""
+        annotated = prepared.use_annotations
+        genonets = ["genonet", "genonet_noannot"] if annotated else ["genonet_noannot"]
+        return (["elastic_net"] + (["elastic_net_annot"] if annotated else [])
+                + [fitting.genonet_unit(n, c, b) for n in genonets
+                   for c in range(prepared.folds.max() + 1) for b in range(len(prepared.blocks))])
+
+    def _fit(self, cfg: DictConfig, prepared: GenoNetPrepared, cache: fitting.FitCache,
+             log_file: Path | None) -> Fitted:
+        data, blocks, folds = prepared.data, prepared.blocks, prepared.folds
+        en_cfg = {k: cfg.model.elastic_net[k] for k in EN_KEYS}
+        en = cache.cached("elastic_net", lambda: fitting.fit_elastic_net(data, blocks, folds, en_cfg, cfg.seed))
+        pred = {"elastic_net": en["pred"]}
+        if prepared.use_annotations:
+            half = np.arange(len(prepared.genes)) % 2
+            penalty = fitting.annotation_penalty(blocks, en["coef"], half)
+            pred["elastic_net_annot"] = cache.cached("elastic_net_annot", lambda: fitting.fit_elastic_net(
+                data, blocks, folds, en_cfg, cfg.seed, penalty=penalty))["pred"]
+        records = []
+        for flag in ([True, False] if prepared.use_annotations else [False]):
+            name = "genonet" if flag else "genonet_noannot"
+            pred[name], recs = fitting.fit_genonet(cfg, prepared, flag, cache, en, log_file)
+            records += recs
+        if not prepared.use_annotations:
+            pred["genonet"] = pred["genonet_noannot"]
+        own = [r for r in records if r["fit"].startswith(
+            "genonet/" if prepared.use_annotations else "genonet_noannot/")]
+        scores = [r["best_score"] for r in own if r["best_score"] is not None]
+        train = {"step": int(max(r["step"] for r in records)),
+                 "best_step": int(np.median([r["best_step"] or 0 for r in records])),
+                 "best_score": float(np.mean(scores)) if scores else float("nan"), "fits": len(records)}
+        return Fitted(GenoNetModels(pred, records, cache, bool(cfg.model.linear_skip)), train)
+
+    def score(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted) -> dict:
+        metrics = evaluate(gene_table(prepared, fitted.predictor.pred))
+        metrics["skipped"] = prepared.data.skipped
+        metrics["settings"] = {"individuals": len(prepared.data.individuals), "genes": len(prepared.genes),
+                               "outer_folds": int(prepared.folds.max() + 1),
+                               "annotations": prepared.use_annotations}
+        return metrics
+
+    def write_outputs(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted, metrics: dict,
+                      run_dir: Path) -> None:
+        run_dir = Path(run_dir)
+        folds = pd.DataFrame({"individual": prepared.data.individuals, "fold": prepared.folds})
+        atomic_write_with(run_dir / "folds.csv", lambda tmp: folds.to_csv(tmp, index=False))
+        genes = gene_table(prepared, fitted.predictor.pred)
+        atomic_write_with(run_dir / "genes.csv", lambda tmp: genes.to_csv(tmp, index=False))
+        write_weights(run_dir / "weights.csv", prepared.data, prepared.blocks,
+                      fitted.predictor.cache.get("elastic_net")["coef"])
+
+    def predict(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted, inputs: Any = None,
+                **options):
+        """Chunks of predicted expression (individual + one column per gene); see predict_expression."""
+        from tfnet_jax.tasks.base import PredictionChunk
+
+        frame = predict_expression(prepared, fitted.predictor, inputs, **options)
+        yield PredictionChunk(pd.DataFrame({"individual": frame.index.to_numpy(str)}),
+                              frame.to_numpy(), list(frame.columns))
+
+    def summary_lines(self, metrics: dict) -> list[str]:
+        return format_table(metrics).splitlines()
+
+
+# ---------------------------------------------------------------- outputs and prediction
 def write_weights(path: Path, data: GenotypeData, blocks, coef: np.ndarray) -> None:
     rows = []
     windows = {w.gene: w for w in data.windows}
@@ -366,3 +264,87 @@ def write_weights(path: Path, data: GenotypeData, blocks, coef: np.ndarray) -> N
             i += 1
     frame = pd.concat(rows, ignore_index=True)
     atomic_write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def read_dosages(inputs, variant_ids: np.ndarray) -> pd.DataFrame:
+    """Individuals x `variant_ids` dosages from a PLINK prefix or a table (index: individual).
+
+    A variant of the run missing from the input is an error naming it; NaN stays (imputed later).
+    """
+    if isinstance(inputs, pd.DataFrame):
+        table, source = inputs.rename(columns=str), "inputs"
+    else:
+        from bed_reader import open_bed
+        from tfnet_jax.data.genotypes import check_bed, read_bim, read_fam
+
+        prefix = str(inputs)
+        prefix = prefix[:-4] if prefix.endswith(".bed") else prefix
+        fam, bim = read_fam(Path(prefix + ".fam")), read_bim(Path(prefix + ".bim"))
+        check_bed(Path(prefix + ".bed"), len(fam), len(bim))
+        sids = bim["sid"].to_numpy(dtype=str)
+        column = pd.Series(np.arange(len(sids)), index=sids)
+        column = column[~column.index.duplicated()]
+        wanted = column.reindex(variant_ids).dropna().astype(int).to_numpy()
+        with open_bed(Path(prefix + ".bed"), iid_count=len(fam), sid_count=len(bim),
+                      skip_format_check=True) as bed:
+            values = bed.read(index=np.s_[:, wanted], dtype="float32", num_threads=1) if len(wanted) \
+                else np.zeros((len(fam), 0), np.float32)
+        table = pd.DataFrame(values, index=fam["iid"].to_numpy(dtype=str), columns=sids[wanted])
+        source = prefix + ".bim"
+    missing = [v for v in variant_ids if v not in table.columns]
+    if missing:
+        raise DataError(f"{source}: {len(missing)} variant(s) of the run are missing, e.g. "
+                        f"{missing[:5]}; the model needs every variant of its gene windows")
+    return table.loc[:, list(variant_ids)].astype(np.float32)
+
+
+def block_dosages(data: GenotypeData, block: task.Block, table: pd.DataFrame) -> np.ndarray:
+    """[n, G, P] raw dosages of `block` from a variant table, 0 at padding."""
+    windows = {w.gene: w for w in data.windows}
+    out = np.zeros((len(table), *block.vmask.shape), np.float32)
+    for i, gene in enumerate(block.genes):
+        ids = windows[gene].variant_ids
+        out[:, i, :len(ids)] = table[list(ids)].to_numpy()
+    return out
+
+
+def predict_expression(prepared: GenoNetPrepared, models: GenoNetModels, inputs=None,
+                       method: str = "genonet") -> pd.DataFrame:
+    """Predicted (residual) expression, individuals x genes, for new genotypes.
+
+    inputs: a PLINK prefix or an individuals x variant-id dosage table (None: the training
+    genotypes). method: one of METHODS; elastic nets use their final weights (all
+    individuals), GenoNet the mean of its outer-fold models' kept per-gene parameters.
+    """
+    if method not in METHODS or method not in models.pred:
+        raise DataError(f"method={method!r}: expected one of {[m for m in METHODS if m in models.pred]}")
+    if method == "genonet" and not prepared.use_annotations:
+        method = "genonet_noannot"  # the model is the annotation-free GenoNet then
+    data, blocks = prepared.data, prepared.blocks
+    variant_ids = np.unique(np.concatenate([w.variant_ids for w in data.windows]))
+    if inputs is None:
+        table = pd.DataFrame(np.concatenate([w.dosages for w in data.windows], axis=1),
+                             index=data.individuals,
+                             columns=np.concatenate([w.variant_ids for w in data.windows]))
+        table = table.loc[:, ~table.columns.duplicated()]
+    else:
+        table = read_dosages(inputs, variant_ids)
+    x = [block_dosages(data, b, table) for b in blocks]
+    if method.startswith("elastic_net"):
+        unit = models.cache.get(method)
+        dosage = np.concatenate([xb[:, :len(b.genes)] for xb, b in zip(x, blocks)], axis=1)  # [n, G, P]
+        train = np.concatenate([b.dosage[:, :len(b.genes)] for b in blocks], axis=1)
+        observed = (~np.isnan(train)).sum(0)  # impute_train_mean's fill over all individuals
+        fill = np.where(observed > 0, np.nansum(train, 0) / np.maximum(observed, 1), 0.0)
+        dosage = np.where(np.isnan(dosage), fill, dosage)
+        values = np.einsum("ngp,gp->ng", dosage.astype(np.float64), unit["coef"]) + unit["intercept"]
+    else:
+        k = prepared.folds.max() + 1
+        per_block = []
+        for b, (block, xb) in enumerate(zip(blocks, x)):
+            units = [models.cache.get(fitting.genonet_unit(method, c, b)) for c in range(k)]
+            per_block.append(np.mean([fitting.predict_block(u, xb, models.linear_skip) for u in units],
+                                     axis=0)[:, :len(block.genes)])
+        values = np.concatenate(per_block, axis=1)
+    return pd.DataFrame(values, index=pd.Index(table.index.astype(str), name="individual"),
+                        columns=prepared.genes)

@@ -4,7 +4,8 @@ Genes are padded to one common variant count and grouped in fixed-size blocks (t
 padded with empty genes), so every block of every fold runs the same compiled program.
 Per outer fold (split by individual): missing dosages get the training mean, covariates are
 regressed out on training rows, codings and expression are standardised on training rows;
-a validation slice of the training individuals drives per-gene early stopping.
+a validation slice of the training individuals drives per-gene early stopping (the loop in
+`tasks/genonet_fit.py`).
 """
 from __future__ import annotations
 
@@ -16,9 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.genotypes import GenotypeData, impute_train_mean, regress_out_covariates
-from tfnet_jax.data.splits import hash_order
 from tfnet_jax.models.genonet import GenoNet, encode, forward
 
 
@@ -32,16 +31,6 @@ class Block:
     @property
     def size(self) -> int:
         return self.vmask.shape[0]
-
-
-def outer_folds(individuals, k: int, seed: int) -> np.ndarray:
-    """Fold 0..k-1 per individual: a seeded hash order dealt round-robin (same for every method)."""
-    n = len(individuals)
-    if n < 2 * k:
-        raise DataError(f"{n} individuals are too few for model.outer_folds={k}")
-    folds = np.empty(n, np.int64)
-    folds[hash_order(np.asarray(individuals, str), seed)] = np.arange(n) % k
-    return folds
 
 
 def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:
@@ -84,6 +73,7 @@ class FoldBlock:
     y_mean: np.ndarray   # [G]
     y_sd: np.ndarray
     context: dict
+    dosage_mean: np.ndarray  # float32 [G, P]: training-row means, the fill for new missing dosages
 
     def rows(self, index) -> dict[str, np.ndarray]:
         return {"dosage": self.dosage[index], "y": self.y[index]}
@@ -111,8 +101,9 @@ def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bo
                "active": active}
     if annotations and block.annotations is not None:
         context["annotations"] = block.annotations
+    # Imputed training rows average to the observed mean (fills equal it): impute_train_mean's fill.
     return FoldBlock(block, dosage.astype(np.float32), ((y_full - y_mean) / y_sd).astype(np.float32),
-                     y_mean, y_sd, context)
+                     y_mean, y_sd, context, dosage[train].mean(0).astype(np.float32))
 
 
 def build_model(model_cfg: dict, block: Block, annotations: bool, seed: int) -> GenoNet:
@@ -175,54 +166,3 @@ def r2_per_gene(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     sse = ((true - pred) ** 2).sum(0)
     sst = ((true - true.mean(0)) ** 2).sum(0)
     return np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
-
-
-class GeneStopper:
-    """Per-gene early stopping by masks, driven from the engine's `evaluate` callback.
-
-    Each evaluation scores every gene on the validation rows; a gene that improved gets its
-    effective parameters snapshotted (the kept model), a gene without improvement for
-    `patience` evaluations is masked out of the loss (context 'active' = 0). The returned
-    `valid/r2_mean` is the mean validation R^2 of the kept snapshots: it rises exactly when
-    some gene improves, so the engine's own patience stops the run once no gene improves.
-    """
-
-    def __init__(self, fold: FoldBlock, valid_index: np.ndarray, patience: int):
-        self.fold, self.valid_index, self.patience = fold, valid_index, patience
-        self.real = fold.context["active"] > 0
-        g = len(self.real)
-        self.best_r2 = np.full(g, -np.inf)
-        self.bad = np.zeros(g, np.int64)
-        self.snapshot: dict[str, np.ndarray] | None = None
-        self.evals = 0
-
-    def evaluate(self, trainer) -> dict[str, float]:
-        ctx = self.fold.context
-        pred = trainer.predict(self.fold.rows(self.valid_index))
-        r2 = r2_per_gene(pred, self.fold.y[self.valid_index])
-        active = np.asarray(ctx["active"]) > 0
-        improved = active & (r2 > self.best_r2)
-        linear = {"lin": ctx["lin"], "lin_b": ctx["lin_b"]} if "lin" in ctx else None
-        params = jax.device_get(effective_params(trainer.model, ctx.get("annotations"), ctx["vmask"], linear))
-        if self.snapshot is None:
-            self.snapshot = {k: np.array(v) for k, v in params.items()}
-        for name in self.snapshot:  # PER_GENE, plus the linear path when it is elastic-net started
-            self.snapshot[name][improved] = np.asarray(params[name])[improved]
-        self.best_r2 = np.where(improved, r2, self.best_r2)
-        self.bad = np.where(improved, 0, self.bad + 1)
-        new_active = (active & (self.bad < self.patience)).astype(np.float32)
-        if (new_active != ctx["active"]).any():  # same shapes: the step is not recompiled
-            ctx["active"] = new_active
-            trainer.context = jax.device_put(ctx, trainer.replicated)
-        self.evals += 1
-        kept = self.best_r2[self.real]
-        return {"valid/r2_mean": float(np.mean(np.where(np.isfinite(kept), kept, 0.0))),
-                "valid/r2_now_mean": float(r2[self.real].mean()),
-                "valid/active_genes": float(new_active.sum())}
-
-    def predict(self, index: np.ndarray, linear_skip: bool) -> np.ndarray:
-        """Kept snapshots' predictions [len(index), G] in data units."""
-        ctx = self.fold.context
-        out = predict_snapshot(self.snapshot, jnp.asarray(self.fold.dosage[index]), ctx["mu"],
-                               ctx["sd"], ctx["vmask"], linear_skip)
-        return self.fold.unscale(np.asarray(out, np.float64))

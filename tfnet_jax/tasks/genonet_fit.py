@@ -1,0 +1,287 @@
+"""GenoNet's fitting procedure: the elastic nets, and the fold x gene-block trainer loop.
+
+GenoNet trains one model per outer fold and gene block. Every block has the same shapes, so
+one `Trainer` (one compiled step) serves them all: `fit_genonet` walks folds x blocks and
+calls `trainer.reset(context=...)` for each, and `fit_gene_block` is the visible loop that
+steps, evaluates every `eval_every` steps and early-stops per gene (a forked trainer in
+big_vision's sense: no callback rewrites the training context).
+
+Finished work lives in one place, `FitCache` (RUN/fits/<unit>.npz, written atomically):
+each elastic net and each fold x block GenoNet fit is a unit, so a killed run redoes only
+its missing units. The run identity check (tasks/identity.py) ties the dir to one config.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.models.elastic_net import enet_path, fit_nested_cv
+from tfnet_jax.tasks import genotype as task
+from tfnet_jax.train.engine import Trainer, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+class FitCache:
+    """Finished fits by unit name: in memory, and under `root` (RUN/fits) when given."""
+
+    def __init__(self, root: Path | None):
+        self.root = None if root is None else Path(root)
+        self.units: dict[str, dict[str, np.ndarray]] = {}
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{name}.npz"
+
+    def get(self, name: str) -> dict[str, np.ndarray] | None:
+        if name not in self.units and self.root is not None and self.path(name).exists():
+            with np.load(self.path(name), allow_pickle=False) as f:
+                self.units[name] = {k: f[k] for k in f.files}
+        return self.units.get(name)
+
+    def put(self, name: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        if self.root is not None:
+            self.path(name).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_with(self.path(name), lambda tmp: np.savez(tmp, **arrays))
+        self.units[name] = arrays
+        return arrays
+
+    def cached(self, name: str, compute) -> dict[str, np.ndarray]:
+        found = self.get(name)
+        return found if found is not None else self.put(name, compute())
+
+
+# ---------------------------------------------------------------- elastic net
+def annotation_penalty(blocks, coef: np.ndarray, genes_half: np.ndarray) -> np.ndarray | None:
+    """Penalty factors [G, P] from annotations, learned on the OTHER half of the genes.
+
+    A logistic model of 'variant has a non-zero elastic-net weight' on the annotations is
+    fitted on one half of the genes and applied to the other (and vice versa), so no gene's
+    own expression shapes its penalties. Factor = 1 / predicted probability (glmnet then
+    rescales the factors to mean 1 per gene).
+    """
+    if blocks[0].annotations is None:
+        return None
+    from sklearn.linear_model import LogisticRegression
+
+    annot = np.concatenate([b.annotations[:len(b.genes)] for b in blocks])  # [G, P, k]
+    vmask = np.concatenate([b.vmask[:len(b.genes)] for b in blocks])
+    pf = np.ones(vmask.shape, np.float64)
+    for half in (0, 1):
+        fit_genes, apply_genes = genes_half != half, genes_half == half
+        a = annot[fit_genes][vmask[fit_genes]]
+        label = (coef[fit_genes][vmask[fit_genes]] != 0).astype(int)
+        if label.min() == label.max():
+            continue  # nothing to learn from: flat penalties
+        prob = LogisticRegression(C=1.0).fit(a, label).predict_proba(
+            annot[apply_genes].reshape(-1, annot.shape[-1]))[:, 1]
+        pf[apply_genes] = 1.0 / np.maximum(prob.reshape(-1, annot.shape[1]), 1e-3)
+    return np.where(vmask, pf, 1.0)
+
+
+def fit_elastic_net(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, penalty=None) -> dict:
+    """Held-out predictions [G, n], final weights [G, P] and per-outer-fold weights on the shared folds.
+
+    Without missing dosages or covariates one nested-CV call serves every fold; otherwise one
+    call per outer fold (imputation / covariates fitted on that fold's training rows) plus
+    one on all rows for the final weights. `coef_folds` [K, G, P] / `intercept_folds` [K, G]
+    are each outer fold's model (its training rows only, its inner-CV lambda): GenoNet's
+    frozen linear start on that fold.
+    """
+    x = np.concatenate([b.dosage[:, :len(b.genes)] for b in blocks], axis=1).transpose(1, 0, 2)
+    vmask = np.concatenate([b.vmask[:len(b.genes)] for b in blocks])
+    opts = dict(inner_k=int(en_cfg["inner_folds"]), alpha=float(en_cfg["alpha"]),
+                n_lambdas=int(en_cfg["n_lambdas"]), max_iter=int(en_cfg["max_iter"]),
+                tol=float(en_cfg["tol"]), block=int(en_cfg["block"]), seed=seed, penalty_factor=penalty)
+    fold_dependent = bool(np.isnan(x).any()) or data.covariates is not None
+    everyone = np.ones(len(folds), bool)
+
+    def call(train):
+        xi = np.where(vmask[:, None, :], task.impute_train_mean(x.transpose(1, 0, 2).reshape(len(folds), -1),
+                                                                train).reshape(len(folds), *vmask.shape)
+                      .transpose(1, 0, 2), 0.0)
+        return fit_nested_cv(xi, vmask, task.fold_targets(data, train).T, folds, **opts)
+
+    final = call(everyone)
+    pred = final["pred"]
+    k = folds.max() + 1
+    coef_folds = np.zeros((k, *vmask.shape), np.float32)
+    icpt_folds = np.zeros((k, len(vmask)), np.float32)
+    if fold_dependent:
+        pred = np.empty_like(pred)
+        for c in range(k):
+            fit = call(folds != c)
+            pred[:, folds == c] = fit["pred"][:, folds == c]
+            coef_folds[c], icpt_folds[c] = fit["coef"], fit["intercept"]
+    else:
+        # fit_nested_cv keeps only the final model's weights: refit each outer fold's training
+        # rows at the lambda its inner CV chose (a short warm-started path ending there).
+        xi = np.where(vmask[:, None, :], x, 0.0)
+        y = task.fold_targets(data, everyone).T
+        for c in range(k):
+            lam = final["lambda_outer"][:, c:c + 1] * np.asarray([8.0, 4.0, 2.0, 1.0], np.float32)
+            coef, icpt = enet_path(xi, vmask, y, lam, alpha=opts["alpha"], penalty_factor=penalty,
+                                   rows=folds != c, tol=1e-5, max_iter=1000)
+            coef_folds[c], icpt_folds[c] = coef[:, -1], icpt[:, -1]
+    return {"pred": pred, "coef": final["coef"], "intercept": final["intercept"],
+            "coef_folds": coef_folds, "intercept_folds": icpt_folds}
+
+
+# ---------------------------------------------------------------- the gene-block loop
+@dataclass
+class BlockFit:
+    """One fold x block: the kept per-gene parameters and the loop's summary."""
+    snapshot: dict[str, np.ndarray]  # effective parameters [G, ...] at each gene's best evaluation
+    best_r2: np.ndarray              # [G] validation R^2 of the kept parameters
+    stop_step: np.ndarray            # [G] step at which each gene left the loss (-1: never)
+    step: int                        # steps run
+    best_step: int | None            # last step at which some gene improved
+    best_score: float | None         # mean kept validation R^2 over the block's real genes then
+    evals: int
+
+
+def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarray,
+                   valid_rows: np.ndarray, score_start: bool = False) -> BlockFit:
+    """Train one fold x block from the trainer's initial state, with per-gene early stopping.
+
+    Every `eval_every` steps (and at `max_steps`) each gene is scored on the validation rows;
+    a gene that improved has its effective parameters kept, a gene `patience` evaluations
+    without improvement leaves the loss (context 'active' = 0, via `trainer.set_context`).
+    The loop ends when no gene is active or at `max_steps`. `score_start`: evaluate step 0
+    too, so a gene the network cannot improve keeps its (elastic-net) start.
+    """
+    cfg = trainer.cfg
+    context = dict(fold.context)
+    trainer.reset(context=context)
+    train_arrays, valid_arrays = fold.rows(train_rows), fold.rows(valid_rows)
+    linear = {"lin": context["lin"], "lin_b": context["lin_b"]} if "lin" in context else None
+    real = context["active"] > 0
+    best_r2 = np.full(len(real), -np.inf)
+    bad = np.zeros(len(real), np.int64)
+    stop_step = np.full(len(real), -1)
+    snapshot: dict[str, np.ndarray] | None = None
+    best_score = best_step = None
+    evals = step = 0
+
+    def evaluate(step: int) -> None:
+        nonlocal snapshot, best_r2, bad, best_score, best_step, evals
+        r2 = task.r2_per_gene(trainer.predict(valid_arrays), fold.y[valid_rows])
+        active = context["active"] > 0
+        improved = active & (r2 > best_r2)
+        params = jax.device_get(task.effective_params(trainer.model, context.get("annotations"),
+                                                      context["vmask"], linear))
+        if snapshot is None:
+            snapshot = {k: np.array(v) for k, v in params.items()}
+        for name in snapshot:
+            snapshot[name][improved] = np.asarray(params[name])[improved]
+        best_r2 = np.where(improved, r2, best_r2)
+        bad = np.where(improved, 0, bad + 1)
+        new_active = (active & (bad < cfg.patience)).astype(np.float32)
+        stop_step[active & (new_active == 0)] = step
+        if (new_active != context["active"]).any():  # same shapes: nothing recompiles
+            context["active"] = new_active
+            trainer.set_context(context)
+        evals += 1
+        kept = best_r2[real]
+        score = float(np.mean(np.where(np.isfinite(kept), kept, 0.0)))
+        if step > 0 and (best_score is None or score > best_score):
+            best_score, best_step = score, step
+
+    if score_start:
+        evaluate(0)
+    losses = []
+    while step < cfg.max_steps and context["active"].any():
+        loss, _ = trainer.step(trainer.train_batch(train_arrays, step), step)
+        losses.append(loss)
+        step += 1
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            if not np.all(np.isfinite(jax.device_get(losses))):
+                raise FloatingPointError(f"non-finite training loss by step {step}; lower "
+                                         f"train.learning_rate or check the data")
+            losses = []
+            evaluate(step)
+    if snapshot is None:  # max_steps below eval_every and no start score: keep the last state
+        evaluate(step)
+    return BlockFit(snapshot, best_r2, stop_step, step, best_step, best_score, evals)
+
+
+def predict_block(unit: dict[str, np.ndarray], dosage: np.ndarray, linear_skip: bool) -> np.ndarray:
+    """A fold x block unit's kept parameters on raw dosages [n, G, P] (NaN: the fold's training
+    mean) -> predictions [n, G] in data units."""
+    dosage = np.where(np.isnan(dosage), unit["dosage_mean"], dosage).astype(np.float32)
+    params = {k[len("param_"):]: jnp.asarray(v) for k, v in unit.items() if k.startswith("param_")}
+    out = task.predict_snapshot(params, jnp.asarray(dosage), unit["mu"], unit["sd"], unit["vmask"],
+                                linear_skip)
+    return np.asarray(out, np.float64) * unit["y_sd"] + unit["y_mean"]
+
+
+def genonet_unit(name: str, fold: int, block: int) -> str:
+    return f"{name}/fold{fold}_block{block}"
+
+
+def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
+                enet: dict | None, log_file: Path | None) -> tuple[np.ndarray, list[dict]]:
+    """Held-out predictions [G, n] of GenoNet trained per outer fold x gene block, and one
+    record per unit. Units found in `cache` are read, the rest trained on one Trainer.
+
+    enet: fit_elastic_net's output; with model.linear_init=elastic_net each fold starts from
+    that fold's elastic net (`coef_folds`, fitted without the held-out fold).
+    """
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    train_cfg = TrainConfig.from_dict(OmegaConf.to_container(cfg.train, resolve=True))
+    data, blocks, folds = prepared.data, prepared.blocks, prepared.folds
+    name = "genonet" if annotations else "genonet_noannot"
+    en_start = model_cfg.get("linear_init", "zeros") == "elastic_net"
+    if en_start and (enet is None or "coef_folds" not in enet):
+        raise ValueError("model.linear_init=elastic_net needs the per-fold elastic-net fits")
+    linear_skip = bool(model_cfg["linear_skip"])
+    pred = np.zeros((len(prepared.genes), len(folds)))
+    records, trainer = [], None
+    for c in range(folds.max() + 1):
+        held = np.flatnonzero(folds == c)
+        valid = prepared.valid_rows[c]
+        train_mask = (folds != c)
+        train_mask[valid] = False
+        y_all = None
+        start = 0
+        for b, block in enumerate(blocks):
+            real = slice(start, start + len(block.genes))
+            start += len(block.genes)
+            unit_name = genonet_unit(name, c, b)
+            unit = cache.get(unit_name)
+            if unit is None:
+                if y_all is None:
+                    y_all = task.fold_targets(data, train_mask)  # covariates fitted on training rows
+                cols = [data.expression.columns.get_loc(g) for g in block.genes]
+                fold = task.prepare_fold(block, y_all[:, cols], train_mask, annotations)
+                if en_start:
+                    fold.context.update(task.linear_from_enet(fold, enet["coef_folds"][c][real],
+                                                              enet["intercept_folds"][c][real]))
+                if trainer is None:  # every fold and block has one shape: one Trainer, one compile
+                    model = task.build_model(model_cfg, block, annotations, cfg.seed)
+                    trainer = Trainer(model, train_cfg, loss_fn=task.make_loss_fn(float(model_cfg["l1"])),
+                                      predict_fn=task.predict_fn, context=fold.context)
+                fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start)
+                record = {"fit": f"{name}/fold{c}/block{b}", "step": fit.step, "best_step": fit.best_step,
+                          "best_score": fit.best_score, "evals": fit.evals}
+                ctx = fold.context
+                unit = {"mu": ctx["mu"], "sd": ctx["sd"], "vmask": ctx["vmask"], "y_mean": fold.y_mean,
+                        "y_sd": fold.y_sd, "dosage_mean": fold.dosage_mean,
+                        **{f"param_{k}": v for k, v in fit.snapshot.items()}}
+                unit["held"] = predict_block(unit, fold.dosage[held], linear_skip)[:, :len(block.genes)]
+                unit["record"] = np.asarray(json.dumps(record))
+                cache.put(unit_name, unit)
+                if log_file is not None:
+                    with log_file.open("a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+            pred[real, held] = unit["held"].T
+            records.append(json.loads(str(unit["record"])))
+    return pred, records
