@@ -47,8 +47,8 @@ def run_core_tfs(cfg: DictConfig) -> dict:
     for share, chosen in sets.items():
         recall = (f", planted core recall {chosen['planted_core_recall']:.2f}"
                   if "planted_core_recall" in chosen else "")
-        print(f"smallest set keeping {share} of validation variance explained: {chosen['n_tfs']} TFs "
-              f"(test share {chosen['test_share_of_full']:.3f}{recall})")
+        log.info(f"smallest set keeping {share} of validation variance explained: {chosen['n_tfs']} TFs "
+                 f"(test share {chosen['test_share_of_full']:.3f}{recall})")
     return sets
 
 

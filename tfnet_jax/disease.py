@@ -6,6 +6,7 @@ See tfnet_jax.analysis.disease for how a fold-change enters the model. Writes
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.cli import Command, hydra_command
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.api import load_run
+
+log = logging.getLogger(__name__)
 
 
 def run_disease(cfg: DictConfig) -> dict:
@@ -37,9 +40,9 @@ def run_disease(cfg: DictConfig) -> dict:
         summary["shifted_masters_in_top"] = len(set(top) & set(planted["shifted_masters"]))
     atomic_write_json(run_dir / "disease.json", summary)
     atomic_write_with(run_dir / "disease_tf_ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False))
-    print(f"predicted vs observed target fold-changes: Spearman rho {summary['spearman_rho']:.3f} "
-          f"over {summary['n_targets']} targets; top TFs by rho drop: "
-          f"{', '.join(ranking['tf'].head(5))}")
+    log.info(f"predicted vs observed target fold-changes: Spearman rho {summary['spearman_rho']:.3f} "
+             f"over {summary['n_targets']} targets; top TFs by rho drop: "
+             f"{', '.join(ranking['tf'].head(5))}")
     return summary
 
 

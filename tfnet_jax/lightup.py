@@ -56,8 +56,8 @@ def run_lightup(cfg: DictConfig) -> dict:
     jacobian = lu.jacobian_matrix(model, deltas, prepared.y_sd) if cfg.jacobian else None
     table = lu.lightup_table(scores, data.tf_genes, data.target_genes, jacobian)
     atomic_write_with(run_dir / "lightup.parquet", lambda tmp: table.to_parquet(tmp, index=False))
-    print(f"light-up of {len(data.tf_genes)} TFs x {len(data.target_genes)} targets in "
-          f"{seconds:.2f} s -> {run_dir / 'lightup.parquet'}")
+    log.info(f"light-up of {len(data.tf_genes)} TFs x {len(data.target_genes)} targets in "
+             f"{seconds:.2f} s -> {run_dir / 'lightup.parquet'}")
 
     known = read_known_pairs(cfg.known) if cfg.known else planted_pairs(data.extras)
     if known is None:
@@ -76,9 +76,9 @@ def run_lightup(cfg: DictConfig) -> dict:
     atomic_write_with(run_dir / "lightup_validation_per_target.csv",
                       lambda tmp: frame.to_csv(tmp, index=False))
     s = summary["score"]
-    print(f"vs {summary['known']}: AUROC {s['auroc']:.3f}, sign agreement {s['sign_agreement']:.3f} "
-          f"(n={s['sign_n']}, p={s['sign_p']:.2g}), targets with p<0.05 {s['frac_targets_p05']:.3f}; "
-          f"|Spearman| control AUROC {s['correlation']['auroc']:.3f}")
+    log.info(f"vs {summary['known']}: AUROC {s['auroc']:.3f}, sign agreement {s['sign_agreement']:.3f} "
+             f"(n={s['sign_n']}, p={s['sign_p']:.2g}), targets with p<0.05 {s['frac_targets_p05']:.3f}; "
+             f"|Spearman| control AUROC {s['correlation']['auroc']:.3f}")
     return summary
 
 
