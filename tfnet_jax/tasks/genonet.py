@@ -176,7 +176,11 @@ class GenoNetFamily:
         cache = fitting.FitCache(None if run_dir is None else Path(run_dir) / "fits")
         return self._fit(cfg, prepared, cache, None if run_dir is None else Path(run_dir) / "metrics.jsonl")
 
-    def restore(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path) -> Fitted:
+    def restore(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path,
+                which: str = "best") -> Fitted:
+        """The finished fits from RUN/fits; each holds every gene's kept (best) parameters."""
+        if which != "best":
+            raise ConfigError(f"which={which!r}: a GenoNet run keeps only each gene's best parameters")
         cache = fitting.FitCache(Path(run_dir) / "fits")
         missing = [u for u in self._units(cfg, prepared) if cache.get(u) is None]
         if missing:

@@ -23,6 +23,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.errors import ConfigError
 from tfnet_jax.models.elastic_net import enet_path, fit_nested_cv
 from tfnet_jax.tasks import genotype as task
 from tfnet_jax.train.engine import Trainer, TrainConfig
@@ -241,7 +242,7 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
     name = "genonet" if annotations else "genonet_noannot"
     en_start = model_cfg.get("linear_init", "zeros") == "elastic_net"
     if en_start and (enet is None or "coef_folds" not in enet):
-        raise ValueError("model.linear_init=elastic_net needs the per-fold elastic-net fits")
+        raise ConfigError("model.linear_init=elastic_net: needs the per-fold elastic-net fits")
     linear_skip = bool(model_cfg["linear_skip"])
     pred = np.zeros((len(prepared.genes), len(folds)))
     records, trainer = [], None
