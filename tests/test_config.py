@@ -98,6 +98,10 @@ def test_validate_rejects_an_experiment_of_another_family_after_composition():
     (["network.ablation=only_x"], "config: network.ablation='only_x': expected all, only_<i>"),
     (["data.pert_types=[RNAi,XX]"], "config: data.pert_types=['RNAi', 'XX']: expected a list of"),
     (["model=tfnet", "data.num_tfs=many"], "config: data.num_tfs='many': expected an integer"),
+    (["seed=abc"], "config: seed='abc': must be an integer"),
+    (["model=tfnet", "data=synthetic"], "config: data.name='synthetic': model.family=tfnet reads "
+                                        "data=grn | data=expression"),
+    (["experiment=nope"], "config: experiment=nope: no such option; expected one of ablate_"),
 ])
 def test_bad_value_is_one_line_naming_the_field(overrides, message):
     with pytest.raises(ConfigError) as err:

@@ -210,14 +210,14 @@ def validate(cfg: DictConfig, experiment: str | None = None) -> None:
     """
     if experiment is None:
         experiment = _hydra_choice("experiment")
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"config: seed={seed!r}: must be an integer")
     groups = {group: _typed(group, cfg[group]) for group in ("data", "model", "train", "split")
               if group in cfg}
     for group in ("predictions", "network"):
         if group in cfg:
             groups[group] = _typed(group, cfg[group])
-    seed = cfg.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"config: seed={seed!r}: must be an integer")
     model = groups.get("model", {})
     family = model.get("family") or model.get("name")
     declared = cfg.get("experiment_family")

@@ -19,6 +19,7 @@ LINEAR_INITS = ("zeros", "elastic_net")
 SPLIT_BY = ("sample", "group")
 SIM_MODES = ("additive", "nonadditive")
 MISSING_TF_POLICIES = ("error", "drop")
+GENOTYPE_SOURCES = ("genosim", "genotypes")  # tasks/genonet.py load_data's two branches
 ABLATION = re.compile(r"all|only_\d+|drop_\d+")
 
 
@@ -202,6 +203,19 @@ def check_model(model: dict) -> None:
         positive_number(net, "model.elastic_net", "tol")
 
 
+def family_data_sources(family: str | None) -> tuple[str, ...] | None:
+    """The `data=` sources each built-in family reads (None: not a built-in family)."""
+    if family == "transcriptionnet":
+        from tfnet_jax.data.load import DATA_SOURCES
+        return DATA_SOURCES
+    if family == "tfnet":
+        from tfnet_jax.tasks.tfnet import EXPRESSION_SOURCES
+        return EXPRESSION_SOURCES
+    if family == "genonet":
+        return GENOTYPE_SOURCES
+    return None
+
+
 def check_values(groups: dict, family: str | None) -> None:
     """Every range / choice check of the typed, resolved groups (plain dicts)."""
     model = groups.get("model")
@@ -211,6 +225,10 @@ def check_values(groups: dict, family: str | None) -> None:
                                           "or an import path module:Class")
         check_model(model)
     if "data" in groups:
+        sources = family_data_sources(family)
+        name = groups["data"].get("name")
+        if sources is not None and name not in sources:
+            _fail("data.name", name, f"model.family={family} reads data={' | data='.join(sources)}")
         check_data(groups["data"])
     if "split" in groups:
         check_split(groups["split"])
