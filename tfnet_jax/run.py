@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.cli import Command, hydra_command
+from tfnet_jax.config import validate
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ TRAIN = Command(
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.get()
+    validate(cfg)  # types and ranges fail here, naming the field, before anything is built
     metrics = train_and_evaluate(cfg, Path(hydra_cfg.runtime.output_dir),
                                  overrides=list(hydra_cfg.overrides.task))
     # Sweepers (Optuna) optimise this: the best validation score, never a test score.
