@@ -69,6 +69,7 @@ def test_console_script_on_path_answers_help():
 @pytest.mark.parametrize("args, names", [
     (["tfnet-predict", "run_dir={missing}"], "run_dir"),         # a DataError inside the command
     (["tfnet-train", "model.hiden=3", "hydra.run.dir={tmp}/run"], "model.hiden"),  # composition
+    (["tfnet-train", "model.hidden=-5", "hydra.run.dir={tmp}/run"], "model.hidden"),  # validate()
     (["tfnet-twas", "run_dir={missing}", "top=x"], "top"),     # a ConfigError, no Hydra
 ])
 def test_user_error_is_one_line_with_exit_2(tmp_path, args, names):
