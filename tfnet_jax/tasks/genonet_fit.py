@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.errors import ConfigError
+from tfnet_jax.eval.regression import per_gene_r2
 from tfnet_jax.models.elastic_net import enet_path, fit_nested_cv
 from tfnet_jax.tasks import genotype as task
 from tfnet_jax.train.engine import Trainer, TrainConfig
@@ -174,7 +175,8 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
 
     def evaluate(step: int) -> None:
         nonlocal snapshot, best_r2, bad, best_score, best_step, evals
-        r2 = task.r2_per_gene(trainer.predict(valid_arrays), fold.y[valid_rows])
+        # NaN for a constant gene (and padding): it never improves, so it leaves after `patience`.
+        r2 = per_gene_r2(trainer.predict(valid_arrays), fold.y[valid_rows])
         active = context["active"] > 0
         improved = active & (r2 > best_r2)
         params = jax.device_get(task.effective_params(trainer.model, context.get("annotations"),

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from tfnet_jax.eval.stats import paired_test
 from tfnet_jax.models.elastic_net import cv_r2, heritable_filter
 
 METHODS = ("genonet", "genonet_noannot", "elastic_net", "elastic_net_annot")
@@ -35,13 +35,10 @@ def summary(r2: np.ndarray, r2sse: np.ndarray) -> dict[str, float]:
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """a vs b per gene: fraction a > b, mean difference, Wilcoxon signed-rank p (two-sided)."""
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
-    if len(a) < 2 or np.all(a == b):
-        return {"frac_better": float("nan"), "mean_diff": float("nan"), "wilcoxon_p": float("nan"), "n": int(len(a))}
-    return {"frac_better": float(np.mean(a > b)), "mean_diff": float(np.mean(a - b)),
-            "wilcoxon_p": float(stats.wilcoxon(a, b).pvalue), "n": int(len(a))}
+    """a vs b per gene (eval.stats.paired_test) under GenoNet's metric names."""
+    test = paired_test(a, b)
+    return {"frac_better": test["frac_better"], "mean_diff": test["diff"],
+            "wilcoxon_p": test["wilcoxon_p"], "n": test["n"]}
 
 
 def evaluate(genes: pd.DataFrame) -> dict:

@@ -159,10 +159,3 @@ def predict_snapshot(params, dosage, mu, sd, vmask, linear_skip: bool):
 @nnx.jit
 def effective_params(model, annotations, vmask, linear=None):
     return model.effective_params(annotations, vmask, linear)
-
-
-def r2_per_gene(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """1 - SSE/SST per column (own mean); -inf-safe: constant columns give 0."""
-    sse = ((true - pred) ** 2).sum(0)
-    sst = ((true - true.mean(0)) ** 2).sum(0)
-    return np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
