@@ -24,8 +24,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from tfnet_jax.errors import ConfigError, TfnetError
 
-log = logging.getLogger(__name__)
-
 EXIT_USER_ERROR = 2
 USER_ERRORS = (TfnetError, HydraException, OmegaConfBaseException)
 # INFO lines printed on every run that tell a user nothing: Orbax (through absl) logs each
