@@ -16,7 +16,7 @@ from tfnet_jax.tasks import genotype as task
 G, P, K, B = 3, 12, 2, 8
 TINY_SIM = ["data.num_genes=5", "data.num_individuals=64", "data.max_variants=24",
             "data.region_length=60000", "data.null_fraction=0.2"]
-TINY_RUN = ["++split.folds=2", "model.elastic_net.inner_folds=2", "model.elastic_net.n_lambdas=4",
+TINY_RUN = ["split.folds=2", "model.elastic_net.inner_folds=2", "model.elastic_net.n_lambdas=4",
             # block=8 >= 5 genes: one elastic-net compile (compiles, not steps, dominate here)
             "model.elastic_net.block=8", "model.elastic_net.max_iter=10",
             "model.channels=2", "model.hidden=4", "model.kernel=3",
