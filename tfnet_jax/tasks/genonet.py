@@ -95,21 +95,12 @@ def load_genosim(values: dict, cache_dir: Path | None = None) -> GenotypeData:
 
 # ---------------------------------------------------------------- split and prepared arrays
 def split_settings(cfg: DictConfig) -> tuple[int, float, int]:
-    """(outer folds, early-stopping fraction, split seed) from `split` (split=genonet sets folds).
-
-    Until every config has `split.folds`, the older `model.outer_folds` / `model.valid_frac`
-    are read instead: the global `split.valid_frac` default belongs to the holdout families.
-    """
-    split_cfg = cfg.get("split") or {}
-    model_cfg = cfg.model
-    if split_cfg.get("folds") is not None:
-        folds, valid_frac = split_cfg.folds, split_cfg.get("valid_frac")
-    else:
-        folds, valid_frac = model_cfg.get("outer_folds"), model_cfg.get("valid_frac")
-    if folds is None or valid_frac is None:
-        raise ConfigError("split.folds and split.valid_frac: required for model=genonet")
+    """(outer folds, early-stopping fraction of each fold's training rows, seed) from `split`."""
+    split_cfg = cfg.split
+    if split_cfg.get("folds") is None:
+        raise ConfigError("split.folds: model=genonet needs outer folds (split=genonet sets 5)")
     seed = split_cfg.get("seed")
-    return int(folds), float(valid_frac), int(cfg.seed if seed is None else seed)
+    return int(split_cfg.folds), float(split_cfg.valid_frac), int(cfg.seed if seed is None else seed)
 
 
 @dataclass
