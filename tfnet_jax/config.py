@@ -213,16 +213,13 @@ def validate(cfg: DictConfig, experiment: str | None = None) -> None:
     seed = cfg.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"config: seed={seed!r}: must be an integer")
-    groups = {group: _typed(group, cfg[group]) for group in ("data", "model", "train", "split")
-              if group in cfg}
-    for group in ("predictions", "network"):
-        if group in cfg:
-            groups[group] = _typed(group, cfg[group])
-    model = groups.get("model", {})
+    model = cfg.get("model") or {}
     family = model.get("family") or model.get("name")
     declared = cfg.get("experiment_family")
-    if declared and family and declared != family:
+    if declared and family and declared != family:  # first: the clearest message for this mistake
         raise family_mismatch(experiment or "?", declared, family, model.get("name", family))
+    groups = {group: _typed(group, cfg[group]) for group in ("model", "data", "train", "split",
+                                                             "predictions", "network") if group in cfg}
     check_values(groups, family)
 
 
