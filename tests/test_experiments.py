@@ -13,6 +13,7 @@ import yaml
 
 from conftest import REPO_ROOT, TINY_DATA, TINY_MODEL, execute_notebook
 from tfnet_jax.data.dataset import DataError
+from tfnet_jax.errors import TfnetError
 from tfnet_jax.eval.stats import mean_ci, paired_test
 from tfnet_jax.experiments.collect import arm_name, collect, varying_keys
 from tfnet_jax.tasks.transcriptionnet import resolve_ablation
@@ -33,7 +34,7 @@ def test_ablation_resolves_by_layer_index(ablation, expected):
     ("drop_7", "network.ablation=drop_7: layer index 7 out of range"),
     ("keep_1", "network.ablation='keep_1': expected all, only_<i> or drop_<i>")])
 def test_bad_ablation_is_an_error_naming_the_field(ablation, message):
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(TfnetError, match=message):  # a bad value: ConfigError; a bad index: DataError
         resolve_ablation(ablation, LAYERS)
 
 

@@ -37,7 +37,8 @@ def test_plugin_network_multirun_collects_beside_baselines(tmp_path):
     sweep = tmp_path / "sweep"
     train = _run(["-m", "tfnet_jax.train", "-m", "model=tfnet", *TINY,
                   "model._target_=my_tiny_net.TinyMLP", "model.name=tiny_mlp",
-                  "model.options.width=6", "seed=0,1", f"hydra.sweep.dir={sweep}"],
+                  "+model.options.width=16", "train.max_steps=200", "train.eval_every=50",
+                  "train.learning_rate=0.01", "seed=0,1", f"hydra.sweep.dir={sweep}"],
                  tmp_path, plugin_dir)
     assert train.returncode == 0, train.stderr[-3000:]
     collect = _run(["-m", "tfnet_jax.experiments.collect", str(sweep), "--metric", "r2_median"],

@@ -147,13 +147,16 @@ def fit(family: str, data: Any = None, *, run_dir: str | Path | None = None,
         overrides: list[str] | tuple[str, ...] = (), **config) -> Run:
     """Train (or resume, or reuse the finished run of the same config) one model.
 
-    family: transcriptionnet | tfnet | genonet. data: an in-memory data object of that family
-    (None: the config's `data`). config: config groups as keyword arguments, e.g.
+    family: transcriptionnet | tfnet | genonet. data: an in-memory data object of that family,
+    or a dict of `data` config fields (None: the config's `data`). config: config groups as
+    keyword arguments, e.g.
     `train={"max_steps": 100}`, `seed=1`, `data={"num_samples": 500}`; `overrides` takes
     Hydra-style strings too (`["data=expression", "data.path=x.h5ad"]`).
     run_dir: default `outputs/api/<family>-<config hash>`.
     """
     from tfnet_jax.tasks.identity import config_hash
+    if isinstance(data, dict):  # data={"num_genes": 500}: the data config, not a data object
+        data, config = None, {**config, "data": data}
     args = [f"model={family}", *overrides]
     for key, value in config.items():
         args += config_overrides(key, value)

@@ -232,11 +232,12 @@ class GenoNetFamily:
                       fitted.predictor.cache.get("elastic_net")["coef"])
 
     def predict(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted, inputs: Any = None,
-                **options):
-        """Chunks of predicted expression (individual + one column per gene); see predict_expression."""
+                method: str = "genonet", **_):
+        """Predicted expression (individual + one column per gene) of `method`; see
+        predict_expression. Options of other families (chunk_size, ...) do not apply."""
         from tfnet_jax.tasks.base import PredictionChunk
 
-        frame = predict_expression(prepared, fitted.predictor, inputs, **options)
+        frame = predict_expression(prepared, fitted.predictor, inputs, method=method)
         yield PredictionChunk(pd.DataFrame({"individual": frame.index.to_numpy(str)}),
                               frame.to_numpy(), list(frame.columns))
 

@@ -1,0 +1,150 @@
+"""The Python API without Hydra: fit each family on tiny data, reload the run, predict new inputs;
+and run identity: a re-run of another config into the same dir is refused, changing nothing."""
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tfnet_jax
+from tfnet_jax.errors import RunDirError
+
+TINY_TN = {"data": {"num_genes": 300, "num_communities": 6, "num_readouts": 40, "perts_per_type": 60,
+                    "latent_dim": 8, "hidden_dim": 8, "feature_dim_noise": 4},
+           "model": {"hidden": 8, "gat_layers": 1, "heads": 2, "fusion_dim": 4, "head_hidden": 16,
+                     "head_blocks": 1},
+           "train": {"max_steps": 10, "batch_size": 16, "eval_batch_size": 32, "eval_every": 5,
+                     "log_every": 5, "warmup_steps": 2, "progress": False}}
+TINY_TF = {"overrides": ["experiment=smoke_tfnet"], "train": {"max_steps": 10, "eval_every": 5}}
+
+
+def cli_predict(run_dir, *args):
+    """`tfnet-predict run_dir=RUN ...` in a subprocess; returns the parquet it wrote."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    done = subprocess.run([sys.executable, "-m", "tfnet_jax.predict", f"run_dir={run_dir}", *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return pd.read_parquet(run_dir / "predictions.parquet")
+
+
+def tree_digest(path):
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tfnet_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("api") / "tfnet"
+    return tfnet_jax.fit("tfnet", run_dir=run_dir, **TINY_TF)
+
+
+def test_version_is_the_installed_one():
+    assert tfnet_jax.__version__ and tfnet_jax.__version__[0].isdigit()
+
+
+def test_tfnet_fit_load_predict_new_samples(tfnet_run):
+    metrics = tfnet_run.metrics
+    assert set(metrics.columns) == {"method", "group", "metric", "value"}
+    assert {"model", "ridge", "mean", "oracle"} <= set(metrics["method"])
+    run = tfnet_jax.load_run(tfnet_run.run_dir)
+    data = run.prepared.data
+    # New samples: the test samples' levels, shuffled columns, under new ids.
+    test = run.prepared.split == "test"
+    frame = pd.DataFrame(data.values[test], columns=data.genes).iloc[:, ::-1]
+    frame.index = [f"new{i}" for i in range(len(frame))]
+    pred = run.predict(frame)
+    assert list(pred.columns) == ["sample", *data.target_genes.tolist()]
+    assert pred["sample"].tolist() == frame.index.tolist()
+    default = run.predict()  # the run's test samples, same inputs: same predictions
+    np.testing.assert_allclose(pred.iloc[:, 1:].to_numpy(), default.iloc[:, 1:].to_numpy(), rtol=1e-5)
+    # A prediction that ignored the inputs would not track the held-out truth this well.
+    truth = data.targets()[test]
+    r = np.corrcoef(pred.iloc[:, 1:].to_numpy().ravel(), truth.ravel())[0, 1]
+    assert r > 0.7
+    with pytest.raises(tfnet_jax.errors.DataError, match="TFs are missing"):
+        run.predict(frame.drop(columns=[data.tf_genes[0]]))
+    matrix = tfnet_run.run_dir.parent / "new_samples.csv"
+    frame.to_csv(matrix, index_label="sample")
+    written = cli_predict(tfnet_run.run_dir, f"inputs={matrix}")
+    np.testing.assert_allclose(written.iloc[:, 1:].to_numpy(), pred.iloc[:, 1:].to_numpy(), rtol=1e-4)
+
+
+def test_transcriptionnet_fit_load_predict_genes(tmp_path):
+    run = tfnet_jax.fit("transcriptionnet", run_dir=tmp_path / "tn", **TINY_TN)
+    assert {"model", "ridge", "mean"} <= set(run.metrics["method"])
+    loaded = tfnet_jax.load_run(tmp_path / "tn")
+    genes = loaded.prepared.data.genes[:5].tolist()
+    pred = loaded.predict(genes, pert_types=["OE", "RNAi"])
+    assert len(pred) == 10 and pred["pert_type"].tolist() == ["OE"] * 5 + ["RNAi"] * 5
+    assert pred["pert_gene"].tolist()[:5] == genes
+    assert pred.shape[1] == 3 + len(loaded.prepared.data.readout_genes)
+    with pytest.raises(tfnet_jax.errors.DataError, match="not in the run's gene index"):
+        loaded.predict(["no_such_gene"])
+    written = cli_predict(tmp_path / "tn", "pert_types=[OE]")  # every gene of the graph
+    assert len(written) == loaded.prepared.data.num_genes and set(written["pert_type"]) == {"OE"}
+
+
+def test_in_memory_data_joins_the_identity(tmp_path, tfnet_run):
+    data = tfnet_run.prepared.data
+    run = tfnet_jax.fit("tfnet", data=data, run_dir=tmp_path / "mem", **TINY_TF)
+    assert run.config.data_fingerprint
+    with pytest.raises(RunDirError, match="pass it again"):
+        tfnet_jax.load_run(tmp_path / "mem").predict()
+    assert len(tfnet_jax.load_run(tmp_path / "mem", data=data).predict()) > 0
+    changed = dataclasses.replace(data, values=data.values * 1.01)
+    with pytest.raises(RunDirError, match="data_fingerprint"):
+        tfnet_jax.fit("tfnet", data=changed, run_dir=tmp_path / "mem", **TINY_TF)
+
+
+def test_rerun_with_changed_config_is_refused_and_changes_nothing(tfnet_run):
+    run_dir = tfnet_run.run_dir
+    before = {name: tree_digest(run_dir / name) if (run_dir / name).is_dir()
+              else hashlib.sha256((run_dir / name).read_bytes()).hexdigest()
+              for name in ("metrics.json", "checkpoints", ".hydra", "identity.json")}
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    done = subprocess.run([sys.executable, "-m", "tfnet_jax.train", "model=tfnet", "experiment=smoke_tfnet",
+                           "train.max_steps=10", "train.eval_every=5", "model.hidden=[16,16]",
+                           f"hydra.run.dir={run_dir}"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    assert "model.hidden" in done.stderr and "Traceback" not in done.stderr
+    after = {name: tree_digest(run_dir / name) if (run_dir / name).is_dir()
+             else hashlib.sha256((run_dir / name).read_bytes()).hexdigest() for name in before}
+    assert after == before
+    # Fields that do not change results (progress, logging) leave the identity alone.
+    again = tfnet_jax.fit("tfnet", run_dir=run_dir, overrides=[*TINY_TF["overrides"], "train.log_every=3"],
+                          train=TINY_TF["train"])
+    assert again.metrics_json == tfnet_run.metrics_json
+
+
+def test_genonet_fit_load_predict_new_genotypes(tmp_path):
+    run = tfnet_jax.fit("genonet", run_dir=tmp_path / "geno", overrides=["experiment=smoke_genonet"],
+                        data={"cache": str(tmp_path / "sim")})
+    metrics = run.metrics
+    assert {"model", "elastic_net"} <= set(metrics["method"])
+    assert {"heritable_genes", "all_genes"} <= set(metrics["group"])
+    loaded = tfnet_jax.load_run(tmp_path / "geno")
+    data = loaded.prepared.data
+    # New genotypes: the cohort's dosages under new individual ids, columns shuffled.
+    table = pd.DataFrame(np.concatenate([w.dosages for w in data.windows], axis=1),
+                         columns=np.concatenate([w.variant_ids for w in data.windows]))
+    table = table.loc[:, ~table.columns.duplicated()].iloc[:, ::-1]
+    table.index = [f"new{i}" for i in range(len(table))]
+    for method in ("genonet", "elastic_net"):
+        pred = loaded.predict(table, method=method)
+        assert pred["individual"].tolist() == table.index.tolist()
+        assert pred.shape == (len(table), 1 + len(loaded.prepared.genes))
+        np.testing.assert_allclose(pred.iloc[:, 1:].to_numpy(),
+                                   loaded.predict(None, method=method).iloc[:, 1:].to_numpy(), rtol=1e-5)
+    with pytest.raises(tfnet_jax.errors.DataError, match="missing"):
+        loaded.predict(table.iloc[:, 1:])
+    written = cli_predict(tmp_path / "geno")  # the cohort's own genotypes
+    np.testing.assert_allclose(written.iloc[:, 1:].to_numpy(),
+                               loaded.predict(None).iloc[:, 1:].to_numpy(), rtol=1e-5)
