@@ -92,7 +92,12 @@ def test_transcriptionnet_fit_load_predict_genes(tmp_path):
 
 
 def test_in_memory_data_joins_the_identity(tmp_path, tfnet_run):
-    data = tfnet_run.prepared.data
+    import anndata
+    from tfnet_jax.data.expression import expression_data
+    known = tfnet_run.prepared.data
+    adata = anndata.AnnData(X=known.values, obs=pd.DataFrame(index=known.samples),
+                            var=pd.DataFrame(index=known.genes))
+    data = expression_data(adata, tfs=known.tf_genes, targets=known.target_genes)
     run = tfnet_jax.fit("tfnet", data=data, run_dir=tmp_path / "mem", **TINY_TF)
     assert run.config.data_fingerprint
     with pytest.raises(RunDirError, match="pass it again"):

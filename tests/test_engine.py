@@ -1,5 +1,6 @@
 """The generic engine: sharding equality, resume, early stopping, static shapes."""
 import json
+import logging
 
 import jax
 import numpy as np
@@ -74,7 +75,8 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_after_interruption_matches_uninterrupted(tiny_prepared, tmp_path, capsys):
+def test_resume_after_interruption_matches_uninterrupted(tiny_prepared, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tfnet_jax")
     arrays = tiny_prepared.rows("train")
     evaluate = lambda tr: task.validation_metrics(tr, tiny_prepared)  # noqa: E731
 
@@ -94,7 +96,7 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_prepared, tmp_path
         make_trainer(tiny_prepared, run_dir=run_dir, patience=100).fit(arrays, dies_at_third_eval)
     resumed = make_trainer(tiny_prepared, run_dir=run_dir, patience=100)
     meta = resumed.fit(arrays, evaluate)
-    assert "Resumed from checkpoint at step 20" in capsys.readouterr().out
+    assert "Resumed from checkpoint at step 20" in caplog.text
     assert meta["step"] == 40 and meta["finished"]
     for x, y in zip(params_of(straight), params_of(resumed)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
@@ -105,13 +107,14 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_prepared, tmp_path
     assert steps == straight_steps  # no records repeated or lost by the resume
 
 
-def test_finished_run_is_not_retrained(tiny_prepared, tmp_path, capsys):
+def test_finished_run_is_not_retrained(tiny_prepared, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tfnet_jax")
     arrays = tiny_prepared.rows("train")
     evaluate = lambda tr: task.validation_metrics(tr, tiny_prepared)  # noqa: E731
     make_trainer(tiny_prepared, run_dir=tmp_path, max_steps=20).fit(arrays, evaluate)
     again = make_trainer(tiny_prepared, run_dir=tmp_path, max_steps=20)
     meta = again.fit(arrays, lambda tr: pytest.fail("a finished run must not evaluate again"))
-    assert meta["finished"] and "already finished" in capsys.readouterr().out
+    assert meta["finished"] and "already finished" in caplog.text
 
 
 def test_early_stopping_keeps_best_checkpoint(tiny_prepared, tmp_path):

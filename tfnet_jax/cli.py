@@ -101,7 +101,11 @@ def one_line(err: BaseException) -> str:
 
 
 def exit_with_error(err: BaseException) -> NoReturn:
-    print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
+    message = one_line(err)
+    if not isinstance(err, TfnetError):  # a Hydra / OmegaConf composition error: name field and choices
+        from tfnet_jax.config import describe_error
+        message = describe_error(err)
+    print(f"error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(EXIT_USER_ERROR)
 
 
@@ -156,8 +160,13 @@ def hydra_command(command: Command, config_name: str):
             before = os.environ.get(DEBUG_ENV)
             wants["traceback"] = _user_wants_traceback()
             os.environ[DEBUG_ENV] = "1"  # composition errors then reach _run, not Hydra's report
+            def compose_and_run():
+                if config_name == "config":  # a wrong-family experiment: one clear line, not a key error
+                    from tfnet_jax.config import check_experiment_family
+                    check_experiment_family([a for a in sys.argv[1:] if "=" in a])
+                return hydra_main()
             try:
-                return _run(command, hydra_main, sys.argv[1:], config_name,
+                return _run(command, compose_and_run, sys.argv[1:], config_name,
                             wants["traceback"])
             finally:
                 if before is None:

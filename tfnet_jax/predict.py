@@ -72,9 +72,8 @@ class GctxSink:
             row_meta = None if symbols is None else pd.DataFrame(
                 {"pr_gene_symbol": symbols}, index=chunk.columns)
             self.writer = GCTXWriter(self.path, chunk.columns, row_meta=row_meta)
-        meta = chunk.meta.astype(str)
-        ids = meta.apply(lambda row: ":".join(row), axis=1).tolist()
-        self.writer.append(chunk.values.T, ids, col_meta=meta.set_axis(ids))
+        ids = chunk.ids()
+        self.writer.append(chunk.values.T, ids, col_meta=chunk.meta.astype(str).set_axis(ids))
 
     def close(self):
         if self.writer is not None:

@@ -345,3 +345,42 @@ def write_expression_h5ad(path: str | Path, values: np.ndarray, samples, genes,
     adata = anndata.AnnData(X=np.asarray(values, dtype=np.float32), obs=obs_frame, var=var_frame)
     adata.write_h5ad(path)
     return path
+
+
+def expression_data(matrix, tfs, targets=None, groups=None, source: str = "in-memory") -> ExpressionData:
+    """An ExpressionData from memory, for the Python API: `matrix` is a samples x genes
+    DataFrame or an AnnData (obs = samples, var = genes), already transformed; `tfs` the input
+    genes; `targets` (default: every other gene); `groups` a sequence per sample or an
+    `obs` column name (for split.by=group)."""
+    if hasattr(matrix, "to_df"):  # AnnData
+        if isinstance(groups, str):
+            if groups not in matrix.obs:
+                raise DataError(f"{source}: groups={groups!r} is not an obs column; obs has "
+                                f"{preview(list(matrix.obs.columns))}")
+            groups = matrix.obs[groups].to_numpy()
+        matrix = matrix.to_df()
+    if not isinstance(matrix, pd.DataFrame):
+        raise DataError(f"{source}: expected a samples x genes DataFrame or an AnnData, got "
+                        f"{type(matrix).__name__}")
+    genes = np.asarray(matrix.columns.astype(str), dtype=str)
+    samples = np.asarray(matrix.index.astype(str), dtype=str)
+    _check_unique(genes, Path(source), "gene", [f"column {g!r}" for g in genes])
+    _check_unique(samples, Path(source), "sample", [f"row {s!r}" for s in samples])
+    values = matrix.to_numpy(np.float64)
+    if not np.isfinite(values).all():
+        r, c = np.argwhere(~np.isfinite(values))[0]
+        raise DataError(f"{source}: NaN/Inf at sample {samples[r]!r}, gene {genes[c]!r}")
+    present = set(genes.tolist())
+    tf_list = [str(g) for g in tfs]
+    target_list = None if targets is None else [str(g) for g in targets]
+    missing = [g for g in tf_list + (target_list or []) if g not in present]
+    if missing:
+        raise DataError(f"{source}: {len(missing)} listed gene(s) are not columns: {preview(missing)}")
+    tf_set = set(tf_list)
+    target_list = [g for g in (target_list or genes.tolist()) if g not in tf_set]
+    if not tf_list or not target_list:
+        raise DataError(f"{source}: need at least one TF and one target gene "
+                        f"({len(tf_list)} TFs, {len(target_list)} targets)")
+    return ExpressionData(values=values.astype(np.float32), samples=samples, genes=genes,
+                          tf_genes=np.asarray(tf_list, dtype=str), target_genes=np.asarray(target_list, dtype=str),
+                          groups=None if groups is None else np.asarray(groups, dtype=str), source=source)

@@ -34,9 +34,11 @@ METHOD_KEYS = ("model", "baselines", "oracle")
 
 @dataclass
 class Fitted:
-    """A trained predictor and its training summary (step, best_step, best_score, ...)."""
+    """A trained predictor, its training summary (step, best_step, best_score, ...) and what
+    `score` computed that `write_outputs` reuses (e.g. test predictions)."""
     predictor: Any
     train: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -46,6 +48,12 @@ class PredictionChunk:
     values: np.ndarray
     columns: list[str]
     column_symbols: list | None = None  # e.g. readout gene symbols, for GCTX row metadata
+    id_columns: list[str] | None = None  # meta columns naming a prediction (None: all of them)
+
+    def ids(self) -> list[str]:
+        """One id per row: the identifying values joined by ':' (TranscriptionNet: TYPE:GENE)."""
+        meta = self.meta[self.id_columns or list(self.meta.columns)].astype(str)
+        return meta.apply(lambda row: ":".join(row), axis=1).tolist()
 
     def frame(self) -> pd.DataFrame:
         return pd.concat([self.meta.reset_index(drop=True),

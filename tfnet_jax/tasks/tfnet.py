@@ -126,7 +126,7 @@ class TFNetFamily(EngineFamily):
                                               for s in ("train", "valid", "test")}}
         metrics["num_tfs"] = len(prepared.data.tf_genes)
         metrics["num_targets"] = len(prepared.data.target_genes)
-        self._predictions = predictions  # reused by write_outputs (one prediction pass)
+        fitted.results["test_predictions"] = predictions  # write_outputs reuses them
         return metrics
 
     def write_outputs(self, cfg, prepared: task.PreparedExpression, fitted: Fitted, metrics,
@@ -136,7 +136,8 @@ class TFNetFamily(EngineFamily):
         if data.groups is not None:
             splits.insert(1, "group", data.groups)
         atomic_write_with(run_dir / "splits.csv", lambda tmp: splits.to_csv(tmp, index=False))
-        predictions = getattr(self, "_predictions", None) or self.test_predictions(prepared, fitted)[0]
+        predictions = (fitted.results.get("test_predictions")
+                       or self.test_predictions(prepared, fitted)[0])
         truth = prepared.targets("test")
         per_gene = pd.DataFrame({"target": data.target_genes, **{
             f"r2_{name}": per_gene_r2(pred, truth) for name, pred in predictions.items()}})

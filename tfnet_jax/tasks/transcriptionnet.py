@@ -202,5 +202,6 @@ class TranscriptionNetFamily(EngineFamily):
                 genes = data.genes[chunk]
                 meta = pd.DataFrame({"pert_type": t, "pert_gene": genes,
                                      "pert_symbol": [symbol.get(g) for g in genes.tolist()]})
-                yield PredictionChunk(meta, pred.astype(np.float32), readouts, readout_symbols)
+                yield PredictionChunk(meta, pred.astype(np.float32), readouts, readout_symbols,
+                                      id_columns=["pert_type", "pert_gene"])
 

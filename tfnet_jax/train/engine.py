@@ -224,7 +224,6 @@ class Trainer:
                 verb = "already finished" if meta["finished"] else "resuming"
                 message = f"Resumed from checkpoint at step {meta['step']} in {self.run_dir} ({verb})"
                 log.info(message)
-                print(message, flush=True)
 
         step = meta["step"]
         progress = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or meta["finished"],
