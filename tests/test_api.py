@@ -153,3 +153,13 @@ def test_genonet_fit_load_predict_new_genotypes(tmp_path):
     written = cli_predict(tmp_path / "geno")  # the cohort's own genotypes
     np.testing.assert_allclose(written.iloc[:, 1:].to_numpy(),
                                loaded.predict(None).iloc[:, 1:].to_numpy(), rtol=1e-5)
+
+
+def test_failed_attempt_does_not_lock_the_run_dir(tmp_path):
+    bad = ["data=expression", f"data.path={tmp_path / 'typo.csv'}",
+           f"data.tf_list={tmp_path / 'tfs.txt'}"]
+    with pytest.raises(tfnet_jax.errors.DataError):
+        tfnet_jax.fit("tfnet", run_dir=tmp_path / "run", overrides=bad)
+    # The corrected command (another config) may use the dir: nothing was trained there.
+    run = tfnet_jax.fit("tfnet", run_dir=tmp_path / "run", **TINY_TF)
+    assert (run.run_dir / "metrics.json").exists()

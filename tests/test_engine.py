@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_MODEL
+from tfnet_jax.errors import ConfigError
 from tfnet_jax.tasks import perturbation as task
 from tfnet_jax.train.engine import Trainer, TrainConfig, pad_rows
 
@@ -136,7 +137,7 @@ def test_early_stopping_keeps_best_checkpoint(tiny_prepared, tmp_path):
 
 def test_unknown_monitor_is_a_clear_error(tiny_prepared):
     trainer = make_trainer(tiny_prepared, monitor="valid/nope", max_steps=10)
-    with pytest.raises(KeyError, match="train.monitor='valid/nope'"):
+    with pytest.raises(ConfigError, match="train.monitor='valid/nope'"):
         trainer.fit(tiny_prepared.rows("train"), lambda tr: {"valid/pearson_delta": 0.1})
 
 

@@ -25,10 +25,20 @@ from tfnet_jax.tasks.base import Fitted, Pipeline, get_family, family_spec, run 
 
 
 def config_overrides(prefix: str, value: Any) -> list[str]:
-    """Nested keyword arguments -> Hydra overrides (`train={"max_steps": 5}` -> train.max_steps=5)."""
+    """Nested keyword arguments -> Hydra overrides (`train={"max_steps": 5}` -> train.max_steps=5).
+
+    A group's `name` selects the group option first (`data={"name": "expression", ...}` ->
+    `data=expression`); strings are quoted, so paths with commas or brackets stay strings.
+    """
     if isinstance(value, dict) and value:
-        return [o for k, v in value.items() for o in config_overrides(f"{prefix}.{k}", v)]
-    return [f"{prefix}={json.dumps(value) if not isinstance(value, str) else value}"]
+        value = dict(value)
+        head = [f"{prefix}={value.pop('name')}"] if "." not in prefix and "name" in value else []
+        return head + [o for k, v in value.items() for o in config_overrides(f"{prefix}.{k}", v)]
+    if isinstance(value, str):
+        return [f"{prefix}='{value.replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'"]
+    if isinstance(value, Path):
+        return config_overrides(prefix, str(value))
+    return [f"{prefix}={json.dumps(value)}"]
 
 
 def compose(overrides: list[str]) -> DictConfig:
@@ -177,6 +187,10 @@ def load_run(run_dir: str | Path, data: Any = None, *, family: str | None = None
     (an error names the run's own family otherwise); which: best | latest checkpoint.
     """
     run = Run(run_dir, data=data, which=which)
+    recorded = run.config.get("data_fingerprint")
+    if data is not None and recorded != data_fingerprint(data):
+        raise RunDirError(f"run_dir={run.run_dir}: the data passed is not the data it was trained "
+                          f"on (fingerprint {data_fingerprint(data)} vs {recorded})")
     if family is not None and run.family.name != family:
         raise RunDirError(f"run_dir={run.run_dir}: a {run.family.name} run; this needs a {family} run")
     return run

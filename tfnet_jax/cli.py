@@ -80,7 +80,8 @@ def quiet_noise() -> None:
 def log_to_stderr() -> None:
     """Logging for commands without Hydra: the package's INFO lines, bare, on stderr."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("tfnet_jax").setLevel(logging.INFO)
+    for name in ("tfnet_jax", "__main__"):  # `python -m tfnet_jax.X` logs as __main__
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def one_line(err: BaseException) -> str:

@@ -12,18 +12,13 @@ import re
 from tfnet_jax.errors import ConfigError
 from tfnet_jax.schemas import COLLAPSE_MODES, FAMILY_NAMES, MONITOR_MODES
 
-NODE_INPUTS = ("auto", "features", "embedding", "both")
-FUSIONS = ("attention", "mean")
-SKIP_INITS = ("zeros", "ridge")
-LINEAR_INITS = ("zeros", "elastic_net")
 SPLIT_BY = ("sample", "group")
 SIM_MODES = ("additive", "nonadditive")
 MISSING_TF_POLICIES = ("error", "drop")
-GENOTYPE_SOURCES = ("genosim", "genotypes")  # tasks/genonet.py load_data's two branches
 ABLATION = re.compile(r"all|only_\d+|drop_\d+")
 
 
-def _fail(path: str, value, why: str):
+def fail(path: str, value, why: str):
     raise ConfigError(f"config: {path}={value!r}: {why}")
 
 
@@ -35,7 +30,7 @@ def positive_int(node: dict, group: str, *keys: str, minimum: int = 1) -> None:
     for key in keys:
         value = node.get(key)
         if not _is_int(value) or value < minimum:
-            _fail(f"{group}.{key}", value, "must be a positive integer" if minimum == 1
+            fail(f"{group}.{key}", value, "must be a positive integer" if minimum == 1
                   else f"must be an integer >= {minimum}")
 
 
@@ -53,7 +48,7 @@ def number_in(node: dict, group: str, key: str, low: float, high: float, *,
           and (value < high if high_open else value <= high))
     if not ok:
         left, right = "(" if low_open else "[", ")" if high_open else "]"
-        _fail(f"{group}.{key}", value, f"must lie in {left}{low:g}, {high:g}{right}")
+        fail(f"{group}.{key}", value, f"must lie in {left}{low:g}, {high:g}{right}")
 
 
 def positive_number(node: dict, group: str, *keys: str, allow_zero: bool = False) -> None:
@@ -61,18 +56,18 @@ def positive_number(node: dict, group: str, *keys: str, allow_zero: bool = False
         value = node.get(key)
         if (not isinstance(value, (int, float)) or isinstance(value, bool)
                 or value < 0 or (value == 0 and not allow_zero)):
-            _fail(f"{group}.{key}", value,
+            fail(f"{group}.{key}", value,
                   "must be a number >= 0" if allow_zero else "must be a positive number")
 
 
 def one_of(node: dict, group: str, key: str, choices) -> None:
     value = node.get(key)
     if value not in choices:
-        _fail(f"{group}.{key}", value, f"expected one of {', '.join(map(str, choices))}")
+        fail(f"{group}.{key}", value, f"expected one of {', '.join(map(str, choices))}")
 
 
 # ---------------------------------------------------------------- per group
-def check_train(train: dict, family: str | None) -> None:
+def check_train(train: dict) -> None:
     from tfnet_jax.train.optim import OPTIMIZERS, SCHEDULES
 
     positive_int(train, "train", "max_steps", "batch_size", "eval_batch_size", "eval_every",
@@ -86,47 +81,35 @@ def check_train(train: dict, family: str | None) -> None:
     one_of(train, "train", "optimizer", OPTIMIZERS)
     one_of(train, "train", "schedule", SCHEDULES)
     one_of(train, "train", "monitor_mode", MONITOR_MODES)
-    names = family_metrics(family)
-    if names is None:  # a plug-in family: its metrics are its own
+
+
+def check_monitor(train: dict, accepted: list[str], family: str, pattern: str | None = None,
+                  matches=None) -> None:
+    """`train.monitor` must be one of the family's validation metrics (`accepted`), or match
+    its `pattern` (shown in the message) as judged by `matches(monitor)`."""
+    monitor = train.get("monitor")
+    if monitor in accepted or (matches is not None and matches(str(monitor))):
         return
-    # TranscriptionNet also reports valid/<TYPE>/<metric>, every metric per perturbation type.
-    per_type = family == "transcriptionnet"
-    parts = str(train.get("monitor")).split("/")
-    if per_type and len(parts) == 3 and parts[1]:
-        from tfnet_jax.eval.metrics import METRIC_NAMES
-        ok = parts[0] == "valid" and parts[2] in METRIC_NAMES
-    else:
-        ok = len(parts) == 2 and parts[0] == "valid" and parts[1] in names
-    if not ok:
-        shown = ", ".join(f"valid/{name}" for name in names)
-        _fail("train.monitor", train.get("monitor"), f"model.family={family} reports one of {shown}"
-              + (" or valid/<TYPE>/<metric>" if per_type else ""))
+    fail("train.monitor", monitor, f"model.family={family} reports one of {', '.join(accepted)}"
+          + (f" or {pattern}" if pattern else ""))
 
 
-def family_metrics(family: str | None) -> list[str] | None:
-    """The validation metric names each built-in family reports (None: not a built-in family)."""
-    if family == "transcriptionnet":
-        from tfnet_jax.tasks.perturbation import MEAN_VALID_METRICS
-        return list(MEAN_VALID_METRICS)
-    if family == "tfnet":
-        import numpy as np
-        from tfnet_jax.eval.regression import GENES_SCORED_KEY, expression_metrics
-        # The summary's keys are the metric names (read off a tiny call); counts are not scores.
-        true = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
-        return [k for k in expression_metrics(true + 0.1, true) if k not in ("n", GENES_SCORED_KEY)]
-    if family == "genonet":
-        return ["r2_mean"]  # per-gene early stopping's summary (tasks/genonet.py)
-    return None
-
-
-def check_split(split: dict) -> None:
+def check_split(split: dict, used: tuple[str, ...] | None = None, family: str = "") -> None:
+    """Ranges, and (with `used`, the fields the family reads) no field set that it would ignore."""
+    if used is not None:
+        from tfnet_jax.schemas import SplitConfig
+        defaults = SplitConfig()
+        for key, value in split.items():
+            if key not in used and value != getattr(defaults, key, value):
+                fail(f"split.{key}", value, f"model.family={family} does not use it (it reads "
+                      f"split.{', split.'.join(used)})")
     folds = split.get("folds")
     if folds is not None:
         positive_int(split, "split", "folds", minimum=2)
     number_in(split, "split", "valid_frac", 0.0, 1.0, low_open=True, high_open=True)
     number_in(split, "split", "test_frac", 0.0, 1.0, low_open=True, high_open=True)
     if folds is None and split["valid_frac"] + split["test_frac"] >= 1:
-        _fail("split.valid_frac", split["valid_frac"],
+        fail("split.valid_frac", split["valid_frac"],
               f"split.valid_frac + split.test_frac ({split['test_frac']!r}) must be below 1")
     positive_int(split, "split", "min_train")
     one_of(split, "split", "by", SPLIT_BY)
@@ -140,11 +123,11 @@ def check_data(data: dict) -> None:
                      "num_readouts", "perts_per_type")
         for value in data.get("pert_types") or []:
             if value not in PERT_TYPES:
-                _fail("data.pert_types", data["pert_types"], f"expected a list of {', '.join(PERT_TYPES)}")
+                fail("data.pert_types", data["pert_types"], f"expected a list of {', '.join(PERT_TYPES)}")
         lengths = {key: len(data[key]) for key in ("layer_names", "layer_degree", "layer_within",
                                                      "layer_coverage", "layer_relevance")}
         if len(set(lengths.values())) != 1:
-            _fail("data.layer_degree", data["layer_degree"],
+            fail("data.layer_degree", data["layer_degree"],
                   f"every data.layer_* list needs one entry per layer ({lengths})")
     elif name == "grn":
         positive_int(data, "data", "num_samples", "num_tfs", "num_masters", "num_targets",
@@ -170,70 +153,32 @@ def check_data(data: dict) -> None:
         one_of(data, "data", "collapse", COLLAPSE_MODES)
 
 
-def check_model(model: dict) -> None:
-    family = model.get("family")
-    if family in FAMILY_NAMES:
-        number_in(model, "model", "dropout", 0.0, 1.0, high_open=True)
-    if family == "transcriptionnet":
-        positive_int(model, "model", "hidden", "heads", "fusion_dim", "head_hidden", "head_blocks")
-        positive_int(model, "model", "gat_layers", minimum=0)
-        number_in(model, "model", "beta", 0.0, 1.0)
-        one_of(model, "model", "node_input", NODE_INPUTS)
-        one_of(model, "model", "fusion", FUSIONS)
-        one_of(model, "model", "skip_init", SKIP_INITS)
-        refine = model.get("refine") or {}
-        positive_int(refine, "model.refine", "dim", "heads", "blocks", "inducing", "recycles")
-    elif family == "tfnet":
-        from tfnet_jax.models.tfnet import ACTIVATIONS
-        hidden = model.get("hidden")
-        if not isinstance(hidden, list) or not all(_is_int(h) and h > 0 for h in hidden):
-            _fail("model.hidden", hidden, "must be a list of positive integers, e.g. [250,250]")
-        one_of(model, "model", "activation", sorted(ACTIVATIONS))
-        number_in(model, "model", "input_dropout", 0.0, 1.0, high_open=True)
-        one_of(model, "model", "skip_init", SKIP_INITS)
-    elif family == "genonet":
-        positive_int(model, "model", "genes_per_block", "channels", "kernel", "hidden", "gate_hidden")
-        positive_number(model, "model", "init_scale")
-        positive_number(model, "model", "l1", allow_zero=True)
-        one_of(model, "model", "linear_init", LINEAR_INITS)
-        net = model.get("elastic_net") or {}
-        number_in(net, "model.elastic_net", "alpha", 0.0, 1.0)
-        positive_int(net, "model.elastic_net", "inner_folds", minimum=2)
-        positive_int(net, "model.elastic_net", "n_lambdas", "max_iter", "block")
-        positive_number(net, "model.elastic_net", "tol")
-
-
-def family_data_sources(family: str | None) -> tuple[str, ...] | None:
-    """The `data=` sources each built-in family reads (None: not a built-in family)."""
-    if family == "transcriptionnet":
-        from tfnet_jax.data.load import DATA_SOURCES
-        return DATA_SOURCES
-    if family == "tfnet":
-        from tfnet_jax.tasks.tfnet import EXPRESSION_SOURCES
-        return EXPRESSION_SOURCES
-    if family == "genonet":
-        return GENOTYPE_SOURCES
-    return None
-
-
 def check_values(groups: dict, family: str | None) -> None:
-    """Every range / choice check of the typed, resolved groups (plain dicts)."""
+    """Every range / choice check of the typed, resolved groups (plain dicts). The checks that
+    belong to one family (its model's fields, data sources, split fields, validation metrics)
+    are that family's `check_config` hook; nothing here branches on a family's name."""
+    from tfnet_jax.tasks.base import get_family
+
+    if not family:
+        fail("model.family", family, f"expected one of {', '.join(FAMILY_NAMES)} "
+                                      "or an import path module:Class")
+    fam = get_family(str(family))
     model = groups.get("model")
-    if model is not None:
-        if family not in FAMILY_NAMES and not re.search(r"[.:]", str(family)):
-            _fail("model.family", family, f"expected one of {', '.join(FAMILY_NAMES)} "
-                                          "or an import path module:Class")
-        check_model(model)
+    if model is not None and "dropout" in model:
+        number_in(model, "model", "dropout", 0.0, 1.0, high_open=True)
     if "data" in groups:
-        sources = family_data_sources(family)
+        sources = getattr(fam, "data_sources", None)
         name = groups["data"].get("name")
-        if sources is not None and name not in sources:
-            _fail("data.name", name, f"model.family={family} reads data={' | data='.join(sources)}")
+        if sources and name not in sources:
+            fail("data.name", name, f"model.family={family} reads data={' | data='.join(sources)}")
         check_data(groups["data"])
     if "split" in groups:
-        check_split(groups["split"])
+        check_split(groups["split"], getattr(fam, "split_fields", None), str(family))
     if "train" in groups:
-        check_train(groups["train"], family)
+        check_train(groups["train"])
     network = groups.get("network")
     if network is not None and not ABLATION.fullmatch(str(network.get("ablation"))):
-        _fail("network.ablation", network.get("ablation"), "expected all, only_<i> or drop_<i>")
+        fail("network.ablation", network.get("ablation"), "expected all, only_<i> or drop_<i>")
+    check_family = getattr(fam, "check_config", None)
+    if check_family is not None:
+        check_family(groups)

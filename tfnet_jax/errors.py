@@ -18,3 +18,7 @@ class ConfigError(TfnetError):
 
 class RunDirError(TfnetError):
     """A run dir that holds a different run (another config), or cannot be written."""
+
+
+class TrainingError(TfnetError):
+    """Training cannot go on (e.g. a non-finite loss); the message says what to change."""

@@ -37,6 +37,8 @@ class TableSink:
 
     def write(self, chunk):
         frame = chunk.frame()
+        for column in chunk.meta.columns:  # typed strings: an all-missing first chunk fixes no null type
+            frame[column] = frame[column].astype("string")
         if self.fmt == "csv":
             frame.to_csv(self.tmp, mode="w" if self.rows == 0 else "a", header=self.rows == 0,
                          index=False)

@@ -22,7 +22,7 @@ from scipy import stats
 from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.cli import Command, key_value_args, plain_command
 from tfnet_jax.data.dataset import DataError
-from tfnet_jax.errors import ConfigError
+from tfnet_jax.errors import ConfigError, RunDirError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ def associate(run_dir, trait_file=None) -> pd.DataFrame:
     if not config_file.exists() or not (run_dir / "weights.csv").exists():
         raise DataError(f"run_dir={run_dir}: not a finished model=genonet run (no config or weights.csv)")
     cfg = OmegaConf.load(config_file)
+    if cfg.get("data_fingerprint"):
+        raise RunDirError(f"run_dir={run_dir}: trained on genotypes passed in memory; stage 2 reads "
+                          f"the genotypes named by the run's config, which are not those")
     data = load_data(OmegaConf.to_container(cfg.data, resolve=True))  # the run's (cached) data
     trait_file = trait_file or data.extras.get("trait")
     if trait_file is None:

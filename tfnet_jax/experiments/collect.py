@@ -183,8 +183,19 @@ def write_figures(sweep_dir: Path, table, summary, methods_summary, weights, ref
     return [(caption, path.relative_to(sweep_dir)) for caption, path in figures]
 
 
-def collect(sweep_dir: str | Path, reference: str | None = None,
-            metric: str = "pearson_delta") -> dict:
+def report_metric(table: pd.DataFrame, requested: str | None) -> str:
+    """The metric the report compares: `requested`, else pearson_delta where the runs report it
+    (TranscriptionNet), else the models' first metric (TFNet r2_median, GenoNet r2_mean)."""
+    scored = table[(table["role"] == "model") & (table["metric"] != "valid_best")]
+    available = list(dict.fromkeys(scored["metric"]))
+    if requested is None:
+        return "pearson_delta" if "pearson_delta" in available else available[0]
+    if requested not in available:
+        raise DataError(f"--metric {requested}: the runs report {', '.join(available)}")
+    return requested
+
+
+def collect(sweep_dir: str | Path, reference: str | None = None, metric: str | None = None) -> dict:
     sweep_dir = Path(sweep_dir)
     table, weights, missing = load_runs(sweep_dir)
     if table.empty:
@@ -192,6 +203,7 @@ def collect(sweep_dir: str | Path, reference: str | None = None,
     atomic_write_with(sweep_dir / "results.parquet", lambda tmp: table.to_parquet(tmp, index=False))
     atomic_write_with(sweep_dir / "results.csv", lambda tmp: table.to_csv(tmp, index=False))
 
+    metric = report_metric(table, metric)
     arms = list(dict.fromkeys(table["arm"]))
     reference = pick_reference(arms, reference)
     summary = stats.summarise(table)
@@ -230,12 +242,12 @@ def collect(sweep_dir: str | Path, reference: str | None = None,
     lines += [f"### {caption}\n\n![{caption}]({path.as_posix()})\n" for caption, path in figures]
     atomic_write_text(sweep_dir / "report.md", "\n".join(lines))
     return {"table": table, "summary": summary, "paired": paired, "methods_paired": vs_model,
-            "reference": reference, "missing": missing}
+            "reference": reference, "missing": missing, "metric": metric}
 
 
 COLLECT = Command(
     name="tfnet-collect",
-    usage="SWEEP_DIR [--reference ARM] [--metric pearson_delta]",
+    usage="SWEEP_DIR [--reference ARM] [--metric METRIC]",
     summary=("Aggregate a Hydra multirun: read every SWEEP_DIR/*/metrics.json with its config "
              "and overrides, and write results.parquet/.csv (tidy), summary.csv (mean and 95% "
              "interval over seeds), paired.csv (each arm vs the reference arm, paired by seed), "
@@ -250,11 +262,12 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=COLLECT.name, description=COLLECT.summary)
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--reference", default=None)
-    parser.add_argument("--metric", default="pearson_delta")
+    parser.add_argument("--metric", default=None,
+                        help="default: pearson_delta where reported, else the models' first metric")
     args = parser.parse_args(argv)
     result = collect(args.sweep_dir, args.reference, args.metric)
     model = result["summary"]
-    model = model[model["method"].isin(model_labels(result["table"])) & (model["metric"] == args.metric)]
+    model = model[model["method"].isin(model_labels(result["table"])) & (model["metric"] == result["metric"])]
     log.info("%s", markdown_table(_interval_table(model, "arm")))
     log.info("wrote %s and results.parquet/.csv", args.sweep_dir / "report.md")
 

@@ -64,6 +64,12 @@ class Family(Protocol):
     """The hooks of one model family. Each hook is pure of files except where it says."""
 
     name: str
+    data_sources: tuple[str, ...]  # the `data=` sources it reads
+    split_fields: tuple[str, ...]  # the `split.*` fields it reads (others set are an error)
+
+    def check_config(self, groups: dict) -> None:
+        """Its own range / choice checks of the resolved groups (model fields, train.monitor);
+        ConfigError naming the field. Called by tfnet_jax.config.validate."""
 
     def load(self, cfg: DictConfig, data: Any = None) -> Any:
         """The family's data object: `data` (in memory) if given, else read from `cfg.data`."""

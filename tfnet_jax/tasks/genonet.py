@@ -131,6 +131,29 @@ class GenoNetModels:
 
 class GenoNetFamily:
     name = "genonet"
+    data_sources = ("genosim", "genotypes")  # load_data's two branches
+    split_fields = ("seed", "valid_frac", "folds")
+
+    def check_config(self, groups: dict) -> None:
+        from tfnet_jax.config_checks import check_monitor, fail, number_in, one_of, positive_int, positive_number
+        model = groups.get("model") or {}
+        positive_int(model, "model", "genes_per_block", "channels", "kernel", "hidden", "gate_hidden")
+        positive_number(model, "model", "init_scale")
+        positive_number(model, "model", "l1", allow_zero=True)
+        one_of(model, "model", "linear_init", ("zeros", "elastic_net"))
+        net = model.get("elastic_net") or {}
+        number_in(net, "model.elastic_net", "alpha", 0.0, 1.0)
+        positive_int(net, "model.elastic_net", "inner_folds", minimum=2)
+        positive_int(net, "model.elastic_net", "n_lambdas", "max_iter", "block")
+        positive_number(net, "model.elastic_net", "tol")
+        if (groups.get("split") or {}).get("folds") is None:
+            fail("split.folds", None, "GenoNet needs outer cross-validation folds (an integer >= 2)")
+        train = groups.get("train")
+        if train is not None:
+            check_monitor(train, ["valid/r2_mean"], self.name)  # per-gene stopping's summary
+            if train.get("monitor_mode") != "max":
+                fail("train.monitor_mode", train.get("monitor_mode"), "GenoNet keeps each gene's "
+                     "highest validation R^2: only max")
 
     def load(self, cfg: DictConfig, data: Any = None) -> GenotypeData:
         if data is not None:

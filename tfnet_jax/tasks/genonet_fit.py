@@ -23,7 +23,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.atomic import atomic_write_with
-from tfnet_jax.errors import ConfigError
+from tfnet_jax.errors import ConfigError, TrainingError
 from tfnet_jax.eval.regression import per_gene_r2
 from tfnet_jax.models.elastic_net import enet_path, fit_nested_cv
 from tfnet_jax.tasks import genotype as task
@@ -207,7 +207,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
         step += 1
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             if not np.all(np.isfinite(jax.device_get(losses))):
-                raise FloatingPointError(f"non-finite training loss by step {step}; lower "
+                raise TrainingError(f"non-finite training loss by step {step}; lower "
                                          f"train.learning_rate or check the data")
             losses = []
             evaluate(step)

@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from tfnet_jax.data.genotypes import GenotypeData, impute_train_mean, regress_out_covariates
+from tfnet_jax.data.scaling import Standardiser
 from tfnet_jax.models.genonet import GenoNet, encode, forward
 
 
@@ -39,8 +40,9 @@ def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:
     size = min(genes_per_block, len(data.windows))
     annot_mean = annot_sd = None
     if data.annotation_names:
-        stacked = np.concatenate([w.annotations for w in data.windows])
-        annot_mean, annot_sd = stacked.mean(0), np.where(stacked.std(0) > 0, stacked.std(0), 1.0)
+        # Annotations describe variants, not individuals: no held-out rows to protect here.
+        scaler = Standardiser.fit(np.concatenate([w.annotations for w in data.windows]), name="annotations")
+        annot_mean, annot_sd = scaler.mean, scaler.sd
     blocks = []
     for start in range(0, len(data.windows), size):
         windows = data.windows[start:start + size]
@@ -87,14 +89,13 @@ def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bo
     n, g, p = block.dosage.shape
     dosage = impute_train_mean(block.dosage.reshape(n, g * p), train).reshape(n, g, p)
     het = np.clip(1.0 - np.abs(dosage - 1.0), 0.0, 1.0)
-    coded = np.stack([dosage[train], het[train]], -1)
-    mu, sd = coded.mean(0), coded.std(0)
-    sd = np.where(sd > 1e-6, sd, 1.0)  # a coding constant on the fold's training rows: 0 after centring
+    # A coding constant on the fold's training rows is only centred (0), never blown up.
+    coding = Standardiser.fit(np.stack([dosage, het], -1), train, name="dosage coding")
+    mu, sd = coding.mean, coding.sd
     y_full = np.zeros((n, g), np.float64)
     y_full[:, :y.shape[1]] = y
-    y_mean = y_full[train].mean(0)
-    y_sd = y_full[train].std(0)
-    y_sd = np.where(y_sd > 0, y_sd, 1.0)
+    target = Standardiser.fit(y_full, train, name="expression")
+    y_mean, y_sd = target.mean, target.sd
     active = np.zeros(g, np.float32)
     active[:len(block.genes)] = 1.0
     context = {"vmask": block.vmask, "mu": mu.astype(np.float32), "sd": sd.astype(np.float32),

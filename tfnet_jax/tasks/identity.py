@@ -62,7 +62,8 @@ def _differences(old: dict, new: dict) -> list[str]:
 
 
 def check(run_dir: Path, cfg: DictConfig) -> bool:
-    """True if `run_dir` already belongs to `cfg`; False if it holds no run yet.
+    """True if `run_dir` already belongs to `cfg`; False if it holds no run yet (nothing
+    trained: no checkpoints, fits or metrics.json).
 
     Raises RunDirError when it holds a run of another config (naming the fields).
     """
@@ -75,6 +76,8 @@ def check(run_dir: Path, cfg: DictConfig) -> bool:
                               f"record; choose a new run dir (hydra.run.dir=...) or move it aside")
         return False
     if record.get("hash") != config_hash(cfg):
+        if not any((run_dir / name).exists() for name in RUN_OUTPUTS):
+            return False  # an attempt that failed before training (e.g. a bad data path): reclaim
         diff = _differences(record.get("config", {}), json.loads(json.dumps(flat_config(cfg), default=str)))
         shown = "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
         raise RunDirError(f"run dir {run_dir} holds a run of a different config: {shown}. Refusing to "

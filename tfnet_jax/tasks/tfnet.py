@@ -39,9 +39,12 @@ def load_expression_data(data_cfg: dict) -> ExpressionData:
                     f"data=expression; choose one of {EXPRESSION_SOURCES}")
 
 
-def tf_levels(inputs, tf_genes: np.ndarray, transform: str = "none") -> tuple[np.ndarray, np.ndarray]:
+def tf_levels(inputs, tf_genes: np.ndarray, transform: str = "none",
+              all_genes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(sample ids, [samples, TFs] levels) from a DataFrame (samples x genes), an AnnData or a
-    matrix file, after the run's per-sample `transform`; every TF of the run must be a column."""
+    matrix file, after the run's per-sample `transform`; every TF of the run must be a column.
+    A transform that normalises each sample by its total (cpm_log1p) needs `all_genes`, the
+    training matrix's genes, so the totals mean the same."""
     from tfnet_jax.data.expression import read_expression_matrix
     if isinstance(inputs, (str, Path)):
         values, samples, genes, _ = read_expression_matrix(inputs)
@@ -53,7 +56,15 @@ def tf_levels(inputs, tf_genes: np.ndarray, transform: str = "none") -> tuple[np
     else:
         raise DataError(f"inputs: expected a DataFrame, an AnnData or a matrix file, got "
                         f"{type(inputs).__name__}")
-    genes = frame.columns.astype(str).tolist()
+    frame = frame.rename(columns=str)
+    if transform == "cpm_log1p" and all_genes is not None:
+        absent = sorted(set(all_genes.tolist()) - set(frame.columns))
+        if absent:
+            raise DataError(f"inputs: data.transform=cpm_log1p scales each sample by its total over "
+                            f"the training matrix's {len(all_genes)} genes; {len(absent)} are missing "
+                            f"({absent[:5]}{' ...' if len(absent) > 5 else ''})")
+        frame = frame[all_genes.tolist()]
+    genes = frame.columns.tolist()
     missing = sorted(set(tf_genes.tolist()) - set(genes))
     if missing:
         raise DataError(f"inputs: {len(missing)} of the run's {len(tf_genes)} TFs are missing: "
@@ -70,6 +81,24 @@ def tf_levels(inputs, tf_genes: np.ndarray, transform: str = "none") -> tuple[np
 
 class TFNetFamily(EngineFamily):
     name = "tfnet"
+    data_sources = EXPRESSION_SOURCES
+    split_fields = ("seed", "valid_frac", "test_frac", "min_train", "by")
+
+    # ------------------------------------------------------------ config
+    def check_config(self, groups: dict) -> None:
+        from tfnet_jax.config_checks import check_monitor, fail, number_in, one_of
+        from tfnet_jax.models.tfnet import ACTIVATIONS
+        model = groups.get("model") or {}
+        if not model.get("_target_"):  # a plug-in network's options are its own
+            hidden = model.get("hidden")
+            if not isinstance(hidden, list) or not all(
+                    isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
+                fail("model.hidden", hidden, "must be a list of positive integers, e.g. [250,250]")
+            one_of(model, "model", "activation", sorted(ACTIVATIONS))
+            number_in(model, "model", "input_dropout", 0.0, 1.0, high_open=True)
+            one_of(model, "model", "skip_init", ("zeros", "ridge"))
+        if "train" in groups:
+            check_monitor(groups["train"], [f"valid/{m}" for m in task.valid_metric_names()], self.name)
 
     # ------------------------------------------------------------ data
     def load(self, cfg: DictConfig, data=None) -> ExpressionData:
@@ -167,7 +196,8 @@ class TFNetFamily(EngineFamily):
             samples = data.samples[prepared.split == "test"]
             levels = data.inputs()[prepared.split == "test"]
         else:
-            samples, levels = tf_levels(inputs, data.tf_genes, cfg.data.get("transform") or "none")
+            samples, levels = tf_levels(inputs, data.tf_genes, cfg.data.get("transform") or "none",
+                                        data.genes)
         x = ((levels - prepared.x_mean) / prepared.x_sd).astype(np.float32)
         for start in range(0, len(samples), int(chunk_size)):
             rows = slice(start, start + int(chunk_size))

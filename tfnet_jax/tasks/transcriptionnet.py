@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.data.dataset import PerturbationData
 from tfnet_jax.data.gene_ids import GeneTable
-from tfnet_jax.data.load import load_perturbation_data
+from tfnet_jax.data.load import DATA_SOURCES, load_perturbation_data
+from tfnet_jax.data.synthetic import PERT_TYPES
 from tfnet_jax.data.splits import assign_splits, split_counts
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.tasks import perturbation as task
@@ -77,6 +78,14 @@ def gene_indices(genes, known: dict[str, int]) -> np.ndarray:
     return np.array([known[str(g)] for g in genes], dtype=np.int32)
 
 
+def per_type_monitor(monitor: str, types: list[str] | None) -> bool:
+    """valid/<TYPE>/<metric>: a signature metric of one perturbation type of the run."""
+    from tfnet_jax.eval.metrics import METRIC_NAMES
+    parts = monitor.split("/")
+    return (len(parts) == 3 and parts[0] == "valid" and parts[2] in METRIC_NAMES
+            and (types is None or parts[1] in types))
+
+
 def find_gene_table(cfg: DictConfig, explicit: str | None) -> GeneTable | None:
     """The gene table for symbols: `gene_table=PATH`, else ROOT/gene_meta*.csv[.gz] of data=dir."""
     if explicit:
@@ -86,8 +95,36 @@ def find_gene_table(cfg: DictConfig, explicit: str | None) -> GeneTable | None:
     return GeneTable.from_file(found[0]) if found else None
 
 
+NODE_INPUTS = ("auto", "features", "embedding", "both")
+FUSIONS = ("attention", "mean")
+SKIP_INITS = ("zeros", "ridge")
+
+
 class TranscriptionNetFamily(EngineFamily):
     name = "transcriptionnet"
+    data_sources = DATA_SOURCES
+    split_fields = ("seed", "valid_frac", "test_frac", "min_train")
+
+    # ------------------------------------------------------------ config
+    def check_config(self, groups: dict) -> None:
+        from tfnet_jax.config_checks import check_monitor, number_in, one_of, positive_int
+        model = groups.get("model") or {}
+        if not model.get("_target_"):  # a plug-in network's options are its own
+            positive_int(model, "model", "hidden", "heads", "fusion_dim", "head_hidden", "head_blocks")
+            positive_int(model, "model", "gat_layers", minimum=0)
+            one_of(model, "model", "node_input", NODE_INPUTS)
+            one_of(model, "model", "fusion", FUSIONS)
+            one_of(model, "model", "skip_init", SKIP_INITS)
+            refine = model.get("refine") or {}
+            positive_int(refine, "model.refine", "dim", "heads", "blocks", "inducing", "recycles")
+        number_in(model, "model", "beta", 0.0, 1.0)
+        if "train" in groups:
+            # valid/<TYPE>/<metric> too, for the run's types (any type name for a data dir).
+            types = (groups.get("data") or {}).get("pert_types") or (
+                None if (groups.get("data") or {}).get("name") == "dir" else list(PERT_TYPES))
+            check_monitor(groups["train"], [f"valid/{m}" for m in task.MEAN_VALID_METRICS], self.name,
+                          f"valid/<{'|'.join(types) if types else 'TYPE'}>/<metric>",
+                          lambda m: per_type_monitor(m, types))
 
     # ------------------------------------------------------------ data
     def load(self, cfg: DictConfig, data=None) -> PerturbationData:

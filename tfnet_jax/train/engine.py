@@ -27,6 +27,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from tfnet_jax.atomic import atomic_write_text
+from tfnet_jax.errors import ConfigError, TrainingError
 from tfnet_jax.schemas import TrainConfig  # noqa: F401 (re-exported: defined with the configs)
 from tfnet_jax.train.checkpoint import Checkpoints
 from tfnet_jax.train.optim import make_optimizer, make_schedule
@@ -39,7 +40,8 @@ def make_data_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     devices = jax.devices()
     if num_devices is not None:
         if not 1 <= num_devices <= len(devices):
-            raise ValueError(f"train.num_devices={num_devices}, but {len(devices)} device(s) are visible")
+            raise ConfigError(f"config: train.num_devices={num_devices}: {len(devices)} device(s) "
+                              f"are visible")
         devices = devices[:num_devices]
     return jax.make_mesh((len(devices),), ("data",), devices=devices,
                          axis_types=(jax.sharding.AxisType.Auto,))
@@ -70,7 +72,7 @@ class Trainer:
         n_dev = self.mesh.devices.size
         for name in ("batch_size", "eval_batch_size"):
             if getattr(cfg, name) % n_dev:
-                raise ValueError(f"train.{name}={getattr(cfg, name)} is not divisible by the "
+                raise ConfigError(f"config: train.{name}={getattr(cfg, name)} is not divisible by the "
                                  f"{n_dev} devices of the mesh")
         self.replicated = NamedSharding(self.mesh, P())
         self.sharded = NamedSharding(self.mesh, P("data"))
@@ -237,7 +239,7 @@ class Trainer:
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 losses = np.asarray(jax.device_get(running))
                 if not np.all(np.isfinite(losses)):
-                    raise FloatingPointError(f"non-finite training loss at step {step}; lower "
+                    raise TrainingError(f"non-finite training loss at step {step}; lower "
                                              f"train.learning_rate or check the data")
                 record = {"step": step, "train/loss": float(losses.mean()),
                           "lr": float(self.schedule(step))}
@@ -249,7 +251,7 @@ class Trainer:
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
                 metrics = evaluate(self)
                 if cfg.monitor not in metrics:
-                    raise KeyError(f"train.monitor={cfg.monitor!r} is not among the validation "
+                    raise ConfigError(f"config: train.monitor={cfg.monitor!r} is not among the validation "
                                    f"metrics {sorted(metrics)}")
                 score = float(metrics[cfg.monitor])
                 is_best = self._better(score, meta["best_score"])
