@@ -41,8 +41,7 @@ def test_plugin_network_multirun_collects_beside_baselines(tmp_path):
                   "train.learning_rate=0.01", "seed=0,1", f"hydra.sweep.dir={sweep}"],
                  tmp_path, plugin_dir)
     assert train.returncode == 0, train.stderr[-3000:]
-    collect = _run(["-m", "tfnet_jax.experiments.collect", str(sweep), "--metric", "r2_median"],
-                   tmp_path, plugin_dir)
+    collect = _run(["-m", "tfnet_jax.experiments.collect", str(sweep)], tmp_path, plugin_dir)
     assert collect.returncode == 0, collect.stderr[-3000:]
 
     table = pd.read_csv(sweep / "results.csv")
@@ -53,7 +52,9 @@ def test_plugin_network_multirun_collects_beside_baselines(tmp_path):
     # The plug-in really trained: it beats predicting the training mean on held-out samples.
     means = r2.groupby("method")["value"].mean()
     assert means["tiny_mlp"] > means["mean"] + 0.1
-    assert "tiny_mlp" in (sweep / "report.md").read_text()
+    report = (sweep / "report.md").read_text()
+    assert "tiny_mlp" in report and "test r2_median" in report  # TFNet's metric, chosen by default
+    assert "| arm" in collect.stderr and "report.md" in collect.stderr  # logged under python -m
 
 
 def test_unimportable_plugin_is_one_line_error(tmp_path):

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from hydra import compose, initialize_config_dir
-
-from tfnet_jax.atomic import atomic_write_text
-from tfnet_jax.cli import CONFIG_DIR
+from tfnet_jax.config import compose
 from tfnet_jax.run import run_name, train_and_evaluate
 
 
@@ -20,13 +16,11 @@ def run_grid(sweep_dir: str | Path, arms: list[list[str]], seeds=(0,), base=()) 
     """Train every arm (a list of overrides) for every seed into `sweep_dir/<num>_<overrides>`."""
     sweep_dir = Path(sweep_dir)
     run_dirs = []
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        for arm in arms:
-            for seed in seeds:
-                overrides = [*arm, f"seed={seed}"]
-                cfg = compose(config_name="config", overrides=[*base, *overrides])
-                run_dir = sweep_dir / f"{len(run_dirs)}_{run_name(','.join(sorted(overrides)))}"
-                atomic_write_text(run_dir / ".hydra" / "overrides.yaml", yaml.safe_dump(overrides))
-                train_and_evaluate(cfg, run_dir)
-                run_dirs.append(run_dir)
+    for arm in arms:
+        for seed in seeds:
+            overrides = [*arm, f"seed={seed}"]
+            cfg = compose([*base, *overrides])  # validated, like a command-line run
+            run_dir = sweep_dir / f"{len(run_dirs)}_{run_name(','.join(sorted(overrides)))}"
+            train_and_evaluate(cfg, run_dir, overrides=overrides)  # writes .hydra/ after the identity check
+            run_dirs.append(run_dir)
     return run_dirs
