@@ -202,3 +202,22 @@ def test_set_context_of_another_shape_is_a_clear_error():
         trainer.set_context({"scale": np.ones(2, np.float32)})
     with pytest.raises(ValueError, match="structure"):
         trainer.set_context({"scale": np.float32(1.0), "extra": np.float32(0.0)})
+
+
+def test_encoded_once_per_state_and_equal_to_the_whole_model(tiny_prepared):
+    """encode_fn (the graph pass) runs once per parameter state and predictions built on it
+    equal the whole model's, batch by batch."""
+    plain = make_trainer(tiny_prepared, eval_batch_size=16)
+    cached = Trainer(plain.model, plain.cfg, loss_fn=task.make_loss_fn(0.5), predict_fn=task.predict_fn,
+                     context=tiny_prepared.context, encode_fn=task.encode_fn)
+    rows = tiny_prepared.rows("valid")
+    query = {"pert_index": rows["pert_index"], "pert_type": rows["pert_type"]}
+    np.testing.assert_allclose(cached.predict(query), plain.predict(query), rtol=1e-5, atol=1e-6)
+    first = cached.encoded()
+    assert cached.encoded()[0] is first[0]  # same parameters: not recomputed
+    for step in range(3):  # step 0 has learning rate 0 (warm-up)
+        cached.step(cached.train_batch(tiny_prepared.rows("train"), step), step)
+    after = cached.encoded()[0]
+    assert after is not first[0] and np.abs(np.asarray(after) - np.asarray(first[0])).max() > 1e-4
+    cached.reset()
+    np.testing.assert_allclose(np.asarray(cached.encoded()[0]), np.asarray(first[0]), rtol=1e-6)

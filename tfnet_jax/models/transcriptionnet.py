@@ -167,6 +167,13 @@ class TranscriptionNet(nnx.Module):
                  rngs=None):
         embedding, _ = self.embed(context["features"], context["graphs"],
                                   deterministic=deterministic, rngs=rngs)
+        return self.decode(context, embedding, pert_index, pert_type, deterministic=deterministic,
+                           rngs=rngs)
+
+    def decode(self, context: dict, embedding, pert_index, pert_type, *, deterministic: bool = True,
+               rngs=None):
+        """Signatures of the queried genes from the gene embeddings [N, D] (`embed`'s output):
+        prediction encodes the graph once per parameter state and decodes every batch from it."""
         genes = embedding[pert_index]
         outputs = jnp.stack([head(genes, deterministic=deterministic, rngs=rngs)
                              for head in self.heads])  # [T, B, R]

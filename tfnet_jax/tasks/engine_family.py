@@ -51,8 +51,12 @@ class EngineFamily:
     def loss_fn(self, cfg: DictConfig):
         raise NotImplementedError
 
-    def predict_fn(self, model, batch, context):
+    def predict_fn(self, model, batch, context, *encoded):
         raise NotImplementedError
+
+    def encode_fn(self, model):
+        """Work every prediction shares, done once per parameter state (None: none)."""
+        return None
 
     def train_rows(self, prepared) -> dict:
         return prepared.rows("train")
@@ -76,7 +80,7 @@ class EngineFamily:
         train_cfg = TrainConfig.from_dict({**OmegaConf.to_container(cfg.train, resolve=True),
                                            **train_overrides})
         return Trainer(model, train_cfg, loss_fn=self.loss_fn(cfg), predict_fn=self.predict_fn,
-                       context=prepared.context, run_dir=run_dir)
+                       context=prepared.context, run_dir=run_dir, encode_fn=self.encode_fn(model))
 
     def fit(self, cfg: DictConfig, prepared, run_dir: Path | None) -> Fitted:
         trainer = self.make_trainer(cfg, prepared, run_dir)

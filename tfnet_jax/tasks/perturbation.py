@@ -210,8 +210,17 @@ def make_loss_fn(beta: float):
     return loss_fn
 
 
-def predict_fn(model, batch, context):
-    return model(context, batch["pert_index"], batch["pert_type"], deterministic=True)
+def encode_fn(model, context):
+    """The fused gene embeddings [N + 1, D]: the graph pass every prediction shares."""
+    embedding, _ = model.embed(context["features"], context["graphs"])
+    return embedding
+
+
+def predict_fn(model, batch, context, embedding=None):
+    """Signatures of a batch: from precomputed embeddings (`encode_fn`) when given."""
+    if embedding is None:
+        return model(context, batch["pert_index"], batch["pert_type"], deterministic=True)
+    return model.decode(context, embedding, batch["pert_index"], batch["pert_type"])
 
 
 def fusion_weights(model: TranscriptionNet, prepared: PreparedData) -> dict[str, float]:

@@ -126,7 +126,7 @@ class TFNetFamily(EngineFamily):
     def loss_fn(self, cfg: DictConfig):
         return task.loss_fn
 
-    def predict_fn(self, model, batch, context):
+    def predict_fn(self, model, batch, context, *encoded):
         return task.predict_fn(model, batch, context)
 
     def validation_metrics(self, trainer, prepared):

@@ -161,8 +161,13 @@ class TranscriptionNetFamily(EngineFamily):
     def loss_fn(self, cfg: DictConfig):
         return task.make_loss_fn(float(cfg.model.get("beta", 0.5)))
 
-    def predict_fn(self, model, batch, context):
-        return task.predict_fn(model, batch, context)
+    def predict_fn(self, model, batch, context, *encoded):
+        return task.predict_fn(model, batch, context, *encoded)
+
+    def encode_fn(self, model):
+        # The multiplex graph encoder dominates: run it once per parameter state, not per batch
+        # (a plug-in network without `embed`/`decode` is called whole).
+        return task.encode_fn if hasattr(model, "embed") and hasattr(model, "decode") else None
 
     def validation_metrics(self, trainer, prepared):
         return task.validation_metrics(trainer, prepared)

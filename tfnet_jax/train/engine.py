@@ -66,7 +66,11 @@ def _num_rows(arrays: dict[str, np.ndarray]) -> int:
 # ---------------------------------------------------------------- the trainer
 class Trainer:
     def __init__(self, model: nnx.Module, cfg: TrainConfig, *, loss_fn: Callable,
-                 predict_fn: Callable, context, run_dir: str | Path | None = None):
+                 predict_fn: Callable, context, run_dir: str | Path | None = None,
+                 encode_fn: Callable | None = None):
+        """encode_fn(model, context) -> pytree: work every prediction shares (e.g. a graph
+        encoder's node embeddings), computed once per parameter state and handed to
+        `predict_fn(model, batch, context, encoded)`; None: `predict_fn(model, batch, context)`."""
         self.cfg = cfg
         self.mesh = make_data_mesh(cfg.num_devices)
         n_dev = self.mesh.devices.size
@@ -96,13 +100,20 @@ class Trainer:
             optimizer.update(model, grads)
             return nnx.state((model, optimizer)), loss, aux
 
-        def predict_step(state, batch, context):
+        def predict_step(state, batch, context, *encoded):
             model, _ = nnx.merge(graphdef, state)
-            return predict_fn(model, batch, context)
+            return predict_fn(model, batch, context, *encoded)
+
+        def encode_step(state, context):
+            model, _ = nnx.merge(graphdef, state)
+            return encode_fn(model, context)
 
         self._train_step = jax.jit(train_step, donate_argnums=0,
                                    out_shardings=(self.replicated, self.replicated, self.replicated))
         self._predict_step = jax.jit(predict_step)
+        self._encode_step = None if encode_fn is None else jax.jit(encode_step,
+                                                                    out_shardings=self.replicated)
+        self._encoded_for, self._encoded = None, None  # (the state it belongs to, encode_fn's output)
 
     # ------------------------------------------------------------ helpers
     @property
@@ -117,6 +128,7 @@ class Trainer:
         loop over folds or blocks of one shape runs one program (see tasks/genonet_fit.py).
         """
         self.state = jax.device_put(self.initial_state if state is None else state, self.replicated)
+        self._encoded_for = None
         if context is not None:
             self.set_context(context)
 
@@ -132,6 +144,7 @@ class Trainer:
                                  f"{list(np.shape(now))} differs from the compiled "
                                  f"{was.dtype}{list(was.shape)}")
         self.context = jax.device_put(context, self.replicated)
+        self._encoded_for = None
 
     def _put_batch(self, batch: dict[str, np.ndarray]):
         return jax.device_put(batch, self.sharded)
@@ -151,15 +164,26 @@ class Trainer:
             self.state, self._put_batch(batch), self.context, self.base_key, jnp.int32(step))
         return loss, aux
 
+    def encoded(self) -> tuple:
+        """encode_fn's output for the current parameters and context (computed once per state;
+        every step, reset, restore or new context makes a new one); () without encode_fn."""
+        if self._encode_step is None:
+            return ()
+        if self._encoded_for is not self.state:
+            self._encoded = self._encode_step(self.state, self.context)
+            self._encoded_for = self.state
+        return (self._encoded,)
+
     def predict(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """Predictions for every row of `arrays`, in fixed-size padded batches."""
         n = _num_rows(arrays)
         size = self.cfg.eval_batch_size
         outputs = []
+        encoded = self.encoded()
         for start in range(0, n, size):
             index = np.arange(start, min(start + size, n))
             out = self._predict_step(self.state, self._put_batch(pad_rows(arrays, index, size)),
-                                     self.context)
+                                     self.context, *encoded)
             outputs.append(np.asarray(out)[: len(index)])
         return np.concatenate(outputs) if outputs else np.zeros((0,))
 
