@@ -210,7 +210,8 @@ class GRNData(GRNConfig):
 @dataclass
 class GenoSimData(GenoSimConfig):
     name: str = "genosim"
-    cache: Optional[str] = None  # directory for the simulated files (None: RUN_DIR/sim)
+    # Directory for the simulated files; None: $TMPDIR/tfnet_jax_genosim/<config digest>.
+    cache: Optional[str] = None
 
 
 @dataclass
