@@ -183,13 +183,15 @@ def run(cfg: DictConfig, run_dir: str | Path, data: Any = None,
 
 
 def tidy_metrics(metrics: dict) -> pd.DataFrame:
-    """metrics.json's method tables as rows: method, group, metric, value."""
+    """metrics.json's method tables as rows: method, group, metric, value (the model's rows
+    carry its label: `model`, or a plug-in network's name)."""
     rows = []
     for key in METHOD_KEYS:
         tables = metrics.get(key)
         if not tables:
             continue
-        named = {"model": tables} if key == "model" else {"oracle": tables} if key == "oracle" else tables
+        single = {"model": metrics.get("method", "model"), "oracle": "oracle"}
+        named = {single[key]: tables} if key in single else tables
         for method, groups in named.items():
             for group, values in groups.items():
                 for metric, value in values.items():
