@@ -297,6 +297,8 @@ class TranscriptionNetConfig(ModelBase):
     linear_skip: bool = False  # per-type linear path from the perturbed gene's own features
     skip_init: str = "zeros"   # zeros | ridge (closed-form ridge on training genes)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    encoder: str = "gat"       # gat | sign (SIGN/SGC: node features propagated once, per hop a Linear)
+    hops: int = 2              # encoder=sign: X, ÂX, ..., Â^hops X per network layer
 
 
 @dataclass

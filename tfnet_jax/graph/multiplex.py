@@ -1,4 +1,5 @@
-"""Multiplex -> one padded jraph.GraphsTuple per layer over the shared node index.
+"""Multiplex -> one padded jraph.GraphsTuple per layer over the shared node index (and, for
+the SIGN encoder, multi-hop propagated node features computed once).
 
 Each layer becomes a directed graph holding both directions of every undirected edge plus
 a self-loop per node (so isolated genes keep their own state). Edge weights are
@@ -54,3 +55,37 @@ def multiplex_graphs(layers: list[NetworkLayer], num_nodes: int,
                      edge_multiple: int = 1024) -> list[jraph.GraphsTuple]:
     """One padded GraphsTuple per layer, all over the same `num_nodes + 1` node slots."""
     return [layer_to_graph(layer, num_nodes, edge_multiple) for layer in layers]
+
+
+def normalised_adjacency(layer: NetworkLayer, num_nodes: int):
+    """Â = D^-1/2 (A + I) D^-1/2 as a scipy CSR matrix [num_nodes, num_nodes] (GCN/SGC form).
+
+    A holds each undirected edge's weight in both directions; D is the row sum of A + I.
+    """
+    import scipy.sparse as sp
+
+    rows = np.concatenate([layer.senders, layer.receivers]).astype(np.int64)
+    cols = np.concatenate([layer.receivers, layer.senders]).astype(np.int64)
+    weights = np.concatenate([layer.weights, layer.weights]).astype(np.float64)
+    adjacency = sp.coo_matrix((weights, (rows, cols)), shape=(num_nodes, num_nodes)).tocsr()
+    adjacency = adjacency + sp.identity(num_nodes, dtype=np.float64, format="csr")
+    scale = 1.0 / np.sqrt(np.asarray(adjacency.sum(axis=1)).ravel())
+    return sp.diags(scale) @ adjacency @ sp.diags(scale)
+
+
+def propagated_features(layers: list[NetworkLayer], features: np.ndarray, hops: int) -> np.ndarray:
+    """SIGN/SGC inputs, computed once: [L, hops + 1, N + 1, F] = X, ÂX, ..., Â^hops X per layer.
+
+    `features` is [N + 1, F] with a padding last row, which stays as given (zeros).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    num_nodes = x.shape[0] - 1
+    out = np.empty((len(layers), hops + 1) + x.shape, dtype=np.float32)
+    for i, layer in enumerate(layers):
+        a_hat = normalised_adjacency(layer, num_nodes)
+        h = x[:num_nodes]
+        out[i, 0] = x
+        for k in range(1, hops + 1):
+            h = a_hat @ h
+            out[i, k, :num_nodes], out[i, k, num_nodes] = h, x[num_nodes]
+    return out

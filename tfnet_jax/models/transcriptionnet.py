@@ -10,8 +10,12 @@ Two optional parts go beyond the paper's first stage: an on-target term (a learn
 per-type shift of the perturbed gene's own readout column, when it is a readout) and the
 GenSAN cross-type refinement (`tfnet_jax.models.gensan`), trained jointly.
 
+`model.encoder` picks the per-layer graph encoder: `gat` (graph attention over the edges at
+every step) or `sign` (SIGN/SGC style: one Linear per hop over node features propagated
+X, ÂX, ..., Â^k X once before training, so a step's cost does not grow with the edge count).
+
 `context` holds what every example shares: `features` [N+1, F] (or None), `graphs` (one
-jraph.GraphsTuple per layer), and for the optional parts `readout_col` [N+1] (the readout
+jraph.GraphsTuple per layer), `propagated` [L, K+1, N+1, F] (encoder=sign only), and for the optional parts `readout_col` [N+1] (the readout
 column of each gene, -1 if none) and `observed` [T, M, R] / `observed_mask` [T, M] /
 `observed_slot` [N+1] (observed training signatures by gene slot, standardised).
 """
@@ -107,27 +111,63 @@ class FunDNNHead(nnx.Module):
         return self.out(self.norm(h))
 
 
+class SignEncoder(nnx.Module):
+    """One network layer's SIGN encoder: sum over hops of Linear_k(Â^k X), then ELU, dropout
+    and LayerNorm -> [N, D]. (A sum of per-hop Linears is a Linear over their concatenation.)"""
+
+    def __init__(self, feature_dim: int, hops: int, dim: int, dropout: float, *, rngs: nnx.Rngs):
+        self.hops = nnx.List([nnx.Linear(feature_dim, dim, use_bias=k == 0, rngs=rngs)
+                              for k in range(hops + 1)])
+        self.dropout = nnx.Dropout(dropout)
+        self.norm = nnx.LayerNorm(dim, rngs=rngs)
+
+    def __call__(self, propagated, extra=None, *, deterministic: bool, rngs=None):  # [K+1, N, F]
+        h = sum(linear(propagated[k]) for k, linear in enumerate(self.hops))
+        if extra is not None:
+            h = h + extra
+        h = self.dropout(jax.nn.elu(h), deterministic=deterministic, rngs=rngs)
+        return self.norm(h)
+
+
 class TranscriptionNet(nnx.Module):
     def __init__(self, *, num_nodes: int, num_layers: int, num_types: int, num_readouts: int,
                  feature_dim: int | None, node_input: str = "auto", hidden: int = 64,
                  gat_layers: int = 3, heads: int = 4, fusion: str = "attention",
                  fusion_dim: int = 32, head_hidden: int = 256, head_blocks: int = 2,
                  dropout: float = 0.2, on_target: bool = False, on_target_init=None,
-                 linear_skip: bool = False, refine: dict | None = None, rngs: nnx.Rngs):
+                 linear_skip: bool = False, refine: dict | None = None, encoder: str = "gat",
+                 hops: int = 2, rngs: nnx.Rngs):
+        if encoder not in ("gat", "sign"):
+            raise ValueError(f"model.encoder must be 'gat' or 'sign', got {encoder!r}")
         if node_input == "auto":
             node_input = "features" if feature_dim else "embedding"
         if node_input not in ("features", "embedding", "both"):
             raise ValueError(f"model.node_input must be auto/features/embedding/both, got {node_input!r}")
         if node_input in ("features", "both") and not feature_dim:
             raise ValueError(f"model.node_input={node_input!r} needs node features, and the data has none")
-        self.node_input = node_input
-        self.feature_proj = (nnx.Linear(feature_dim, hidden, rngs=rngs)
-                             if node_input in ("features", "both") else None)
-        self.embedding = (nnx.Embed(num_nodes, hidden, rngs=rngs)
-                          if node_input in ("embedding", "both") else None)
-        self.gat = nnx.List([
-            nnx.List([GraphAttention(hidden, heads, dropout, rngs=rngs) for _ in range(gat_layers)])
-            for _ in range(num_layers)])
+        self.node_input, self.encoder = node_input, encoder
+        if encoder == "sign":
+            if node_input == "embedding":
+                raise ValueError("model.encoder=sign propagates node features; model.node_input="
+                                 "embedding (or data without node features) leaves none")
+            if hops < 1:
+                raise ValueError(f"model.hops must be >= 1, got {hops}")
+            # Hop 0 is the features' own projection; `both` adds the learned table to it.
+            self.feature_proj = None
+            self.embedding = (nnx.Embed(num_nodes, hidden, rngs=rngs)
+                              if node_input == "both" else None)
+            self.sign = nnx.List([SignEncoder(feature_dim, hops, hidden, dropout, rngs=rngs)
+                                  for _ in range(num_layers)])
+            self.gat = None
+        else:
+            self.feature_proj = (nnx.Linear(feature_dim, hidden, rngs=rngs)
+                                 if node_input in ("features", "both") else None)
+            self.embedding = (nnx.Embed(num_nodes, hidden, rngs=rngs)
+                              if node_input in ("embedding", "both") else None)
+            self.gat = nnx.List([
+                nnx.List([GraphAttention(hidden, heads, dropout, rngs=rngs) for _ in range(gat_layers)])
+                for _ in range(num_layers)])
+            self.sign = None
         self.fusion = LayerFusion(hidden, fusion_dim, fusion, rngs=rngs)
         self.heads = nnx.List([
             FunDNNHead(hidden, head_hidden, head_blocks, num_readouts, dropout, rngs=rngs)
@@ -152,8 +192,18 @@ class TranscriptionNet(nnx.Module):
             parts.append(self.embedding.embedding[...])
         return sum(parts)
 
-    def embed(self, features, graphs, *, deterministic: bool = True, rngs=None):
-        """Fused gene embeddings [N, D] and per-layer fusion weights [L, N]."""
+    def embed(self, features, graphs, propagated=None, *, deterministic: bool = True, rngs=None):
+        """Fused gene embeddings [N, D] and per-layer fusion weights [L, N].
+
+        encoder=sign reads `propagated` [L, K+1, N, F] (the context's) instead of the graphs."""
+        if self.sign is not None:
+            if propagated is None:
+                raise ValueError("model.encoder=sign needs the context's 'propagated' features "
+                                 "(tfnet_jax.tasks.perturbation.prepare(..., hops=K))")
+            extra = None if self.embedding is None else self.embedding.embedding[...]
+            per_layer = [encoder(propagated[i], extra, deterministic=deterministic, rngs=rngs)
+                         for i, encoder in enumerate(self.sign)]
+            return self.fusion(jnp.stack(per_layer))
         x = self.node_inputs(features)
         per_layer = []
         for stack, graph in zip(self.gat, graphs):
@@ -165,7 +215,7 @@ class TranscriptionNet(nnx.Module):
 
     def __call__(self, context: dict, pert_index, pert_type, *, deterministic: bool = True,
                  rngs=None):
-        embedding, _ = self.embed(context["features"], context["graphs"],
+        embedding, _ = self.embed(context["features"], context["graphs"], context.get("propagated"),
                                   deterministic=deterministic, rngs=rngs)
         return self.decode(context, embedding, pert_index, pert_type, deterministic=deterministic,
                            rngs=rngs)

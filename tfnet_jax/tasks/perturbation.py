@@ -13,9 +13,10 @@ import numpy as np
 from flax import nnx
 from tfnet_jax.data.dataset import PerturbationData
 from tfnet_jax.data.scaling import Standardiser
+from tfnet_jax.errors import DataError
 from tfnet_jax.eval.metrics import signature_metrics
 from tfnet_jax.eval.stats import row_pearson
-from tfnet_jax.graph.multiplex import multiplex_graphs
+from tfnet_jax.graph.multiplex import multiplex_graphs, propagated_features
 from tfnet_jax.models.baselines import fit_predict_baselines
 from tfnet_jax.models.linear import ridge_fit
 from tfnet_jax.models.transcriptionnet import TranscriptionNet
@@ -35,12 +36,17 @@ class PreparedData:
     observed: np.ndarray  # [T, M, R] standardised TRAINING signatures by gene slot
     observed_mask: np.ndarray  # [T, M]
     observed_slot: np.ndarray  # [N + 1] slot of each gene in `observed` (M - 1: none)
+    # [L, K + 1, N + 1, F]: X, ÂX, ..., Â^K X per layer (model.encoder=sign only; else None)
+    propagated: np.ndarray | None = None
 
     @property
     def context(self) -> dict:
-        return {"graphs": self.graphs, "features": self.features, "readout_col": self.readout_col,
-                "observed": self.observed, "observed_mask": self.observed_mask,
-                "observed_slot": self.observed_slot}
+        context = {"graphs": self.graphs, "features": self.features, "readout_col": self.readout_col,
+                   "observed": self.observed, "observed_mask": self.observed_mask,
+                   "observed_slot": self.observed_slot}
+        if self.propagated is not None:
+            context["propagated"] = self.propagated
+        return context
 
     def rows(self, split: str, types: list[str] | None = None) -> dict[str, np.ndarray]:
         """Per-example arrays of one split: gene index, type id, standardised target."""
@@ -122,7 +128,10 @@ def observed_training_signatures(data, splits, means, sds):
     return observed, mask, slot
 
 
-def prepare(data: PerturbationData, splits: dict[str, np.ndarray]) -> PreparedData:
+def prepare(data: PerturbationData, splits: dict[str, np.ndarray],
+            hops: int | None = None) -> PreparedData:
+    """Scalers, graphs and context; with `hops` (model.encoder=sign), also the standardised node
+    features propagated over each layer's normalised adjacency 1..hops times (once, here)."""
     types = data.pert_types
     scalers = [Standardiser.fit(data.signatures[t].values, splits[t] == "train",
                                 f"signatures of type '{t}'") for t in types]
@@ -130,11 +139,17 @@ def prepare(data: PerturbationData, splits: dict[str, np.ndarray]) -> PreparedDa
     sds = np.stack([scaler.sd for scaler in scalers])
     means, sds = np.stack(means).astype(np.float32), np.stack(sds).astype(np.float32)
     observed, observed_mask, observed_slot = observed_training_signatures(data, splits, means, sds)
+    features = standardise_features(data, splits)
+    propagated = None
+    if hops is not None:
+        if features is None:
+            raise DataError("model.encoder=sign propagates node features, and the data has none")
+        propagated = propagated_features(data.layers, features, int(hops))
     return PreparedData(
         data=data, splits=splits, types=types, graphs=multiplex_graphs(data.layers, data.num_genes),
-        features=standardise_features(data, splits), target_mean=means, target_sd=sds,
+        features=features, target_mean=means, target_sd=sds,
         readout_col=readout_columns(data), observed=observed, observed_mask=observed_mask,
-        observed_slot=observed_slot)
+        observed_slot=observed_slot, propagated=propagated)
 
 
 def own_column_shift(prepared: PreparedData) -> np.ndarray:
@@ -184,6 +199,10 @@ def build_model(model_cfg: dict, prepared: PreparedData, seed: int) -> Transcrip
         raise ValueError(f"model.skip_init must be 'zeros' or 'ridge', got {skip_init!r}")
     refine = dict(cfg.pop("refine", None) or {"enabled": False})
     feature_dim = None if prepared.features is None else prepared.features.shape[1]
+    if cfg.get("encoder", "gat") == "sign" and (
+            prepared.propagated is None or prepared.propagated.shape[1] != cfg.get("hops", 2) + 1):
+        raise ValueError(f"model.encoder=sign needs features propagated {cfg.get('hops', 2)} hop(s): "
+                         f"prepare(data, splits, hops={cfg.get('hops', 2)})")
     model = TranscriptionNet(
         num_nodes=prepared.data.num_genes + 1, num_layers=len(prepared.graphs),
         num_types=len(prepared.types), num_readouts=len(prepared.data.readout_genes),
@@ -212,7 +231,7 @@ def make_loss_fn(beta: float):
 
 def encode_fn(model, context):
     """The fused gene embeddings [N + 1, D]: the graph pass every prediction shares."""
-    embedding, _ = model.embed(context["features"], context["graphs"])
+    embedding, _ = model.embed(context["features"], context["graphs"], context.get("propagated"))
     return embedding
 
 
@@ -226,7 +245,8 @@ def predict_fn(model, batch, context, embedding=None):
 def fusion_weights(model: TranscriptionNet, prepared: PreparedData) -> dict[str, float]:
     """Mean fusion attention per network layer over real (non-padding) genes."""
     _, weights = model.embed(jnp.asarray(prepared.features) if prepared.features is not None else None,
-                             prepared.graphs)
+                             prepared.graphs,
+                             None if prepared.propagated is None else jnp.asarray(prepared.propagated))
     mean = np.asarray(weights)[:, :-1].mean(axis=1)
     return {layer.name: float(w) for layer, w in zip(prepared.data.layers, mean)}
 

@@ -98,6 +98,7 @@ def find_gene_table(cfg: DictConfig, explicit: str | None) -> GeneTable | None:
 NODE_INPUTS = ("auto", "features", "embedding", "both")
 FUSIONS = ("attention", "mean")
 SKIP_INITS = ("zeros", "ridge")
+ENCODERS = ("gat", "sign")
 
 
 class TranscriptionNetFamily(EngineFamily):
@@ -115,6 +116,19 @@ class TranscriptionNetFamily(EngineFamily):
             one_of(model, "model", "node_input", NODE_INPUTS)
             one_of(model, "model", "fusion", FUSIONS)
             one_of(model, "model", "skip_init", SKIP_INITS)
+            # A run dir written before model.encoder existed has neither key: GAT, as it ran.
+            if "encoder" in model:
+                one_of(model, "model", "encoder", ENCODERS)
+            if "hops" in model:
+                positive_int(model, "model", "hops")
+            if model.get("encoder") == "sign":
+                from tfnet_jax.config_checks import fail
+                if model.get("node_input") == "embedding":
+                    fail("model.encoder", "sign", "it propagates node features, and "
+                         "model.node_input=embedding uses none (use auto, features or both)")
+                if (groups.get("data") or {}).get("node_features") is False:
+                    fail("model.encoder", "sign", "it propagates node features, and "
+                         "data.node_features=false drops them")
             refine = model.get("refine") or {}
             positive_int(refine, "model.refine", "dim", "heads", "blocks", "inducing", "recycles")
         number_in(model, "model", "beta", 0.0, 1.0)
@@ -146,7 +160,8 @@ class TranscriptionNetFamily(EngineFamily):
                              min_train=s.min_train)
 
     def prepare(self, cfg: DictConfig, data: PerturbationData, split) -> task.PreparedData:
-        return task.prepare(data, split)
+        sign = cfg.model.get("encoder", "gat") == "sign" and not cfg.model.get("_target_")
+        return task.prepare(data, split, hops=int(cfg.model.get("hops", 2)) if sign else None)
 
     # ------------------------------------------------------------ model
     def build_network(self, cfg: DictConfig, prepared: task.PreparedData):
