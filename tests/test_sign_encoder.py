@@ -114,7 +114,8 @@ def test_ablate_components_has_a_sign_arm():
     assert compose(["experiment=ablate_components"]).model.encoder == "gat"
 
 
-# Outputs of this model at the commit before model.encoder existed (float.hex, exact).
+# Outputs of this model at the commit before model.encoder existed (float.hex). Compared within
+# float32 rounding, not bit for bit: another XLA build may reorder a sum.
 GAT_BEFORE = [
     '0x1.e41bc00000000p-2', '0x1.fa0f980000000p-1', '0x1.649b6a0000000p-1', '-0x1.4b22080000000p-4',
     '0x1.bdf5f20000000p-1', '-0x1.4f85a00000000p+0', '0x1.e53d100000000p-1', '0x1.56f5160000000p+0',
@@ -126,7 +127,7 @@ GAT_BEFORE = [
 ]
 
 
-def test_default_gat_predictions_are_bit_identical_to_before():
+def test_default_gat_predictions_are_unchanged():
     graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, edge_multiple=8)
     features = jax.random.normal(jax.random.key(1), (5, 6))
     outputs = []
@@ -138,5 +139,5 @@ def test_default_gat_predictions_are_bit_identical_to_before():
         outputs.append(np.asarray(model({"features": features, "graphs": graphs},
                                         jnp.array([0, 3, 2, 1]), jnp.array([0, 1, 2, 0]))))
     expected = np.array([float.fromhex(v) for v in GAT_BEFORE], np.float32).reshape(4, 7)
-    np.testing.assert_array_equal(outputs[0], expected)
-    np.testing.assert_array_equal(outputs[1], expected)
+    np.testing.assert_allclose(outputs[0], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(outputs[1], outputs[0])  # encoder=gat is the default path
