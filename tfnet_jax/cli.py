@@ -102,8 +102,9 @@ def one_line(err: BaseException) -> str:
 
 
 def exit_with_error(err: BaseException) -> NoReturn:
-    message = one_line(err)
-    if not isinstance(err, TfnetError):  # a Hydra / OmegaConf composition error: name field and choices
+    if isinstance(err, TfnetError):
+        message = one_line(err)
+    else:  # a Hydra / OmegaConf composition error: name the field and its choices
         from tfnet_jax.config import describe_error
         message = describe_error(err)
     print(f"error: {message}", file=sys.stderr, flush=True)

@@ -8,28 +8,18 @@ call arguments as the family's built-in network.
 """
 from __future__ import annotations
 
-import importlib
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from flax import nnx
 from omegaconf import DictConfig, OmegaConf
 
-from tfnet_jax.errors import ConfigError
-from tfnet_jax.tasks.base import Fitted
+from tfnet_jax.tasks.base import Fitted, import_object
 from tfnet_jax.train.engine import Trainer, TrainConfig
 
 TRAIN_SUMMARY = ("step", "best_step", "best_score")
 # Model-config keys about which network to build, not arguments of the built-in network.
 PLUGIN_KEYS = ("name", "family", "_target_", "options")
-
-
-def import_object(path: str, field: str = "model._target_"):
-    """`pkg.module.Name` or `pkg.module:Name` -> the object (ConfigError naming `field`)."""
-    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigError(f"config: {field}={path!r}: cannot import it ({err})") from None
 
 
 def model_options(cfg: DictConfig) -> dict:
@@ -38,21 +28,25 @@ def model_options(cfg: DictConfig) -> dict:
     return {k: v for k, v in model.items() if k not in PLUGIN_KEYS}
 
 
-class EngineFamily:
+class EngineFamily(ABC):
     name = "engine"
 
     # ------------------------------------------------------------ hooks a family supplies
+    @abstractmethod
     def build_network(self, cfg: DictConfig, prepared) -> nnx.Module:
-        raise NotImplementedError
+        """The family's built-in network, from the model config and the prepared data."""
 
+    @abstractmethod
     def network_dims(self, prepared) -> dict:
-        raise NotImplementedError
+        """Shape arguments a plug-in network is built with (e.g. num_inputs, num_outputs)."""
 
+    @abstractmethod
     def loss_fn(self, cfg: DictConfig):
-        raise NotImplementedError
+        """loss_fn(model, batch, context, key) -> (loss, aux metrics) for the engine."""
 
+    @abstractmethod
     def predict_fn(self, model, batch, context, *encoded):
-        raise NotImplementedError
+        """Predictions of one batch (`encoded`: encode_fn's output, when the family has one)."""
 
     def encode_fn(self, model):
         """Work every prediction shares, done once per parameter state (None: none)."""
@@ -61,15 +55,16 @@ class EngineFamily:
     def train_rows(self, prepared) -> dict:
         return prepared.rows("train")
 
+    @abstractmethod
     def validation_metrics(self, trainer: Trainer, prepared) -> dict[str, float]:
-        raise NotImplementedError
+        """The valid/<metric> scores that drive early stopping and the best checkpoint."""
 
     # ------------------------------------------------------------ written once
     def build_model(self, cfg: DictConfig, prepared) -> nnx.Module:
         target = cfg.model.get("_target_")
         if not target:
             return self.build_network(cfg, prepared)
-        network = import_object(str(target))
+        network = import_object(str(target), "model._target_")
         options = OmegaConf.to_container(cfg.model.get("options") or {}, resolve=True)
         return network(**self.network_dims(prepared), **options, rngs=nnx.Rngs(int(cfg.seed)))
 

@@ -39,9 +39,15 @@ def flat_config(cfg: DictConfig) -> dict[str, object]:
     return out
 
 
+def identity_record(cfg: DictConfig) -> dict:
+    """What identity.json holds: the hash and the flat config (JSON values) it was taken of."""
+    config = json.loads(json.dumps(flat_config(cfg), default=str))
+    text = json.dumps(config, sort_keys=True)
+    return {"hash": hashlib.sha256(text.encode()).hexdigest()[:16], "config": config}
+
+
 def config_hash(cfg: DictConfig) -> str:
-    text = json.dumps(flat_config(cfg), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return identity_record(cfg)["hash"]
 
 
 def _recorded(run_dir: Path) -> dict | None:
@@ -75,10 +81,11 @@ def check(run_dir: Path, cfg: DictConfig) -> bool:
             raise RunDirError(f"run dir {run_dir} holds a run ({', '.join(found)}) with no identity "
                               f"record; choose a new run dir (hydra.run.dir=...) or move it aside")
         return False
-    if record.get("hash") != config_hash(cfg):
+    current = identity_record(cfg)
+    if record.get("hash") != current["hash"]:
         if not any((run_dir / name).exists() for name in RUN_OUTPUTS):
             return False  # an attempt that failed before training (e.g. a bad data path): reclaim
-        diff = _differences(record.get("config", {}), json.loads(json.dumps(flat_config(cfg), default=str)))
+        diff = _differences(record.get("config", {}), current["config"])
         shown = "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
         raise RunDirError(f"run dir {run_dir} holds a run of a different config: {shown}. Refusing to "
                           f"skip or resume: choose a new run dir (hydra.run.dir=...) or move the old "
@@ -103,8 +110,7 @@ def claim(run_dir: Path, cfg: DictConfig, overrides: list[str] | None = None) ->
         if overrides is not None:
             atomic_write_text(run_dir / ".hydra" / "overrides.yaml",
                               OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
-        atomic_write_json(run_dir / IDENTITY_FILE, {
-            "hash": config_hash(cfg), "config": json.loads(json.dumps(flat_config(cfg), default=str))})
+        atomic_write_json(run_dir / IDENTITY_FILE, identity_record(cfg))
     except OSError as err:
         raise RunDirError(f"run dir {run_dir}: cannot write ({err.strerror or err})") from None
 
