@@ -21,7 +21,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tfnet_jax.errors import RunDirError
-from tfnet_jax.tasks.base import Fitted, Pipeline, get_family, family_spec, run as run_pipeline, tidy_metrics
+from tfnet_jax.tasks.base import Fitted, Pipeline, execute, family_spec, get_family, tidy_metrics
 
 
 def config_overrides(prefix: str, value: Any) -> list[str]:
@@ -84,7 +84,9 @@ class Run:
     """A run dir: its config, metrics, and (loaded on first use) data, model and predictions."""
 
     def __init__(self, run_dir: str | Path, cfg: DictConfig | None = None, data: Any = None,
-                 which: str = "best"):
+                 which: str = "best", pipeline: Pipeline | None = None, fitted: Fitted | None = None):
+        """pipeline / fitted: those of a run just trained in this process (None: rebuilt from
+        the run dir on first use)."""
         self.run_dir = Path(run_dir)
         config_file = self.run_dir / ".hydra" / "config.yaml"
         if cfg is None:
@@ -95,8 +97,7 @@ class Run:
         self.family = get_family(family_spec(cfg))
         self._data = data
         self.which = which
-        self._pipeline: Pipeline | None = None
-        self._fitted: Fitted | None = None
+        self._pipeline, self._fitted = pipeline, fitted
 
     def __repr__(self) -> str:
         return f"Run({str(self.run_dir)!r}, family={self.family.name!r})"
@@ -175,8 +176,8 @@ def fit(family: str, data: Any = None, *, run_dir: str | Path | None = None,
         with open_dict(cfg):
             cfg.data_fingerprint = data_fingerprint(data)
     run_dir = Path(run_dir) if run_dir is not None else Path("outputs/api") / f"{family}-{config_hash(cfg)}"
-    run_pipeline(cfg, run_dir, data, overrides=args)
-    return Run(run_dir, cfg, data)
+    outcome = execute(cfg, run_dir, data, overrides=args)
+    return Run(run_dir, cfg, data, pipeline=outcome.pipeline, fitted=outcome.fitted)
 
 
 def load_run(run_dir: str | Path, data: Any = None, *, family: str | None = None,

@@ -107,23 +107,21 @@ def family_spec(cfg: DictConfig) -> str:
     return str(model.get("family") or model.get("name"))
 
 
+def import_object(path: str, field: str):
+    """`pkg.module.Name` or `pkg.module:Name` -> the object (ConfigError naming `field`)."""
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(f"config: {field}={path!r}: cannot import it ({err})") from None
+
+
 def get_family(spec: str) -> Family:
     """A family by registered name or by import path `module:Class` / `module.Class`."""
-    path = FAMILIES.get(spec, spec)
-    if ":" in path:
-        module_name, attr = path.split(":", 1)
-    else:
-        module_name, _, attr = path.rpartition(".")
-    if not module_name or not attr:
+    if spec not in FAMILIES and not any(sep in spec for sep in ".:"):
         raise ConfigError(f"config: model.family={spec!r}: expected one of {sorted(FAMILIES)} "
                           f"or an import path module:Class")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError(f"config: model.family={spec!r}: cannot import {module_name!r} ({err})") from None
-    if not hasattr(module, attr):
-        raise ConfigError(f"config: model.family={spec!r}: {module_name} has no {attr!r}")
-    return getattr(module, attr)()
+    return import_object(FAMILIES.get(spec, spec), "model.family")()
 
 
 def method_label(cfg: DictConfig, family: Family) -> str:
@@ -152,8 +150,23 @@ class Pipeline:
         return cls(family, cfg, data, prepared)
 
 
+@dataclass
+class Outcome:
+    """What one run produced: its metrics and, when it trained here (not skipped as finished),
+    the pipeline and the fitted model, so a caller can predict without rebuilding either."""
+    metrics: dict
+    pipeline: Pipeline | None = None
+    fitted: Fitted | None = None
+
+
 def run(cfg: DictConfig, run_dir: str | Path, data: Any = None,
         overrides: list[str] | None = None) -> dict:
+    """Train (or resume) one run and score it; returns its metrics (see `execute`)."""
+    return execute(cfg, run_dir, data, overrides).metrics
+
+
+def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
+            overrides: list[str] | None = None) -> Outcome:
     """Train (or resume) one run and score it; metrics.json last, as the mark of a finished run."""
     from tfnet_jax.run_info import run_info
     from tfnet_jax.tasks import identity
@@ -161,7 +174,7 @@ def run(cfg: DictConfig, run_dir: str | Path, data: Any = None,
     run_dir = Path(run_dir)
     if identity.finished(run_dir, cfg):  # lets a re-run sweep finish only its missing arms
         log.info("Skipped %s: already finished (metrics.json present)", run_dir)
-        return identity.read_metrics(run_dir)
+        return Outcome(identity.read_metrics(run_dir))
     identity.claim(run_dir, cfg, overrides)
     atomic_write_json(run_dir / "run_info.json", {"seed": cfg.seed, **run_info()})
 
@@ -179,7 +192,7 @@ def run(cfg: DictConfig, run_dir: str | Path, data: Any = None,
         {k: metrics[k] for k in ("model", "baselines") if k in metrics}))
     for line in family.summary_lines(metrics):
         log.info("%s", line)
-    return metrics
+    return Outcome(metrics, pipeline, fitted)
 
 
 def tidy_metrics(metrics: dict) -> pd.DataFrame:
