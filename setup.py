@@ -9,5 +9,6 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["tfnet_jax", "tfnet_jax.*"]) + ["tfnet_jax.configs"],
     package_dir={"tfnet_jax.configs": "configs"},
-    package_data={"tfnet_jax.configs": ["**/*.yaml"]},
+    # gat_cpu.cc: the fused CPU graph-attention kernel, compiled at first use (graph/cpu_kernel.py).
+    package_data={"tfnet_jax.configs": ["**/*.yaml"], "tfnet_jax.graph": ["*.cc"]},
 )

@@ -25,6 +25,8 @@ mkdir -p "$TMP/work" && cd "$TMP/work"
 import sys, tfnet_jax, tfnet_jax.cli as cli
 assert tfnet_jax.__file__.startswith(sys.prefix), tfnet_jax.__file__
 assert cli.CONFIG_DIR.startswith(sys.prefix), cli.CONFIG_DIR
+from tfnet_jax.graph import cpu_kernel
+assert cpu_kernel.SOURCE.is_file(), cpu_kernel.SOURCE  # the fused GAT kernel's source ships
 print('installed:', tfnet_jax.__file__)"
 
 smoke() {  # NAME OVERRIDES...: one tiny training run, which must write metrics.json

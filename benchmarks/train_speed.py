@@ -110,7 +110,7 @@ def torch_peer(prepared, model_cfg, train_cfg, batch_fn, args):
             h = self.proj(x).view(n, self.heads, self.hd)
             ss, sd = (h * self.att_src).sum(-1), (h * self.att_dst).sum(-1)
             logits = F.leaky_relu(ss[g["s"]] + sd[g["r"]], 0.2) + g["logw"][:, None]
-            # Scatter softmax over receivers, the same max-shift / exp / sum as jraph's.
+            # Scatter softmax over receivers: the same max-shift / exp / sum as tfnet_jax's.
             idx = g["r"][:, None].expand_as(logits)
             mx = torch.full((n, self.heads), -torch.inf).scatter_reduce(0, idx, logits, "amax")
             e = torch.exp(logits - mx[g["r"]])
@@ -165,11 +165,13 @@ def torch_peer(prepared, model_cfg, train_cfg, batch_fn, args):
         return (1 - beta) * (mse * m).sum() + beta * (1 - (r * m).sum())
 
     torch.manual_seed(0)
-    # The same padded jraph arrays the JAX side trains on, as tensors.
-    graphs = [{"s": torch.from_numpy(np.asarray(g.senders, np.int64)),
-               "r": torch.from_numpy(np.asarray(g.receivers, np.int64)),
-               "logw": torch.from_numpy(np.log(np.asarray(g.edges) + 1e-9).astype(np.float32))}
-              for g in prepared.graphs]
+    # The same directed, normalised edges the JAX side trains on, as tensors.
+    from tfnet_jax.graph.multiplex import directed_edges
+    graphs = []
+    for layer in prepared.data.layers:
+        s, r, w = directed_edges(layer, prepared.data.num_genes)
+        graphs.append({"s": torch.from_numpy(s.astype(np.int64)), "r": torch.from_numpy(r.astype(np.int64)),
+                       "logw": torch.from_numpy(np.log(w + np.float32(1e-9)))})
     feats = torch.from_numpy(np.asarray(prepared.features))
     net = Net(feats.shape[1], len(graphs), len(prepared.types), len(prepared.data.readout_genes), model_cfg)
     opt = torch.optim.AdamW(net.parameters(), lr=train_cfg["learning_rate"],
@@ -245,7 +247,7 @@ def main():
             ("first step compile (s)", "first_step_s", "{:.2f}"),
             ("train steps/s", "steps_per_s", "{:.2f}"), ("examples/s", "examples_per_s", "{:.0f}"),
             ("other procs' CPU (cores)", "other_procs_cores", "{:.2f}")]  # contention, not speed
-    table = [("", "tfnet_jax (JAX/jraph)", "peer (PyTorch)", "ratio")]
+    table = [("", "tfnet_jax (JAX)", "peer (PyTorch)", "ratio")]
     for label, key, fmt in rows:
         cells = [fmt.format(side[key]) if side and side[key] is not None else "-" for side in (ours, peer)]
         ratio = f"{ours[key] / peer[key]:.2f}x" if peer and key != "other_procs_cores" else "-"

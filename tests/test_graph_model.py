@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 from tfnet_jax.data.dataset import NetworkLayer
-from tfnet_jax.graph.multiplex import layer_to_graph, multiplex_graphs
+from tfnet_jax.graph.multiplex import directed_edges, layer_to_blocks, multiplex_graphs
 from tfnet_jax.models.transcriptionnet import TranscriptionNet
 from tfnet_jax.train.losses import mse_pearson_loss, row_pearson
 
@@ -15,14 +15,8 @@ LAYER = NetworkLayer("toy", senders=np.array([0, 1], np.int32), receivers=np.arr
                      weights=np.array([2.0, 1.0], np.float32))
 
 
-def real_edges(graph):
-    n = int(graph.n_edge[0])
-    return graph.senders[:n], graph.receivers[:n], graph.edges[:n]
-
-
 def test_graph_is_symmetric_self_looped_and_normalised():
-    graph = layer_to_graph(LAYER, num_nodes=4, edge_multiple=8)
-    s, r, w = real_edges(graph)
+    s, r, w = directed_edges(LAYER, num_nodes=4)
     pairs = {(int(a), int(b)): float(x) for a, b, x in zip(s, r, w)}
     # Self-loop weight = the node's strongest edge (1 if isolated), then per-receiver sums are 1.
     # Node 1 receives from 0 (2), 2 (1) and itself (2): 2/5, 1/5, 2/5.
@@ -36,15 +30,26 @@ def test_graph_is_symmetric_self_looped_and_normalised():
     assert np.all(np.diff(r) >= 0)  # sorted by receiver
 
 
-def test_graph_padding_is_static_and_inert():
-    graph = layer_to_graph(LAYER, num_nodes=4, edge_multiple=8)
-    assert graph.n_node.tolist() == [4, 1]  # one padding node (a padding graph)
-    assert graph.senders.shape == (16,)  # 8 real edges + >= 1 padding edge, rounded up to 8
-    pad = slice(int(graph.n_edge[0]), None)
-    assert np.all(graph.senders[pad] == 4) and np.all(graph.receivers[pad] == 4)
-    assert np.all(graph.edges[pad] == 0)
-    graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, edge_multiple=8)
-    assert len(graphs) == 2 and all(g.senders.shape == (16,) for g in graphs)
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_blocks_partition_every_edge_once_with_inert_padding(shards):
+    s, r, w = directed_edges(LAYER, num_nodes=4)
+    graph = layer_to_blocks(LAYER, num_nodes=4, num_shards=shards, edge_multiple=8)
+    n = graph.shard_nodes
+    assert graph.padded_nodes >= 5 and graph.padded_nodes % shards == 0  # 4 genes + padding slot
+    assert graph.senders.shape[1] % 8 == 0 and graph.num_edges == len(s)
+    found = set()
+    for k in range(shards):
+        ptr = graph.indptr[k]
+        real = slice(0, ptr[-1])
+        local = graph.receivers[k][real]
+        # CSR rows agree with the receiver list; padding edges point past the shard's rows.
+        assert np.array_equal(np.repeat(np.arange(n), np.diff(ptr)), local)
+        assert np.all(graph.receivers[k][ptr[-1]:] == n) and np.all(graph.log_weights[k][ptr[-1]:] == 0)
+        for a, b, lw in zip(graph.senders[k][real], local + k * n, graph.log_weights[k][real]):
+            found.add((int(a), int(b), round(float(np.exp(lw)), 5)))
+    assert found == {(int(a), int(b), round(float(x), 5)) for a, b, x in zip(s, r, w)}
+    graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, num_shards=shards, edge_multiple=8)
+    assert len(graphs) == 2 and graphs[0].senders.shape == graphs[1].senders.shape
 
 
 def make_model(**kw):

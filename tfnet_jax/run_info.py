@@ -6,7 +6,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("tfnet_jax", "jax", "jaxlib", "flax", "optax", "jraph", "orbax-checkpoint", "numpy",
+PACKAGES = ("tfnet_jax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy",
             "pandas", "scikit-learn", "hydra-core")
 
 

@@ -1,31 +1,28 @@
-"""Multiplex -> one padded jraph.GraphsTuple per layer over the shared node index (and, for
-the SIGN encoder, multi-hop propagated node features computed once).
+"""Multiplex -> one `GraphBlocks` per layer over the shared node index (and, for the SIGN
+encoder, multi-hop propagated node features computed once).
 
 Each layer becomes a directed graph holding both directions of every undirected edge plus
 a self-loop per node (so isolated genes keep their own state). Edge weights are
 normalised per receiving node to sum to 1, which puts dense and sparse layers on one
-scale. Node and edge counts are padded with jraph.pad_with_graphs to static budgets
-(one padding node; edge counts rounded up) so jit compiles once per budget. Edges are
-sorted by receiver (padding edges, which point at the padding node, come last).
+scale. Edges are sorted by receiver (then sender) and split into `num_shards` equal
+receiver ranges (one per device; see tfnet_jax.graph.attention); every shard's edge list
+is padded to one static length (rounded up to `edge_multiple`) so jit compiles once.
 """
 from __future__ import annotations
 
-import jraph
 import numpy as np
 
 from tfnet_jax.data.dataset import NetworkLayer
+from tfnet_jax.graph.attention import GraphBlocks
 
 
 def _round_up(value: int, multiple: int) -> int:
     return int(-(-value // multiple) * multiple)
 
 
-def layer_to_graph(layer: NetworkLayer, num_nodes: int, edge_multiple: int = 1024) -> jraph.GraphsTuple:
-    """Symmetric, self-looped, receiver-normalised, padded GraphsTuple of one layer.
-
-    Padded size: `num_nodes + 1` nodes and edges rounded up to `edge_multiple`. The
-    graph's `edges` are the normalised weights, shape [E_pad]; padding edges weigh 0.
-    """
+def directed_edges(layer: NetworkLayer, num_nodes: int):
+    """(senders, receivers, weights): symmetric, self-looped, receiver-normalised, sorted by
+    (receiver, sender)."""
     loops = np.arange(num_nodes, dtype=np.int32)
     # A node's self-loop weighs as much as its strongest edge (1 when isolated).
     strongest = np.zeros(num_nodes, dtype=np.float32)
@@ -36,25 +33,38 @@ def layer_to_graph(layer: NetworkLayer, num_nodes: int, edge_multiple: int = 102
     senders = np.concatenate([layer.senders, layer.receivers, loops]).astype(np.int32)
     receivers = np.concatenate([layer.receivers, layer.senders, loops]).astype(np.int32)
     weights = np.concatenate([layer.weights, layer.weights, loop_weights]).astype(np.float32)
-    incoming = np.zeros(num_nodes, dtype=np.float64)
-    np.add.at(incoming, receivers, weights)
+    incoming = np.bincount(receivers, weights=weights, minlength=num_nodes)
     weights = (weights / incoming[receivers]).astype(np.float32)
-    # Receiver-sorted edges let segment sums run as sorted reductions (much faster on CPU).
     order = np.lexsort((senders, receivers))
-    senders, receivers, weights = senders[order], receivers[order], weights[order]
-
-    graph = jraph.GraphsTuple(
-        nodes=None, edges=weights, senders=senders, receivers=receivers,
-        n_node=np.array([num_nodes], dtype=np.int32),
-        n_edge=np.array([len(senders)], dtype=np.int32), globals=None)
-    edge_budget = _round_up(len(senders) + 1, edge_multiple)
-    return jraph.pad_with_graphs(graph, n_node=num_nodes + 1, n_edge=edge_budget, n_graph=2)
+    return senders[order], receivers[order], weights[order]
 
 
-def multiplex_graphs(layers: list[NetworkLayer], num_nodes: int,
-                     edge_multiple: int = 1024) -> list[jraph.GraphsTuple]:
-    """One padded GraphsTuple per layer, all over the same `num_nodes + 1` node slots."""
-    return [layer_to_graph(layer, num_nodes, edge_multiple) for layer in layers]
+def layer_to_blocks(layer: NetworkLayer, num_nodes: int, num_shards: int = 1,
+                    edge_multiple: int = 1024) -> GraphBlocks:
+    """One layer's edges over `num_nodes + 1` node slots (the last is padding), padded up to a
+    multiple of `num_shards` and split into that many receiver shards."""
+    senders, receivers, weights = directed_edges(layer, num_nodes)
+    shard_nodes = -(-(num_nodes + 1) // num_shards)
+    bounds = np.searchsorted(receivers, np.arange(num_shards + 1) * shard_nodes)
+    edge_budget = _round_up(int(np.diff(bounds).max()) + 1, edge_multiple)
+    indptr = np.zeros((num_shards, shard_nodes + 1), dtype=np.int32)
+    block_senders = np.zeros((num_shards, edge_budget), dtype=np.int32)
+    block_receivers = np.full((num_shards, edge_budget), shard_nodes, dtype=np.int32)
+    log_weights = np.zeros((num_shards, edge_budget), dtype=np.float32)
+    for s in range(num_shards):
+        lo, hi = bounds[s], bounds[s + 1]
+        local = receivers[lo:hi] - s * shard_nodes
+        indptr[s] = np.searchsorted(local, np.arange(shard_nodes + 1))
+        block_senders[s, :hi - lo] = senders[lo:hi]
+        block_receivers[s, :hi - lo] = local
+        log_weights[s, :hi - lo] = np.log(weights[lo:hi] + np.float32(1e-9))
+    return GraphBlocks(indptr, block_senders, block_receivers, log_weights)
+
+
+def multiplex_graphs(layers: list[NetworkLayer], num_nodes: int, num_shards: int = 1,
+                     edge_multiple: int = 1024) -> list[GraphBlocks]:
+    """One `GraphBlocks` per layer, all over the same padded node slots."""
+    return [layer_to_blocks(layer, num_nodes, num_shards, edge_multiple) for layer in layers]
 
 
 def normalised_adjacency(layer: NetworkLayer, num_nodes: int):

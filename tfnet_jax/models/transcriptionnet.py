@@ -15,7 +15,8 @@ every step) or `sign` (SIGN/SGC style: one Linear per hop over node features pro
 X, ÂX, ..., Â^k X once before training, so a step's cost does not grow with the edge count).
 
 `context` holds what every example shares: `features` [N+1, F] (or None), `graphs` (one
-jraph.GraphsTuple per layer), `propagated` [L, K+1, N+1, F] (encoder=sign only), and for the optional parts `readout_col` [N+1] (the readout
+`tfnet_jax.graph.attention.GraphBlocks` per layer, over M >= N+1 padded node slots split
+into one receiver shard per device), `propagated` [L, K+1, N+1, F] (encoder=sign only), and for the optional parts `readout_col` [N+1] (the readout
 column of each gene, -1 if none) and `observed` [T, M, R] / `observed_mask` [T, M] /
 `observed_slot` [N+1] (observed training signatures by gene slot, standardised).
 """
@@ -23,16 +24,17 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import jraph
 from flax import nnx
 
+from tfnet_jax.graph.attention import GraphBlocks, aggregate
 from tfnet_jax.models.gensan import CrossTypeRefiner
 
 
 class GraphAttention(nnx.Module):
     """Multi-head GAT layer whose attention logits are biased by log edge weight.
 
-    Expects edges sorted by receiver (as `tfnet_jax.graph` builds them).
+    x [M, D] over the graph's M padded node slots (row-sharded across devices when the graph
+    has one shard per device); the aggregation is `tfnet_jax.graph.attention.aggregate`.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float, *, rngs: nnx.Rngs):
@@ -46,18 +48,12 @@ class GraphAttention(nnx.Module):
         self.norm = nnx.LayerNorm(dim, rngs=rngs)
         self.dropout = nnx.Dropout(dropout)
 
-    def __call__(self, x, graph: jraph.GraphsTuple, *, deterministic: bool, rngs=None):
+    def __call__(self, x, graph: GraphBlocks, *, deterministic: bool, rngs=None):
         num_nodes = x.shape[0]
         h = self.proj(x).reshape(num_nodes, self.heads, self.head_dim)
         score_src = jnp.sum(h * self.att_src[...], axis=-1)
         score_dst = jnp.sum(h * self.att_dst[...], axis=-1)
-        logits = jax.nn.leaky_relu(score_src[graph.senders] + score_dst[graph.receivers], 0.2)
-        logits = logits + jnp.log(graph.edges + 1e-9)[:, None]
-        alpha = jraph.segment_softmax(logits, graph.receivers, num_segments=num_nodes,
-                                      indices_are_sorted=True)
-        messages = h[graph.senders] * alpha[..., None]
-        out = jax.ops.segment_sum(messages, graph.receivers, num_segments=num_nodes,
-                                  indices_are_sorted=True)
+        out = aggregate(h, score_src, score_dst, graph)
         out = jax.nn.elu(out.reshape(num_nodes, -1))
         out = self.dropout(out, deterministic=deterministic, rngs=rngs)
         return self.norm(x + out)
@@ -193,7 +189,8 @@ class TranscriptionNet(nnx.Module):
         return sum(parts)
 
     def embed(self, features, graphs, propagated=None, *, deterministic: bool = True, rngs=None):
-        """Fused gene embeddings [N, D] and per-layer fusion weights [L, N].
+        """Fused gene embeddings [M, D] and per-layer fusion weights [L, M] (M >= N + 1 node
+        slots: the graphs' padded count, or N + 1 for encoder=sign).
 
         encoder=sign reads `propagated` [L, K+1, N, F] (the context's) instead of the graphs."""
         if self.sign is not None:
@@ -205,6 +202,8 @@ class TranscriptionNet(nnx.Module):
                          for i, encoder in enumerate(self.sign)]
             return self.fusion(jnp.stack(per_layer))
         x = self.node_inputs(features)
+        # Up to the graphs' padded node slots (a multiple of the device count).
+        x = jnp.pad(x, ((0, graphs[0].padded_nodes - x.shape[0]), (0, 0)))
         per_layer = []
         for stack, graph in zip(self.gat, graphs):
             h = x

@@ -52,6 +52,10 @@ class EngineFamily(ABC):
         """Work every prediction shares, done once per parameter state (None: none)."""
         return None
 
+    def context_specs(self, prepared):
+        """PartitionSpecs for the context over the data mesh (None: all replicated)."""
+        return None
+
     def train_rows(self, prepared) -> dict:
         return prepared.rows("train")
 
@@ -75,7 +79,8 @@ class EngineFamily(ABC):
         train_cfg = TrainConfig.from_dict({**OmegaConf.to_container(cfg.train, resolve=True),
                                            **train_overrides})
         return Trainer(model, train_cfg, loss_fn=self.loss_fn(cfg), predict_fn=self.predict_fn,
-                       context=prepared.context, run_dir=run_dir, encode_fn=self.encode_fn(model))
+                       context=prepared.context, run_dir=run_dir, encode_fn=self.encode_fn(model),
+                       context_specs=self.context_specs(prepared))
 
     def fit(self, cfg: DictConfig, prepared, run_dir: Path | None) -> Fitted:
         trainer = self.make_trainer(cfg, prepared, run_dir)

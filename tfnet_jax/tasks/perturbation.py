@@ -129,9 +129,10 @@ def observed_training_signatures(data, splits, means, sds):
 
 
 def prepare(data: PerturbationData, splits: dict[str, np.ndarray],
-            hops: int | None = None) -> PreparedData:
+            hops: int | None = None, num_shards: int = 1) -> PreparedData:
     """Scalers, graphs and context; with `hops` (model.encoder=sign), also the standardised node
-    features propagated over each layer's normalised adjacency 1..hops times (once, here)."""
+    features propagated over each layer's normalised adjacency 1..hops times (once, here).
+    `num_shards`: receiver shards per graph, one per device of the training mesh."""
     types = data.pert_types
     scalers = [Standardiser.fit(data.signatures[t].values, splits[t] == "train",
                                 f"signatures of type '{t}'") for t in types]
@@ -146,7 +147,7 @@ def prepare(data: PerturbationData, splits: dict[str, np.ndarray],
             raise DataError("model.encoder=sign propagates node features, and the data has none")
         propagated = propagated_features(data.layers, features, int(hops))
     return PreparedData(
-        data=data, splits=splits, types=types, graphs=multiplex_graphs(data.layers, data.num_genes),
+        data=data, splits=splits, types=types, graphs=multiplex_graphs(data.layers, data.num_genes, num_shards),
         features=features, target_mean=means, target_sd=sds,
         readout_col=readout_columns(data), observed=observed, observed_mask=observed_mask,
         observed_slot=observed_slot, propagated=propagated)
@@ -247,7 +248,7 @@ def fusion_weights(model: TranscriptionNet, prepared: PreparedData) -> dict[str,
     _, weights = model.embed(jnp.asarray(prepared.features) if prepared.features is not None else None,
                              prepared.graphs,
                              None if prepared.propagated is None else jnp.asarray(prepared.propagated))
-    mean = np.asarray(weights)[:, :-1].mean(axis=1)
+    mean = np.asarray(weights)[:, :prepared.data.num_genes].mean(axis=1)
     return {layer.name: float(w) for layer, w in zip(prepared.data.layers, mean)}
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
+from jax.sharding import PartitionSpec as P
 from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.atomic import atomic_write_with
@@ -22,6 +24,7 @@ from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.tasks import perturbation as task
 from tfnet_jax.tasks.base import Fitted, PredictionChunk
 from tfnet_jax.tasks.engine_family import EngineFamily, model_options
+from tfnet_jax.train.engine import DATA_AXIS
 
 
 def resolve_ablation(ablation: str, names: list[str]) -> list[str]:
@@ -161,7 +164,10 @@ class TranscriptionNetFamily(EngineFamily):
 
     def prepare(self, cfg: DictConfig, data: PerturbationData, split) -> task.PreparedData:
         sign = cfg.model.get("encoder", "gat") == "sign" and not cfg.model.get("_target_")
-        return task.prepare(data, split, hops=int(cfg.model.get("hops", 2)) if sign else None)
+        # One receiver shard per device of the mesh the trainer will build (engine.make_data_mesh).
+        shards = cfg.train.get("num_devices") or len(jax.devices())
+        return task.prepare(data, split, hops=int(cfg.model.get("hops", 2)) if sign else None,
+                            num_shards=int(shards))
 
     # ------------------------------------------------------------ model
     def build_network(self, cfg: DictConfig, prepared: task.PreparedData):
@@ -183,6 +189,10 @@ class TranscriptionNetFamily(EngineFamily):
         # The multiplex graph encoder dominates: run it once per parameter state, not per batch
         # (a plug-in network without `embed`/`decode` is called whole).
         return task.encode_fn if hasattr(model, "embed") and hasattr(model, "decode") else None
+
+    def context_specs(self, prepared: task.PreparedData):
+        # Each device holds its receiver shard of every graph (see tfnet_jax.graph.attention).
+        return {key: P(DATA_AXIS) if key == "graphs" else P() for key in prepared.context}
 
     def validation_metrics(self, trainer, prepared):
         return task.validation_metrics(trainer, prepared)

@@ -1,12 +1,15 @@
 """The one training engine for every model family.
 
 A family hands the engine an NNX model, a pure `loss_fn(model, batch, context, key)`, a
-pure `predict_fn(model, batch, context)`, a `context` pytree that every step needs whole
-(graphs, node features: replicated on every device) and per-example arrays (sharded
-along the batch). The engine knows nothing about biology.
+pure `predict_fn(model, batch, context)`, a `context` pytree that every step needs
+(graphs, node features) and per-example arrays (sharded along the batch). The engine
+knows nothing about biology.
 
 Data parallelism: `jax.jit` over a 1-axis mesh ('data'); batches are sharded with
-NamedSharding(P('data')), parameters, optimiser state and context are replicated.
+NamedSharding(P('data')), parameters and optimiser state are replicated, and the context
+is replicated except where `context_specs` shards it (e.g. graph edge blocks split by
+receiver, one per device: tfnet_jax.graph.attention). Steps are traced under the mesh
+(`jax.set_mesh`), so a model can `shard_map` its own work over the data axis.
 Batches are padded to a fixed size with a 0/1 `mask`, so each step compiles once.
 Batch order is a pure function of (seed, epoch): a resumed run sees exactly the batches
 an uninterrupted run would.
@@ -35,6 +38,9 @@ from tfnet_jax.train.optim import make_optimizer, make_schedule
 log = logging.getLogger(__name__)
 
 
+DATA_AXIS = "data"
+
+
 # ---------------------------------------------------------------- mesh and batches
 def make_data_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     devices = jax.devices()
@@ -43,7 +49,7 @@ def make_data_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
             raise ConfigError(f"config: train.num_devices={num_devices}: {len(devices)} device(s) "
                               f"are visible")
         devices = devices[:num_devices]
-    return jax.make_mesh((len(devices),), ("data",), devices=devices,
+    return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices,
                          axis_types=(jax.sharding.AxisType.Auto,))
 
 
@@ -54,6 +60,14 @@ def pad_rows(arrays: dict[str, np.ndarray], index: np.ndarray, size: int) -> dic
     batch = {name: value[padded] for name, value in arrays.items()}
     batch["mask"] = (np.arange(size) < real).astype(np.float32)
     return batch
+
+
+def _context_shardings(mesh, context, specs):
+    """A NamedSharding per context leaf: `specs` (a pytree prefix of PartitionSpecs) or replicated."""
+    if specs is None:
+        return jax.tree.map(lambda _: NamedSharding(mesh, P()), context)
+    return jax.tree.map(lambda spec, subtree: jax.tree.map(lambda _: NamedSharding(mesh, spec), subtree),
+                        specs, context, is_leaf=lambda x: isinstance(x, P))
 
 
 def _num_rows(arrays: dict[str, np.ndarray]) -> int:
@@ -67,10 +81,12 @@ def _num_rows(arrays: dict[str, np.ndarray]) -> int:
 class Trainer:
     def __init__(self, model: nnx.Module, cfg: TrainConfig, *, loss_fn: Callable,
                  predict_fn: Callable, context, run_dir: str | Path | None = None,
-                 encode_fn: Callable | None = None):
+                 encode_fn: Callable | None = None, context_specs=None):
         """encode_fn(model, context) -> pytree: work every prediction shares (e.g. a graph
         encoder's node embeddings), computed once per parameter state and handed to
-        `predict_fn(model, batch, context, encoded)`; None: `predict_fn(model, batch, context)`."""
+        `predict_fn(model, batch, context, encoded)`; None: `predict_fn(model, batch, context)`.
+        context_specs: a pytree prefix of the context with a PartitionSpec per subtree (None:
+        all replicated), e.g. {"graphs": P("data"), "features": P(), ...}."""
         self.cfg = cfg
         self.mesh = make_data_mesh(cfg.num_devices)
         n_dev = self.mesh.devices.size
@@ -79,7 +95,7 @@ class Trainer:
                 raise ConfigError(f"config: train.{name}={getattr(cfg, name)} is not divisible by the "
                                  f"{n_dev} devices of the mesh")
         self.replicated = NamedSharding(self.mesh, P())
-        self.sharded = NamedSharding(self.mesh, P("data"))
+        self.sharded = NamedSharding(self.mesh, P(DATA_AXIS))
         self.schedule = make_schedule(cfg.schedule, cfg.learning_rate, cfg.max_steps, cfg.warmup_steps)
         optimizer = nnx.Optimizer(model, make_optimizer(cfg.optimizer, self.schedule,
                                                         cfg.weight_decay, cfg.grad_clip), wrt=nnx.Param)
@@ -87,7 +103,8 @@ class Trainer:
         # A host copy: the device state is donated to every step, so it cannot be kept.
         self.initial_state = jax.device_get(state)
         self.state = jax.device_put(state, self.replicated)
-        self.context = jax.device_put(context, self.replicated)
+        self.context_shardings = _context_shardings(self.mesh, context, context_specs)
+        self.context = jax.device_put(context, self.context_shardings)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.base_key = jax.random.key(cfg.seed)
         graphdef = self.graphdef
@@ -143,7 +160,7 @@ class Trainer:
                 raise ValueError(f"context{jax.tree_util.keystr(path)}: {np.asarray(now).dtype}"
                                  f"{list(np.shape(now))} differs from the compiled "
                                  f"{was.dtype}{list(was.shape)}")
-        self.context = jax.device_put(context, self.replicated)
+        self.context = jax.device_put(context, self.context_shardings)
         self._encoded_for = None
 
     def _put_batch(self, batch: dict[str, np.ndarray]):
@@ -160,8 +177,9 @@ class Trainer:
 
     def step(self, batch: dict[str, np.ndarray], step: int):
         """One optimiser step; returns (loss, aux) as device scalars."""
-        self.state, loss, aux = self._train_step(
-            self.state, self._put_batch(batch), self.context, self.base_key, jnp.int32(step))
+        with jax.set_mesh(self.mesh):
+            self.state, loss, aux = self._train_step(
+                self.state, self._put_batch(batch), self.context, self.base_key, jnp.int32(step))
         return loss, aux
 
     def encoded(self) -> tuple:
@@ -170,7 +188,8 @@ class Trainer:
         if self._encode_step is None:
             return ()
         if self._encoded_for is not self.state:
-            self._encoded = self._encode_step(self.state, self.context)
+            with jax.set_mesh(self.mesh):
+                self._encoded = self._encode_step(self.state, self.context)
             self._encoded_for = self.state
         return (self._encoded,)
 
@@ -182,8 +201,9 @@ class Trainer:
         encoded = self.encoded()
         for start in range(0, n, size):
             index = np.arange(start, min(start + size, n))
-            out = self._predict_step(self.state, self._put_batch(pad_rows(arrays, index, size)),
-                                     self.context, *encoded)
+            with jax.set_mesh(self.mesh):
+                out = self._predict_step(self.state, self._put_batch(pad_rows(arrays, index, size)),
+                                         self.context, *encoded)
             outputs.append(np.asarray(out)[: len(index)])
         return np.concatenate(outputs) if outputs else np.zeros((0,))
 

@@ -1,0 +1,159 @@
+"""Graph-attention aggregation over receiver-partitioned edge blocks, on one device or many.
+
+`GraphBlocks` holds one network layer's directed edges (both directions of every
+undirected edge plus self-loops, built by `tfnet_jax.graph.multiplex`) split by receiver
+into S equal node ranges, one per device of the training mesh: shard s owns receivers
+[s*n, (s+1)*n) as CSR rows and their incoming edges (senders are global node ids).
+
+`aggregate(h, score_src, score_dst, graph)` computes, for every receiver i,
+    alpha(e) = softmax over i's edges of leaky_relu(score_src[j] + score_dst[i]) + log w(e)
+    out[i]   = sum_e alpha(e) * h[j]
+- with S > 1 under a mesh whose data axis has S devices: `shard_map`, each device gathering
+  every node's h (all_gather) and aggregating its own receivers, so per-device edge work
+  and activation memory fall as 1/S (node-wise work falls too: arrays are row-sharded);
+- otherwise block by block on one device (same numbers).
+On CPU the per-block work runs in a fused C++ kernel (`cpu_kernel.py`); elsewhere, or with
+TFNET_JAX_GAT_KERNEL=xla, in XLA gather/segment ops.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import PartitionSpec as P
+
+from tfnet_jax.graph import cpu_kernel
+from tfnet_jax.train.engine import DATA_AXIS
+
+NEGATIVE_SLOPE = 0.2
+
+
+class GraphBlocks(NamedTuple):
+    """One network layer's edges in S receiver shards of n nodes each (a jax pytree)."""
+    indptr: np.ndarray       # [S, n + 1] int32: CSR row pointers of each shard's receivers
+    senders: np.ndarray      # [S, E] int32: global sender ids (padding: 0)
+    receivers: np.ndarray    # [S, E] int32: shard-local receiver ids (padding: n)
+    log_weights: np.ndarray  # [S, E] float32: log of the receiver-normalised weight (padding: 0)
+
+    @property
+    def num_shards(self) -> int:
+        return self.indptr.shape[0]
+
+    @property
+    def shard_nodes(self) -> int:
+        return self.indptr.shape[1] - 1
+
+    @property
+    def padded_nodes(self) -> int:
+        return self.num_shards * self.shard_nodes
+
+    @property
+    def num_edges(self) -> int:
+        """Real (unpadded) directed edges, self-loops included."""
+        return int(np.asarray(self.indptr)[:, -1].sum())
+
+
+def use_fused_kernel() -> bool:
+    return jax.default_backend() == "cpu" and cpu_kernel.fused_kernel_ready()
+
+
+# ---------------------------------------------------------------- one block, XLA ops
+def _aggregate_xla(h, score_src, score_dst, senders, receivers, log_weights, slope):
+    n = score_dst.shape[0]
+    # Padding edges point at receiver n: one extra segment, dropped at the end.
+    dst = jnp.concatenate([score_dst, jnp.zeros_like(score_dst[:1])])
+    logits = jax.nn.leaky_relu(score_src[senders] + dst[receivers], slope) + log_weights[:, None]
+    top = jax.ops.segment_max(logits, receivers, num_segments=n + 1, indices_are_sorted=True)
+    top = jnp.where(jnp.isfinite(top), top, 0.0)
+    weights = jnp.exp(logits - jax.lax.stop_gradient(top)[receivers])
+    total = jax.ops.segment_sum(weights, receivers, num_segments=n + 1, indices_are_sorted=True)
+    alpha = weights / jnp.where(total > 0, total, 1.0)[receivers]
+    out = jax.ops.segment_sum(h[senders] * alpha[..., None], receivers, num_segments=n + 1,
+                              indices_are_sorted=True)
+    return out[:n]
+
+
+# ---------------------------------------------------------------- one block, fused CPU kernel
+def _varying_axes(x) -> frozenset:
+    manual = getattr(jax.typeof(x), "manual_axis_type", None)
+    return frozenset(manual.varying) if manual is not None else frozenset()
+
+
+def _vary_like(value, *like):
+    """Inside shard_map, type an FFI result as varying over the mesh axes its inputs vary
+    over (XLA's custom call does not carry that type; autodiff checks it)."""
+    axes = frozenset().union(*(_varying_axes(x) for x in like)) - _varying_axes(value)
+    return jax.lax.pcast(value, tuple(sorted(axes)), to="varying") if axes else value
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _aggregate_fused(h, score_src, score_dst, indptr, senders, log_weights, slope):
+    return _fused_forward(h, score_src, score_dst, indptr, senders, log_weights, slope)[0]
+
+
+def _fused_forward(h, score_src, score_dst, indptr, senders, log_weights, slope):
+    n, heads, dim = score_dst.shape[0], h.shape[1], h.shape[2]
+    call = jax.ffi.ffi_call(cpu_kernel.FORWARD,
+                            (jax.ShapeDtypeStruct((n, heads, dim), jnp.float32),
+                             jax.ShapeDtypeStruct((senders.shape[0], heads), jnp.float32)))
+    out, alpha = call(h, score_src, score_dst, indptr, senders, log_weights, slope=np.float32(slope))
+    inputs = (h, score_src, score_dst, indptr, senders, log_weights)
+    return _vary_like(out, *inputs), _vary_like(alpha, *inputs)
+
+
+def _fused_fwd(h, score_src, score_dst, indptr, senders, log_weights, slope):
+    out, alpha = _fused_forward(h, score_src, score_dst, indptr, senders, log_weights, slope)
+    return out, (h, score_src, score_dst, indptr, senders, alpha)
+
+
+def _fused_bwd(slope, residuals, d_out):
+    h, score_src, score_dst, indptr, senders, alpha = residuals
+    call = jax.ffi.ffi_call(cpu_kernel.BACKWARD,
+                            (jax.ShapeDtypeStruct(h.shape, jnp.float32),
+                             jax.ShapeDtypeStruct(score_src.shape, jnp.float32),
+                             jax.ShapeDtypeStruct(score_dst.shape, jnp.float32)))
+    d_h, d_src, d_dst = call(d_out, h, score_src, score_dst, indptr, senders, alpha,
+                             slope=np.float32(slope))
+    return _vary_like(d_h, h), _vary_like(d_src, score_src), _vary_like(d_dst, score_dst), None, None, None
+
+
+_aggregate_fused.defvjp(_fused_fwd, _fused_bwd)
+
+
+def _aggregate_block(h, score_src, score_dst, indptr, senders, receivers, log_weights,
+                     slope, fused):
+    if fused:
+        return _aggregate_fused(h, score_src, score_dst, indptr, senders, log_weights, slope)
+    return _aggregate_xla(h, score_src, score_dst, senders, receivers, log_weights, slope)
+
+
+# ---------------------------------------------------------------- every block
+def _data_mesh(num_shards: int):
+    """The ambient mesh when its data axis has one device per shard, else None."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if num_shards > 1 and not mesh.empty and DATA_AXIS in mesh.axis_names \
+            and mesh.shape[DATA_AXIS] == num_shards:
+        return mesh
+    return None
+
+
+def aggregate(h, score_src, score_dst, graph: GraphBlocks, slope: float = NEGATIVE_SLOPE):
+    """h [M, H, D], score_src / score_dst [M, H] (M = graph.padded_nodes) -> out [M, H, D]."""
+    fused = use_fused_kernel()
+    mesh = _data_mesh(graph.num_shards)
+    if mesh is not None:
+        def local(h, score_src, score_dst, indptr, senders, receivers, log_weights):
+            h_all = jax.lax.all_gather(h, DATA_AXIS, tiled=True)
+            src_all = jax.lax.all_gather(score_src, DATA_AXIS, tiled=True)
+            return _aggregate_block(h_all, src_all, score_dst, indptr[0], senders[0], receivers[0],
+                                    log_weights[0], slope, fused)
+        return jax.shard_map(local, mesh=mesh, in_specs=P(DATA_AXIS), out_specs=P(DATA_AXIS))(
+            h, score_src, score_dst, *graph)
+    n = graph.shard_nodes
+    return jnp.concatenate([
+        _aggregate_block(h, score_src, score_dst[s * n:(s + 1) * n], graph.indptr[s],
+                         graph.senders[s], graph.receivers[s], graph.log_weights[s], slope, fused)
+        for s in range(graph.num_shards)])
