@@ -1,7 +1,8 @@
 """Core TFs of a trained TFNet run: `python -m tfnet_jax.core_tfs run_dir=RUN`.
 
-Backward elimination (tfnet_jax.analysis.tf_selection) writes `RUN/core_tfs.csv` (one
-row per round: number of TFs, valid/test variance explained, the TFs kept),
+Nested elimination (tfnet_jax.analysis.tf_selection: TFs ranked once, nested candidate
+sets fine-tuned together in one warm-started run, all scored in one compiled pass) writes
+`RUN/core_tfs.csv` (one row per set: number of TFs, valid/test variance explained, the TFs kept),
 `RUN/core_tfs.json` (the smallest sets keeping 80% / 95% of the full model's fit; on
 synthetic data, how many planted master TFs each contains) and `RUN/figures/core_tfs.png`.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from tfnet_jax.analysis.tf_selection import backward_elimination, smallest_sets
+from tfnet_jax.analysis.tf_selection import select_core_tfs, smallest_sets
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.cli import Command, hydra_command
 from tfnet_jax.eval.plots import core_tf_curve
@@ -25,17 +26,8 @@ def run_core_tfs(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.run_dir)
     run = load_run(run_dir, family="tfnet")
     prepared, trainer = run.prepared, run.trainer
-    train_rows = prepared.rows("train")
-
-    def retrain(model):
-        fine_tune = run.family.make_trainer(run.config, prepared, run_dir=None, model=model,
-                                            progress=False, max_steps=cfg.retrain_steps, warmup_steps=0,
-                                            eval_every=max(1, cfg.retrain_steps // 4))
-        fine_tune.fit(train_rows, lambda tr: run.family.validation_metrics(tr, prepared))
-        return fine_tune
-
-    table = backward_elimination(trainer, prepared, retrain, importance=cfg.importance,
-                                 drop_fraction=cfg.drop_fraction, min_tfs=cfg.min_tfs)
+    table = select_core_tfs(trainer, prepared, steps=cfg.retrain_steps, importance=cfg.importance,
+                            drop_fraction=cfg.drop_fraction, min_tfs=cfg.min_tfs)
     sets = smallest_sets(table, tuple(cfg.keep))
     core = prepared.data.extras.get("core_tfs")
     if core is not None:  # synthetic: recall of the planted masters
@@ -55,9 +47,10 @@ def run_core_tfs(cfg: DictConfig) -> dict:
 CORE_TFS = Command(
     name="tfnet-core-tfs",
     usage="run_dir=RUN [importance=lightup|gradient] [drop_fraction=0.2] [retrain_steps=600]",
-    summary=("Core TFs of a trained TFNet run by backward elimination: switch off the least "
-             "important TFs, fine-tune, repeat; writes RUN/core_tfs.csv, RUN/core_tfs.json (the "
-             "smallest sets keeping 80% / 95% of the fit) and RUN/figures/core_tfs.png."),
+    summary=("Core TFs of a trained TFNet run: rank the TFs once, fine-tune one model on nested "
+             "sets of the top TFs (the rest switched off), score every set; writes "
+             "RUN/core_tfs.csv, RUN/core_tfs.json (the smallest sets keeping 80% / 95% of the "
+             "fit) and RUN/figures/core_tfs.png."),
     example="tfnet-core-tfs run_dir=outputs/runs/model=tfnet retrain_steps=200",
 )
 
