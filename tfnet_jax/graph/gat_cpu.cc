@@ -17,6 +17,8 @@
 #include <vector>
 
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "xla/ffi/api/ffi.h"
@@ -32,6 +34,29 @@ int ThreadCount(int64_t edges) {
   if (const char* cap = std::getenv("TFNET_JAX_KERNEL_THREADS")) threads = std::max(1, std::atoi(cap));
   // Below ~64k edges per thread, starting a thread costs more than it saves.
   return (int)std::max<int64_t>(1, std::min<int64_t>(threads, edges / 65536 + 1));
+}
+
+// Per-thread scatter buffers, reused across calls (fresh pages would fault on every step).
+std::mutex scratch_mutex;
+std::vector<std::unique_ptr<std::vector<float>>> scratch_pool;
+
+std::unique_ptr<std::vector<float>> AcquireScratch(int64_t size) {
+  std::unique_ptr<std::vector<float>> buffer;
+  {
+    std::lock_guard<std::mutex> lock(scratch_mutex);
+    if (!scratch_pool.empty()) {
+      buffer = std::move(scratch_pool.back());
+      scratch_pool.pop_back();
+    }
+  }
+  if (!buffer) buffer = std::make_unique<std::vector<float>>();
+  buffer->resize(size);
+  return buffer;
+}
+
+void ReleaseScratch(std::unique_ptr<std::vector<float>> buffer) {
+  std::lock_guard<std::mutex> lock(scratch_mutex);
+  scratch_pool.push_back(std::move(buffer));
 }
 
 // Calls body(t, first_row, end_row) for `threads` contiguous row ranges of ~equal edge counts.
@@ -74,44 +99,45 @@ ffi::Error GatForwardImpl(ffi::Buffer<ffi::F32> h, ffi::Buffer<ffi::F32> score_s
   std::fill(ap + last * H, ap + E * H, 0.0f);
 
   ForRowRanges(ip, n, ThreadCount(last), [&](int, int64_t first, int64_t end) {
-    std::vector<float> top(H), total(H), coef(HD);
+    std::vector<float> top(H), inv(H), coef(HD);
     for (int64_t i = first; i < end; ++i) {
       const int64_t lo = ip[i], hi = ip[i + 1];
       float* oi = op + i * HD;
       std::fill(oi, oi + HD, 0.0f);
+      if (lo == hi) continue;
       const float* dst = sd + i * H;
       std::fill(top.begin(), top.end(), -INFINITY);
-      std::fill(total.begin(), total.end(), 0.0f);
-      // One pass (online softmax): out and total are kept relative to the running max.
-      for (int64_t e = lo; e < hi; ++e) {
-        if (e + kPrefetch < last) {  // across rows: most rows are shorter than kPrefetch
-          const int64_t ahead = snd[e + kPrefetch];
-          __builtin_prefetch(hp + ahead * HD);
-          __builtin_prefetch(hp + ahead * HD + 32);
-          __builtin_prefetch(ss + ahead * H);
-        }
-        const int64_t j = snd[e];
-        const float* src = ss + j * H;
+      for (int64_t e = lo; e < hi; ++e) {  // logits (kept in alpha) and their max per head
+        if (e + kPrefetch < last) __builtin_prefetch(ss + (int64_t)snd[e + kPrefetch] * H);
+        const float* src = ss + (int64_t)snd[e] * H;
         for (int64_t k = 0; k < H; ++k) {
           const float logit = leaky(src[k] + dst[k], slope) + lw[e];
           ap[e * H + k] = logit;
-          if (logit > top[k]) {  // rescale what was summed against the old max
-            const float shrink = std::exp(top[k] - logit);
-            total[k] *= shrink;
-            for (int64_t d = 0; d < D; ++d) oi[k * D + d] *= shrink;
-            top[k] = logit;
-          }
-          const float a = std::exp(logit - top[k]);
-          total[k] += a;
+          top[k] = std::max(top[k], logit);
+        }
+      }
+      std::fill(inv.begin(), inv.end(), 0.0f);
+      for (int64_t e = lo; e < hi; ++e) {
+        for (int64_t k = 0; k < H; ++k) {
+          const float a = std::exp(ap[e * H + k] - top[k]);
+          ap[e * H + k] = a;
+          inv[k] += a;
+        }
+      }
+      for (int64_t k = 0; k < H; ++k) inv[k] = 1.0f / inv[k];
+      for (int64_t e = lo; e < hi; ++e) {  // out[i] += alpha(e) * h[j], whole rows at a time
+        if (e + kPrefetch < last) {
+          const int64_t ahead = snd[e + kPrefetch];
+          __builtin_prefetch(hp + ahead * HD);
+          __builtin_prefetch(hp + ahead * HD + 32);
+        }
+        for (int64_t k = 0; k < H; ++k) {
+          const float a = ap[e * H + k] * inv[k];
+          ap[e * H + k] = a;
           for (int64_t d = 0; d < D; ++d) coef[k * D + d] = a;
         }
-        const float* hj = hp + j * HD;
+        const float* hj = hp + (int64_t)snd[e] * HD;
         for (int64_t c = 0; c < HD; ++c) oi[c] += coef[c] * hj[c];
-      }
-      for (int64_t k = 0; k < H; ++k) {
-        const float inv = total[k] > 0.0f ? 1.0f / total[k] : 0.0f;
-        for (int64_t d = 0; d < D; ++d) oi[k * D + d] *= inv;
-        for (int64_t e = lo; e < hi; ++e) ap[e * H + k] = std::exp(ap[e * H + k] - top[k]) * inv;
       }
     }
   });
@@ -143,7 +169,9 @@ ffi::Error GatBackwardImpl(ffi::Buffer<ffi::F32> d_out, ffi::Buffer<ffi::F32> h,
 
   const int threads = ThreadCount(last);
   // Scatters into senders: thread 0 writes the outputs, the others private buffers, summed after.
-  std::vector<std::vector<float>> extra(threads - 1);
+  std::vector<float*> extra(threads, nullptr);
+  std::vector<std::unique_ptr<std::vector<float>>> scratch;
+  for (int t = 1; t < threads; ++t) scratch.push_back(AcquireScratch(node_size + score_size));
   std::fill(dh, dh + node_size, 0.0f);
   std::fill(dsrc, dsrc + score_size, 0.0f);
 
@@ -151,8 +179,9 @@ ffi::Error GatBackwardImpl(ffi::Buffer<ffi::F32> d_out, ffi::Buffer<ffi::F32> h,
     float* my_dh = dh;
     float* my_dsrc = dsrc;
     if (t > 0) {
-      extra[t - 1].assign(node_size + score_size, 0.0f);
-      my_dh = extra[t - 1].data();
+      std::fill(scratch[t - 1]->begin(), scratch[t - 1]->end(), 0.0f);
+      extra[t] = scratch[t - 1]->data();
+      my_dh = extra[t];
       my_dsrc = my_dh + node_size;
     }
     std::vector<float> d_alpha, weighted(H), d_dst_i(H);
@@ -200,10 +229,12 @@ ffi::Error GatBackwardImpl(ffi::Buffer<ffi::F32> d_out, ffi::Buffer<ffi::F32> h,
       for (int64_t k = 0; k < H; ++k) ddst[i * H + k] = d_dst_i[k];
     }
   });
-  for (const auto& buffer : extra) {
+  for (int t = 1; t < threads; ++t) {
+    const float* buffer = extra[t];
     for (int64_t x = 0; x < node_size; ++x) dh[x] += buffer[x];
     for (int64_t x = 0; x < score_size; ++x) dsrc[x] += buffer[node_size + x];
   }
+  for (auto& buffer : scratch) ReleaseScratch(std::move(buffer));
   return ffi::Error::Success();
 }
 
