@@ -72,6 +72,18 @@ def test_batches_are_a_function_of_seed_and_epoch(tiny_prepared):
     assert sorted(seen.tolist()) == sorted(arrays["pert_index"].tolist())  # each row once per epoch
 
 
+def test_full_batch_takes_every_row_each_step(tiny_prepared):
+    arrays = tiny_prepared.rows("train")
+    n = len(arrays["pert_index"])
+    trainer = make_trainer(tiny_prepared, full_batch=True, num_devices=4)
+    batches = [trainer.train_batch(arrays, s) for s in range(3)]
+    for batch in batches:  # all n rows, padded up to a multiple of the 4 devices
+        assert len(batch["mask"]) == -(-n // 4) * 4 and batch["mask"].sum() == n
+        assert sorted(batch["pert_index"][batch["mask"] > 0].tolist()) == sorted(arrays["pert_index"].tolist())
+    losses = [float(trainer.step(batch, s)[0]) for s, batch in enumerate(batches)]
+    assert losses[2] < losses[0] and trainer._train_step._cache_size() == 1  # step 0: warm-up lr 0
+
+
 class Interrupt(Exception):
     pass
 

@@ -33,6 +33,7 @@ class TrainConfig:
     seed: int = 0
     max_steps: int = 1500
     batch_size: int = 64
+    full_batch: bool = False  # every training row in one step (one graph pass); batch_size unused
     eval_batch_size: int = 256
     learning_rate: float = 1e-3
     optimizer: str = "adamw"        # adam | adamw | sgd

@@ -166,14 +166,22 @@ class Trainer:
     def _put_batch(self, batch: dict[str, np.ndarray]):
         return jax.device_put(batch, self.sharded)
 
+    def train_batch_size(self, num_rows: int) -> int:
+        """cfg.batch_size, or with cfg.full_batch every row (padded to the device count)."""
+        if not self.cfg.full_batch:
+            return self.cfg.batch_size
+        n_dev = self.mesh.devices.size
+        return max(1, math.ceil(num_rows / n_dev)) * n_dev
+
     def train_batch(self, arrays: dict[str, np.ndarray], step: int) -> dict[str, np.ndarray]:
         """The batch of global step `step`: deterministic in (seed, epoch)."""
         n = _num_rows(arrays)
-        per_epoch = math.ceil(n / self.cfg.batch_size)
+        size = self.train_batch_size(n)
+        per_epoch = math.ceil(n / size)
         epoch, position = divmod(step, per_epoch)
         order = np.random.default_rng([self.cfg.seed, epoch]).permutation(n)
-        index = order[position * self.cfg.batch_size:(position + 1) * self.cfg.batch_size]
-        return pad_rows(arrays, index, self.cfg.batch_size)
+        index = order[position * size:(position + 1) * size]
+        return pad_rows(arrays, index, size)
 
     def step(self, batch: dict[str, np.ndarray], step: int):
         """One optimiser step; returns (loss, aux) as device scalars."""
