@@ -169,7 +169,7 @@ class SetScorer:
 
 # ---------------------------------------------------------------- the selection
 def select_core_tfs(trainer: Trainer, prepared, *, steps: int = 600, importance: str = "lightup",
-                    drop_fraction: float = 0.2, min_tfs: int = 5, evals: int = 4,
+                    drop_fraction: float = 0.2, min_tfs: int = 5, evals: int = 2,
                     scores: np.ndarray | None = None) -> pd.DataFrame:
     """One row per candidate set, largest first: n_tfs, valid/test variance explained and
     R^2 median, the TFs kept. `trainer` holds the trained full model (left untouched);
