@@ -91,33 +91,42 @@ def _vary_like(value, *like):
 
 @partial(jax.custom_vjp, nondiff_argnums=(6,))
 def _aggregate_fused(h, score_src, score_dst, indptr, senders, log_weights, slope):
-    return _fused_forward(h, score_src, score_dst, indptr, senders, log_weights, slope)[0]
+    return _fused_forward(_pack(h, score_src), score_dst, indptr, senders, log_weights, slope)[0]
 
 
-def _fused_forward(h, score_src, score_dst, indptr, senders, log_weights, slope):
-    n, heads, dim = score_dst.shape[0], h.shape[1], h.shape[2]
+def _pack(h, score_src):
+    """[M, H*D + H]: each node's h and score_src side by side (one memory row per sender)."""
+    return jnp.concatenate([h.reshape(h.shape[0], -1), score_src], axis=1)
+
+
+def _fused_forward(packed, score_dst, indptr, senders, log_weights, slope):
+    n, heads = score_dst.shape
+    dim = (packed.shape[1] - heads) // heads
     call = jax.ffi.ffi_call(cpu_kernel.FORWARD,
                             (jax.ShapeDtypeStruct((n, heads, dim), jnp.float32),
                              jax.ShapeDtypeStruct((senders.shape[0], heads), jnp.float32)))
-    out, alpha = call(h, score_src, score_dst, indptr, senders, log_weights, slope=np.float32(slope))
-    inputs = (h, score_src, score_dst, indptr, senders, log_weights)
+    out, alpha = call(packed, score_dst, indptr, senders, log_weights, slope=np.float32(slope))
+    inputs = (packed, score_dst, indptr, senders, log_weights)
     return _vary_like(out, *inputs), _vary_like(alpha, *inputs)
 
 
 def _fused_fwd(h, score_src, score_dst, indptr, senders, log_weights, slope):
-    out, alpha = _fused_forward(h, score_src, score_dst, indptr, senders, log_weights, slope)
-    return out, (h, score_src, score_dst, indptr, senders, alpha)
+    packed = _pack(h, score_src)
+    out, alpha = _fused_forward(packed, score_dst, indptr, senders, log_weights, slope)
+    return out, (packed, score_dst, indptr, senders, alpha)
 
 
 def _fused_bwd(slope, residuals, d_out):
-    h, score_src, score_dst, indptr, senders, alpha = residuals
+    packed, score_dst, indptr, senders, alpha = residuals
     call = jax.ffi.ffi_call(cpu_kernel.BACKWARD,
-                            (jax.ShapeDtypeStruct(h.shape, jnp.float32),
-                             jax.ShapeDtypeStruct(score_src.shape, jnp.float32),
+                            (jax.ShapeDtypeStruct(packed.shape, jnp.float32),
                              jax.ShapeDtypeStruct(score_dst.shape, jnp.float32)))
-    d_h, d_src, d_dst = call(d_out, h, score_src, score_dst, indptr, senders, alpha,
-                             slope=np.float32(slope))
-    return _vary_like(d_h, h), _vary_like(d_src, score_src), _vary_like(d_dst, score_dst), None, None, None
+    d_packed, d_dst = call(d_out, packed, score_dst, indptr, senders, alpha, slope=np.float32(slope))
+    heads = score_dst.shape[1]
+    d_h = d_packed[:, :-heads].reshape(packed.shape[0], heads, -1)
+    d_src = d_packed[:, -heads:]
+    return (_vary_like(d_h, packed), _vary_like(d_src, packed), _vary_like(d_dst, score_dst),
+            None, None, None)
 
 
 _aggregate_fused.defvjp(_fused_fwd, _fused_bwd)

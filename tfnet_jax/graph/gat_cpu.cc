@@ -3,10 +3,12 @@
 // intermediates that XLA's gather/scatter path builds (the step's dominant cost on CPU).
 //
 // Layout (one shard of receivers): CSR rows = local receivers, `senders` = global node ids.
-//   h [M, H, D], score_src [M, H]: every node; score_dst [n, H]: the local receivers;
+//   packed [M, H*D + H]: every node's row [h (H x D) | score_src (H)], so an edge reads one
+//   row (its sender's) from memory; score_dst [n, H]: the local receivers;
 //   indptr [n + 1], senders [E], log_w [E] (edges past indptr[n] are padding, ignored).
 // logit(e) = leaky_relu(score_src[j] + score_dst[i]) + log_w[e];
 // alpha = softmax of the logits over row i; out[i] = sum_e alpha[e] * h[j].
+// Sender rows are random reads (the cost on CPU): each pass prefetches kPrefetch edges ahead.
 // Threads: rows are split into contiguous ranges of about equal edge counts, one per thread
 // (std::thread, no spin-waiting pool; TFNET_JAX_KERNEL_THREADS caps them), so results do not
 // depend on scheduling. Compiled at first use by tfnet_jax/graph/cpu_kernel.py.
@@ -74,20 +76,24 @@ void ForRowRanges(const int32_t* indptr, int64_t n, int threads, Body body) {
   for (auto& worker : workers) worker.join();
 }
 
-constexpr int64_t kPrefetch = 8;  // edges ahead: sender rows are random reads
+constexpr int64_t kPrefetch = 8;
 
-ffi::Error GatForwardImpl(ffi::Buffer<ffi::F32> h, ffi::Buffer<ffi::F32> score_src,
-                          ffi::Buffer<ffi::F32> score_dst, ffi::Buffer<ffi::S32> indptr,
-                          ffi::Buffer<ffi::S32> senders, ffi::Buffer<ffi::F32> log_w,
-                          ffi::ResultBuffer<ffi::F32> out, ffi::ResultBuffer<ffi::F32> alpha,
-                          float slope) {
-  const auto hd = h.dimensions();
-  if (hd.size() != 3) return ffi::Error::InvalidArgument("h must be [nodes, heads, dim]");
-  const int64_t H = hd[1], D = hd[2], HD = H * D;
+inline void PrefetchRow(const float* row, int64_t length, int write) {
+  for (int64_t c = 0; c < length; c += 16) {  // 16 floats = one 64-byte line
+    if (write) __builtin_prefetch(row + c, 1);
+    else __builtin_prefetch(row + c, 0);
+  }
+}
+
+ffi::Error GatForwardImpl(ffi::Buffer<ffi::F32> packed, ffi::Buffer<ffi::F32> score_dst,
+                          ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> senders,
+                          ffi::Buffer<ffi::F32> log_w, ffi::ResultBuffer<ffi::F32> out,
+                          ffi::ResultBuffer<ffi::F32> alpha, float slope) {
+  const int64_t H = score_dst.dimensions()[1];
+  const int64_t R = packed.dimensions()[1], HD = R - H, D = HD / H;
   const int64_t n = indptr.element_count() - 1;
   const int64_t E = senders.element_count();
-  const float* hp = h.typed_data();
-  const float* ss = score_src.typed_data();
+  const float* pp = packed.typed_data();
   const float* sd = score_dst.typed_data();
   const int32_t* ip = indptr.typed_data();
   const int32_t* snd = senders.typed_data();
@@ -108,8 +114,8 @@ ffi::Error GatForwardImpl(ffi::Buffer<ffi::F32> h, ffi::Buffer<ffi::F32> score_s
       const float* dst = sd + i * H;
       std::fill(top.begin(), top.end(), -INFINITY);
       for (int64_t e = lo; e < hi; ++e) {  // logits (kept in alpha) and their max per head
-        if (e + kPrefetch < last) __builtin_prefetch(ss + (int64_t)snd[e + kPrefetch] * H);
-        const float* src = ss + (int64_t)snd[e] * H;
+        if (e + kPrefetch < last) PrefetchRow(pp + (int64_t)snd[e + kPrefetch] * R, R, 0);
+        const float* src = pp + (int64_t)snd[e] * R + HD;
         for (int64_t k = 0; k < H; ++k) {
           const float logit = leaky(src[k] + dst[k], slope) + lw[e];
           ap[e * H + k] = logit;
@@ -125,18 +131,13 @@ ffi::Error GatForwardImpl(ffi::Buffer<ffi::F32> h, ffi::Buffer<ffi::F32> score_s
         }
       }
       for (int64_t k = 0; k < H; ++k) inv[k] = 1.0f / inv[k];
-      for (int64_t e = lo; e < hi; ++e) {  // out[i] += alpha(e) * h[j], whole rows at a time
-        if (e + kPrefetch < last) {
-          const int64_t ahead = snd[e + kPrefetch];
-          __builtin_prefetch(hp + ahead * HD);
-          __builtin_prefetch(hp + ahead * HD + 32);
-        }
+      for (int64_t e = lo; e < hi; ++e) {  // out[i] += alpha(e) h[j]: rows just read, still cached
         for (int64_t k = 0; k < H; ++k) {
           const float a = ap[e * H + k] * inv[k];
           ap[e * H + k] = a;
           for (int64_t d = 0; d < D; ++d) coef[k * D + d] = a;
         }
-        const float* hj = hp + (int64_t)snd[e] * HD;
+        const float* hj = pp + (int64_t)snd[e] * R;
         for (int64_t c = 0; c < HD; ++c) oi[c] += coef[c] * hj[c];
       }
     }
@@ -144,97 +145,87 @@ ffi::Error GatForwardImpl(ffi::Buffer<ffi::F32> h, ffi::Buffer<ffi::F32> score_s
   return ffi::Error::Success();
 }
 
-// Gradients of out (given d_out) with respect to h (every node: a scatter over senders),
-// score_src (every node) and score_dst (local receivers), from the forward's alpha.
-ffi::Error GatBackwardImpl(ffi::Buffer<ffi::F32> d_out, ffi::Buffer<ffi::F32> h,
-                           ffi::Buffer<ffi::F32> score_src, ffi::Buffer<ffi::F32> score_dst,
-                           ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> senders,
-                           ffi::Buffer<ffi::F32> alpha, ffi::ResultBuffer<ffi::F32> d_h,
-                           ffi::ResultBuffer<ffi::F32> d_src, ffi::ResultBuffer<ffi::F32> d_dst,
+// Gradient with respect to the packed rows (every node: a scatter over senders; the h part
+// and the score_src part) and to score_dst (local receivers), from the forward's alpha.
+ffi::Error GatBackwardImpl(ffi::Buffer<ffi::F32> d_out, ffi::Buffer<ffi::F32> packed,
+                           ffi::Buffer<ffi::F32> score_dst, ffi::Buffer<ffi::S32> indptr,
+                           ffi::Buffer<ffi::S32> senders, ffi::Buffer<ffi::F32> alpha,
+                           ffi::ResultBuffer<ffi::F32> d_packed, ffi::ResultBuffer<ffi::F32> d_dst,
                            float slope) {
-  const auto hd = h.dimensions();
-  const int64_t M = hd[0], H = hd[1], D = hd[2], HD = H * D;
+  const int64_t M = packed.dimensions()[0], H = score_dst.dimensions()[1];
+  const int64_t R = packed.dimensions()[1], HD = R - H, D = HD / H;
   const int64_t n = indptr.element_count() - 1;
   const float* gp = d_out.typed_data();
-  const float* hp = h.typed_data();
-  const float* ss = score_src.typed_data();
+  const float* pp = packed.typed_data();
   const float* sd = score_dst.typed_data();
   const int32_t* ip = indptr.typed_data();
   const int32_t* snd = senders.typed_data();
   const float* ap = alpha.typed_data();
-  float* dh = d_h->typed_data();
-  float* dsrc = d_src->typed_data();
+  float* dp = d_packed->typed_data();
   float* ddst = d_dst->typed_data();
-  const int64_t node_size = M * HD, score_size = M * H, last = ip[n];
+  const int64_t size = M * R, last = ip[n];
 
   const int threads = ThreadCount(last);
-  // Scatters into senders: thread 0 writes the outputs, the others private buffers, summed after.
-  std::vector<float*> extra(threads, nullptr);
+  // Scatters into senders: thread 0 writes the output, the others pooled buffers, summed after.
   std::vector<std::unique_ptr<std::vector<float>>> scratch;
-  for (int t = 1; t < threads; ++t) scratch.push_back(AcquireScratch(node_size + score_size));
-  std::fill(dh, dh + node_size, 0.0f);
-  std::fill(dsrc, dsrc + score_size, 0.0f);
+  for (int t = 1; t < threads; ++t) scratch.push_back(AcquireScratch(size));
+  std::fill(dp, dp + size, 0.0f);
 
   ForRowRanges(ip, n, threads, [&](int t, int64_t first, int64_t end) {
-    float* my_dh = dh;
-    float* my_dsrc = dsrc;
+    float* mine = dp;
     if (t > 0) {
       std::fill(scratch[t - 1]->begin(), scratch[t - 1]->end(), 0.0f);
-      extra[t] = scratch[t - 1]->data();
-      my_dh = extra[t];
-      my_dsrc = my_dh + node_size;
+      mine = scratch[t - 1]->data();
     }
-    std::vector<float> d_alpha, weighted(H), d_dst_i(H);
+    std::vector<float> d_alpha, z, weighted(H), d_dst_i(H);
     for (int64_t i = first; i < end; ++i) {
       const int64_t lo = ip[i], hi = ip[i + 1];
       const float* gi = gp + i * HD;
       const float* dst = sd + i * H;
       d_alpha.resize((hi - lo) * H);
+      z.resize((hi - lo) * H);
       std::fill(weighted.begin(), weighted.end(), 0.0f);
-      // Pass 1, the random rows: d_alpha(e) = <d_out[i], h[j]> per head, and d_h[j] += alpha(e) d_out[i].
+      // Pass 1, the random rows: d_alpha(e) = <d_out[i], h[j]> per head, the pre-activation
+      // z(e) kept for pass 2, and d_h[j] += alpha(e) d_out[i].
       for (int64_t e = lo; e < hi; ++e) {
         if (e + kPrefetch < last) {
           const int64_t ahead = snd[e + kPrefetch];
-          __builtin_prefetch(hp + ahead * HD);
-          __builtin_prefetch(hp + ahead * HD + 32);
-          __builtin_prefetch(my_dh + ahead * HD, 1);
-          __builtin_prefetch(my_dh + ahead * HD + 32, 1);
-          __builtin_prefetch(ss + ahead * H);
+          PrefetchRow(pp + ahead * R, R, 0);
+          PrefetchRow(mine + ahead * R, R, 1);
         }
         const int64_t j = snd[e];
-        const float* hj = hp + j * HD;
-        float* dhj = my_dh + j * HD;
+        const float* row = pp + j * R;
+        float* d_row = mine + j * R;
         for (int64_t k = 0; k < H; ++k) {
           const float a = ap[e * H + k];
           float dot = 0.0f;
           for (int64_t d = 0; d < D; ++d) {
-            dot += gi[k * D + d] * hj[k * D + d];
-            dhj[k * D + d] += a * gi[k * D + d];
+            dot += gi[k * D + d] * row[k * D + d];
+            d_row[k * D + d] += a * gi[k * D + d];
           }
           d_alpha[(e - lo) * H + k] = dot;
+          z[(e - lo) * H + k] = row[HD + k] + dst[k];
           weighted[k] += a * dot;
         }
       }
       std::fill(d_dst_i.begin(), d_dst_i.end(), 0.0f);
       for (int64_t e = lo; e < hi; ++e) {  // pass 2: softmax and leaky-relu backward
-        const int64_t j = snd[e];
+        float* d_src = mine + (int64_t)snd[e] * R + HD;  // rows touched in pass 1: cached
         for (int64_t k = 0; k < H; ++k) {
-          const float a = ap[e * H + k];
-          const float z = ss[j * H + k] + dst[k];
-          const float dz = a * (d_alpha[(e - lo) * H + k] - weighted[k]) * (z >= 0.0f ? 1.0f : slope);
+          const int64_t x = (e - lo) * H + k;
+          const float dz = ap[e * H + k] * (d_alpha[x] - weighted[k]) * (z[x] >= 0.0f ? 1.0f : slope);
           d_dst_i[k] += dz;
-          my_dsrc[j * H + k] += dz;
+          d_src[k] += dz;
         }
       }
       for (int64_t k = 0; k < H; ++k) ddst[i * H + k] = d_dst_i[k];
     }
   });
-  for (int t = 1; t < threads; ++t) {
-    const float* buffer = extra[t];
-    for (int64_t x = 0; x < node_size; ++x) dh[x] += buffer[x];
-    for (int64_t x = 0; x < score_size; ++x) dsrc[x] += buffer[node_size + x];
+  for (auto& buffer : scratch) {
+    const float* values = buffer->data();
+    for (int64_t x = 0; x < size; ++x) dp[x] += values[x];
+    ReleaseScratch(std::move(buffer));
   }
-  for (auto& buffer : scratch) ReleaseScratch(std::move(buffer));
   return ffi::Error::Success();
 }
 
@@ -242,7 +233,6 @@ ffi::Error GatBackwardImpl(ffi::Buffer<ffi::F32> d_out, ffi::Buffer<ffi::F32> h,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TfnetGatForward, GatForwardImpl,
                               ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
@@ -257,11 +247,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(TfnetGatBackward, GatBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<float>("slope"));
