@@ -105,7 +105,9 @@ def assemble_perturbation_data(
     feature_genes = np.asarray([], dtype=str) if feature_genes is None else feature_genes
     gene_set: set[str] = set(readout_genes.tolist()) | set(feature_genes.tolist())
     for edges in edge_lists.values():
-        gene_set.update(edges["gene_a"].tolist(), edges["gene_b"].tolist())
+        # Each distinct gene once (a layer names far fewer genes than it has edges).
+        gene_set.update(pd.unique(np.concatenate([edges["gene_a"].to_numpy(dtype=object),
+                                                  edges["gene_b"].to_numpy(dtype=object)])).tolist())
     for pert_genes, _ in tables.values():
         gene_set.update(pert_genes.tolist())
     genes = np.asarray(sorted(gene_set), dtype=str)

@@ -14,6 +14,10 @@ Edge-list policy (the one place it is defined):
   (gene_a, gene_b).
 The numbers of dropped self-loops and merged duplicates are logged and, on request,
 written to a `report` dict.
+
+A well-formed file is read by a fast path (`tables.read_table_fast`, edges merged on
+integer gene codes); any file it cannot vouch for goes through the checked path, which
+gives the same result on good files and names the file, line and column on bad ones.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import pandas as pd
 
 from tfnet_jax.data.dataset import DataError, NetworkLayer
 from tfnet_jax.data.tables import (column_as_float, column_as_str, preview, read_table,
-                                   require_columns)
+                                   read_table_fast, require_columns)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,12 @@ def read_edge_list(path: str | Path, report: dict | None = None) -> pd.DataFrame
 
     `report`, when given, receives counts `self_loops` and `duplicates` (rows merged away).
     """
+    edges = _read_edge_list_fast(path, report)
+    return _read_edge_list_checked(path, report) if edges is None else edges
+
+
+def _read_edge_list_checked(path: str | Path, report: dict | None = None) -> pd.DataFrame:
+    """The checked path: every cell as text, every fault a DataError naming its line."""
     table = read_table(path)
     require_columns(table, ("gene_a", "gene_b"), path)
     gene_a = column_as_str(table, "gene_a", path)
@@ -65,7 +75,44 @@ def read_edge_list(path: str | Path, report: dict | None = None) -> pd.DataFrame
     num_duplicates = len(low) - len(edges)
     if edges.empty:
         raise DataError(f"{path}: no edges left after dropping {num_self_loops} self-loop(s)")
+    return _finish_edges(path, edges, num_self_loops, num_duplicates, report)
 
+
+def _read_edge_list_fast(path: str | Path, report: dict | None = None) -> pd.DataFrame | None:
+    """The fast path: the same edges as `_read_edge_list_checked`, or None if in any doubt."""
+    table = read_table_fast(path, ("gene_a", "gene_b"), ("weight",), dtype=np.float32)
+    if table is None:
+        return None
+    if "weight" in table.columns:
+        weights = table["weight"].to_numpy(dtype=np.float64).astype(np.float32)
+        if not (weights > 0).all():
+            return None  # the checked path names the line
+    else:
+        weights = np.ones(len(table), dtype=np.float32)
+
+    # Integer codes in string order (sort=True): code order is gene_a < gene_b order.
+    codes, genes = pd.factorize(
+        np.concatenate([table["gene_a"].to_numpy(dtype=object), table["gene_b"].to_numpy(dtype=object)]),
+        sort=True)
+    code_a, code_b = codes[:len(table)], codes[len(table):]
+    not_loop = code_a != code_b
+    num_self_loops = int(len(table) - not_loop.sum())
+    code_a, code_b, weights = code_a[not_loop], code_b[not_loop], weights[not_loop]
+    if not len(weights):
+        return None
+    pair = np.minimum(code_a, code_b).astype(np.int64) * len(genes) + np.maximum(code_a, code_b)
+    # Sorted by pair, then weight: the last row of each pair holds its maximum weight.
+    order = np.lexsort((weights, pair))
+    pair, weights = pair[order], weights[order]
+    last = np.append(pair[1:] != pair[:-1], True)
+    pair, weights = pair[last], weights[last]
+    edges = pd.DataFrame({"gene_a": genes[pair // len(genes)], "gene_b": genes[pair % len(genes)],
+                          "weight": weights})
+    return _finish_edges(path, edges, num_self_loops, len(order) - len(pair), report)
+
+
+def _finish_edges(path: str | Path, edges: pd.DataFrame, num_self_loops: int, num_duplicates: int,
+                  report: dict | None) -> pd.DataFrame:
     edges["gene_a"] = edges["gene_a"].astype(str)
     edges["gene_b"] = edges["gene_b"].astype(str)
     edges["weight"] = edges["weight"].astype(np.float32)
@@ -86,14 +133,16 @@ def layer_from_edges(name: str, edges: pd.DataFrame, gene_position: dict[str, in
     missing_columns = [c for c in EDGE_COLUMNS if c not in edges.columns]
     if missing_columns:
         raise DataError(f"network layer '{name}': edge table lacks column(s) {missing_columns}")
-    gene_a = edges["gene_a"].astype(str).tolist()
-    gene_b = edges["gene_b"].astype(str).tolist()
-    unknown = sorted({g for g in (*gene_a, *gene_b) if g not in gene_position})
-    if unknown:
+    # Each distinct gene is looked up once; edges carry integer codes from here on.
+    codes, genes = pd.factorize(np.concatenate([edges["gene_a"].astype(str).to_numpy(dtype=object),
+                                                edges["gene_b"].astype(str).to_numpy(dtype=object)]))
+    known = pd.Index(list(gene_position), dtype=object)
+    where = known.get_indexer(genes)
+    if (where < 0).any():
+        unknown = sorted(genes[where < 0].tolist())
         raise DataError(f"network layer '{name}': gene(s) not in the gene index: {preview(unknown)}")
-
-    index_a = np.fromiter((gene_position[g] for g in gene_a), dtype=np.int64, count=len(gene_a))
-    index_b = np.fromiter((gene_position[g] for g in gene_b), dtype=np.int64, count=len(gene_b))
+    positions = np.fromiter(gene_position.values(), dtype=np.int64, count=len(gene_position))[where]
+    index_a, index_b = positions[codes[:len(edges)]], positions[codes[len(edges):]]
     weights = edges["weight"].to_numpy(dtype=np.float32)
     if (index_a == index_b).any():
         raise DataError(f"network layer '{name}': self-loops are not allowed")

@@ -4,6 +4,9 @@ Signature and node-feature files are gene-keyed matrices: the first column names
 gene (`pert_gene` / `gene`), every other column is one numeric feature whose header is
 kept as a string (readout gene IDs such as "10007" stay strings). Every value must be a
 finite number; a gene listed twice or a column name used twice is an error.
+
+Well-formed matrices are read by a fast path (`tables.read_table_fast`); anything it cannot
+vouch for goes through the checked path, which names the file, line and column at fault.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import pandas as pd
 
 from tfnet_jax.data.dataset import SPLIT_NAMES, DataError
 from tfnet_jax.data.tables import (block_as_float, check_unique_keys, column_as_str, read_table,
-                                   require_columns, require_first_column)
+                                   read_table_fast, require_columns, require_first_column)
 
 SPLIT_COLUMNS = ("pert_type", "pert_gene", "split")
 
@@ -22,6 +25,27 @@ SPLIT_COLUMNS = ("pert_type", "pert_gene", "split")
 def _read_gene_matrix(path: str | Path, key_column: str,
                       what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keys str [n], column names str [k], values float32 [n, k]) of a gene-keyed matrix."""
+    fast = _read_gene_matrix_fast(path, key_column)
+    return _read_gene_matrix_checked(path, key_column, what) if fast is None else fast
+
+
+def _read_gene_matrix_fast(path: str | Path,
+                           key_column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """What `_read_gene_matrix_checked` returns for a well-formed matrix; None if in any doubt."""
+    table = read_table_fast(path, [key_column], None, dtype=np.float32)
+    if table is None or table.columns[0] != key_column or len(table.columns) < 2:
+        return None
+    if table[key_column].duplicated().any():
+        return None  # the checked path names both lines
+    value_columns = [str(c) for c in table.columns[1:]]
+    keys = np.asarray(table[key_column].tolist(), dtype=str)
+    values = block_as_float(table, value_columns, path, dtype=np.float32)
+    return keys, np.asarray(value_columns, dtype=str), values
+
+
+def _read_gene_matrix_checked(path: str | Path, key_column: str,
+                              what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The checked path: every cell as text, every fault a DataError naming its line."""
     table = read_table(path)  # also rejects duplicate column names
     require_first_column(table, key_column, path)
     value_columns = [str(c) for c in table.columns[1:]]
