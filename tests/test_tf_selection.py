@@ -90,3 +90,24 @@ def test_gradient_importance_is_the_mean_absolute_jacobian(trained):
     jac = np.asarray(jax.jit(jax.jacfwd(model))(x))  # [rows, targets, rows, TFs]
     per_row = jac[np.arange(len(x)), :, np.arange(len(x)), :]  # each row's own [targets, TFs]
     np.testing.assert_allclose(got, np.abs(per_row).mean(axis=(0, 1)), rtol=1e-4, atol=1e-7)
+
+
+def test_nested_linear_path_is_masking_each_set():
+    import jax.numpy as jnp
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 100):  # one block, blocks of one TF, blocks with a padded tail
+        x, weight = rng.normal(size=(5, n)), rng.normal(size=(n, 3))
+        masks = sel.nested_masks(rng.normal(size=n), sel.nested_sizes(n, 0.2, 1))[::-1]
+        got = sel._nested_linear(jnp.asarray(x, jnp.float32), jnp.asarray(weight, jnp.float32),
+                                 jnp.asarray(masks))
+        np.testing.assert_allclose(got, np.einsum("rn,kn,nT->krT", x, masks, weight),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_set_scorer_nested_and_any_masks_agree(trained):
+    prepared, trainer = trained
+    scorer = sel.SetScorer(prepared)
+    nested = sel.nested_masks(np.arange(16.0), [12, 7, 2])
+    loose = np.vstack([nested, 1 - nested[-1:]])  # not nested: the plain path for every set
+    np.testing.assert_allclose(scorer.sse(trainer, nested, "valid"),
+                               scorer.sse(trainer, loose, "valid")[:3], rtol=1e-4)

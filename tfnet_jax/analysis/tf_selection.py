@@ -116,15 +116,40 @@ def _predict(model, batch, context):
 
 
 # ---------------------------------------------------------------- scoring every set at once
-@functools.partial(jax.jit, static_argnums=0)
-def _set_sse(graphdef, state, x, y, rows, masks):
+@functools.partial(jax.jit, static_argnums=(0, 6))
+def _set_sse(graphdef, state, x, y, rows, masks, nested):
     """[sets, targets]: squared error summed over the real `rows` of one chunk, per mask."""
     model, _ = nnx.merge(graphdef, state)
+    linear = None
+    if nested and getattr(model, "skip", None) is not None:  # TFNet's linear path, all sets at once
+        linear = _nested_linear(x * model.input_mask[...], model.skip[...], masks)
+        model.skip = None  # this traced copy runs the MLP alone; its linear path is `linear`
 
-    def one(mask):
+    def one(mask, lin):
         pred = model(x * mask, deterministic=True)
+        pred = pred if lin is None else pred + lin
         return (jnp.square(pred - y) * rows[:, None]).sum(axis=0)
-    return jax.vmap(one)(masks)
+    return jax.vmap(one)(masks, linear)
+
+
+def _nested_linear(x, weight, masks):
+    """[sets, rows, outputs]: (x * mask) @ weight for NESTED masks at about the cost of one
+    product: the TFs in nesting order, cut into <= 32 blocks; a set is a run of whole blocks
+    (a sum of the blocks' products) plus one partial block."""
+    n, num_sets = x.shape[1], masks.shape[0]
+    size_b = -(-n // 32)
+    blocks = -(-n // size_b)
+    pad = blocks * size_b - n
+    order = jnp.argsort(-masks.sum(axis=0), stable=True)
+    xs = jnp.pad(x[:, order], ((0, 0), (0, pad))).reshape(x.shape[0], blocks, size_b)
+    ws = jnp.pad(weight[order], ((0, pad), (0, 0))).reshape(blocks, size_b, -1)
+    ms = jnp.pad(masks[:, order], ((0, 0), (0, pad))).reshape(num_sets, blocks, size_b)
+    whole = jnp.round(masks.sum(axis=1)).astype(jnp.int32) // size_b  # whole blocks per set
+    taken = (jnp.arange(blocks)[None, :] < whole[:, None]).astype(x.dtype)
+    out = jnp.einsum("kB,BrT->krT", taken, jnp.einsum("rBb,BbT->BrT", xs, ws))
+    part = jnp.minimum(whole, blocks - 1)  # the partial block (none when every block is whole)
+    scale = ms[jnp.arange(num_sets), part] * (whole < blocks)[:, None].astype(x.dtype)
+    return out + jnp.einsum("rkb,kb,kbT->krT", xs[:, part], scale, ws[part])
 
 
 class SetScorer:
@@ -144,6 +169,8 @@ class SetScorer:
     def sse(self, trainer: Trainer, masks: np.ndarray, split: str) -> np.ndarray:
         """[sets, targets] squared error in the data's units."""
         x, y, _, _ = self.data[split]
+        by_size = masks[np.argsort(-masks.sum(axis=1), kind="stable")]
+        nested = bool(np.all(by_size[:-1] >= by_size[1:]))  # each set inside the next larger
         masks = jnp.asarray(masks, jnp.float32)
         total = np.zeros((len(masks), y.shape[1]), np.float64)
         for start in range(0, len(x), self.chunk):  # fixed chunk, last one padded: one compile
@@ -151,7 +178,7 @@ class SetScorer:
             rows = (index < len(x)).astype(np.float32)
             index = np.minimum(index, len(x) - 1)
             total += np.asarray(_set_sse(trainer.graphdef, trainer.state, jnp.asarray(x[index]),
-                                         jnp.asarray(y[index]), jnp.asarray(rows), masks))
+                                         jnp.asarray(y[index]), jnp.asarray(rows), masks, nested))
         return total * self.y_var[None, :]
 
     def metrics(self, trainer: Trainer, masks: np.ndarray, split: str) -> list[dict]:
@@ -192,8 +219,8 @@ def select_core_tfs(trainer: Trainer, prepared, *, steps: int = 600, importance:
     if len(sizes) > 1:
         subsets = masks[1:]
         scorer = SetScorer(prepared)
-        tuned = _fine_tune(trainer, prepared, subsets, scorer, steps, evals)
-        per_split = {split: scorer.metrics(tuned, subsets, split) for split in ("valid", "test")}
+        tuned, valid = _fine_tune(trainer, prepared, subsets, scorer, steps, evals)
+        per_split = {"valid": valid, "test": scorer.metrics(tuned, subsets, "test")}
         for i, mask in enumerate(subsets):
             row = {"n_tfs": int(mask.sum())}
             for split in ("valid", "test"):
@@ -222,8 +249,11 @@ def _full_row(trainer, prepared, tf_genes) -> dict:
 
 
 def _fine_tune(trainer: Trainer, prepared, masks: np.ndarray, scorer: SetScorer, steps: int,
-               evals: int) -> Trainer:
-    """One trainer, warm-started from a copy of the full model, fit on every set at once."""
+               evals: int) -> tuple[Trainer, list[dict]]:
+    """One trainer, warm-started from a copy of the full model, fit on every set at once;
+    returns it (holding its best weights) and their per-set validation metrics."""
+    if steps < 1:
+        raise ValueError(f"steps={steps}: the nested fine-tune needs at least one step")
     start = nnx.merge(trainer.graphdef, jax.device_get(trainer.state))[0]  # a copy: steps donate
     cfg = dataclasses.replace(trainer.cfg, max_steps=int(steps), warmup_steps=0, progress=False,
                               eval_every=max(1, int(steps) // max(1, evals)), monitor=MONITOR,
@@ -231,11 +261,15 @@ def _fine_tune(trainer: Trainer, prepared, masks: np.ndarray, scorer: SetScorer,
     tuned = Trainer(start, cfg, loss_fn=nested_loss, predict_fn=_predict,
                     context={"masks": jnp.asarray(masks)})
 
+    seen = []  # (monitor score, per-set metrics) of every evaluation
+
     def evaluate(tr):
-        return {MONITOR: float(np.mean([m["variance_explained"]
-                                        for m in scorer.metrics(tr, masks, "valid")]))}
-    tuned.fit(prepared.rows("train"), evaluate)
-    return tuned
+        metrics = scorer.metrics(tr, masks, "valid")
+        seen.append((float(np.mean([m["variance_explained"] for m in metrics])), metrics))
+        return {MONITOR: seen[-1][0]}
+    meta = tuned.fit(prepared.rows("train"), evaluate)
+    best = [metrics for score, metrics in seen if score == meta["best_score"]]
+    return tuned, (best[0] if best else scorer.metrics(tuned, masks, "valid"))
 
 
 def smallest_sets(table: pd.DataFrame, keep=(0.8, 0.95)) -> dict:
