@@ -15,7 +15,10 @@ A script, not a test: it prints figures and asserts nothing about time. One comm
   4. core-TF selection (`select_core_tfs`: one ranking, one nested fine-tune of
      --select-steps steps, every candidate set scored in one compiled pass);
   5. the PyTorch peer: the same network (2 x 250 ELU, frozen linear path) trained with
-     AdamW on the same batches, steps/s (`pip install torch==2.13.0`; skip with --no-peer).
+     AdamW on the same batches, steps/s (`pip install torch==2.13.0`; skip with --no-peer),
+     timed in alternating rounds with the tfnet_jax engine's step on those batches (the
+     trained run's compiled step, after every analysis is done), so that both sides see
+     the same load from other jobs.
 Peak RSS is the process's VmHWM (/proc/self/status), read before the peer is imported.
 `--json PATH` writes every figure.
 """
@@ -50,7 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--select-evals", type=int, default=2, help="validations during that fine-tune")
     p.add_argument("--drop-fraction", type=float, default=0.2)
     p.add_argument("--min-tfs", type=int, default=5)
-    p.add_argument("--peer-steps", type=int, default=30)
+    p.add_argument("--peer-steps", type=int, default=10, help="timed steps per side per round")
+    p.add_argument("--peer-rounds", type=int, default=3)
     p.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
     p.add_argument("--run-dir", type=Path, default=None, help="keep the run here (default: a temp dir)")
     p.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
@@ -219,7 +223,7 @@ def main(argv=None):
     if not args.no_peer:
         rows = prepared.rows("train")
         batches = [trainer.train_batch(rows, s) for s in range(args.peer_steps + 3)]
-        figures["peer"] = torch_peer(args, batches, prepared, run.config)
+        figures["peer"] = side_by_side(args, trainer, batches, run.config)
     report(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
@@ -243,13 +247,39 @@ def planted_auroc(scores, data) -> float:
     return float((ranks[positive.ravel()].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def torch_peer(args, batches, prepared, cfg) -> dict:
-    """The same network (hidden layers, ELU, frozen linear path), MSE, AdamW, the same batches."""
+def side_by_side(args, trainer, batches, cfg) -> dict:
+    """steps/s of the tfnet_jax engine and of the PyTorch peer on the same batches, in
+    alternating rounds (median over rounds of each side)."""
+    import jax
+    torch_step = torch_peer(args, cfg)
+    if torch_step is None:
+        return {}
+    import torch
+
+    def jax_step(batch, index):
+        jax.block_until_ready(trainer.step(batch, 10 ** 6 + index)[0])
+    for i, batch in enumerate(batches[:3]):  # warm-up (the engine's step is already compiled)
+        jax_step(batch, i)
+        torch_step(batch)
+    rates = {"tfnet_jax": [], "peer": []}
+    for _ in range(args.peer_rounds):
+        for side, step in (("tfnet_jax", jax_step), ("peer", lambda b, i: torch_step(b))):
+            start = time.perf_counter()
+            for i, batch in enumerate(batches[3:]):
+                step(batch, i)
+            rates[side].append((len(batches) - 3) / (time.perf_counter() - start))
+    return {"torch": torch.__version__, "rounds": rates,
+            **{f"{side}_steps_per_s": statistics.median(r) for side, r in rates.items()}}
+
+
+def torch_peer(args, cfg):
+    """A step function for the same network (hidden layers, ELU, dropout, frozen linear
+    path), MSE, AdamW and gradient clipping, on the engine's padded batches."""
     try:
         import torch
     except ImportError:
         print("(PyTorch not installed: pip install torch==2.13.0 for the peer column)")
-        return {}
+        return None
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count() or 1)
     sizes = [args.tfs, *cfg.model.hidden]
@@ -260,9 +290,9 @@ def torch_peer(args, batches, prepared, cfg) -> dict:
     skip = torch.randn(args.tfs, args.targets) * 0.01 if cfg.model.linear_skip else None  # frozen
     opt = torch.optim.AdamW(mlp.parameters(), lr=cfg.train.learning_rate,
                             weight_decay=cfg.train.weight_decay)
-    tensors = [{k: torch.from_numpy(v) for k, v in b.items()} for b in batches]
 
     def step(batch):
+        batch = {k: torch.from_numpy(v) for k, v in batch.items()}
         opt.zero_grad(set_to_none=True)
         pred = mlp(batch["x"]) if skip is None else mlp(batch["x"]) + batch["x"] @ skip
         per_row = ((pred - batch["target"]) ** 2).mean(dim=1)
@@ -271,12 +301,7 @@ def torch_peer(args, batches, prepared, cfg) -> dict:
         torch.nn.utils.clip_grad_norm_(mlp.parameters(), 1.0)  # the engine clips too
         opt.step()
         return loss
-    for b in tensors[:3]:
-        step(b)
-    start = time.perf_counter()
-    for b in tensors[3:]:
-        step(b)
-    return {"torch": torch.__version__, "steps_per_s": (len(tensors) - 3) / (time.perf_counter() - start)}
+    return step
 
 
 def report(f: dict) -> None:
@@ -309,9 +334,11 @@ def report(f: dict) -> None:
         rows.append(("other processes' CPU", f"{f['other_procs_cores']:.2f} cores",
                      "mean over the run: contention from other jobs, not speed"))
     if peer:
-        rows.append(("training speed, PyTorch peer", f"{peer['steps_per_s']:.2f} steps/s",
-                     f"torch {peer['torch']}, same batches; tfnet_jax / peer "
-                     f"{t['steps_per_s'] / peer['steps_per_s']:.2f}x"))
+        rows.append(("training speed, same batches: tfnet_jax", f"{peer['tfnet_jax_steps_per_s']:.2f} steps/s",
+                     f"median of {len(peer['rounds']['peer'])} rounds alternating with the peer"))
+        rows.append(("training speed, same batches: PyTorch", f"{peer['peer_steps_per_s']:.2f} steps/s",
+                     f"torch {peer['torch']}; tfnet_jax / peer "
+                     f"{peer['tfnet_jax_steps_per_s'] / peer['peer_steps_per_s']:.2f}x"))
     width = max(len(r[0]) for r in rows)
     print(f"\n{'stage':<{width}}  {'figure':>14}  note")
     for what, figure, note in rows:
