@@ -149,7 +149,6 @@ class StepClock:
 def main(argv=None):
     args = parse_args(argv)
     import jax
-    import numpy as np
 
     import tfnet_jax
     from tfnet_jax.analysis import lightup as lu
@@ -334,7 +333,8 @@ def report(f: dict) -> None:
         rows.append(("other processes' CPU", f"{f['other_procs_cores']:.2f} cores",
                      "mean over the run: contention from other jobs, not speed"))
     if peer:
-        rows.append(("training speed, same batches: tfnet_jax", f"{peer['tfnet_jax_steps_per_s']:.2f} steps/s",
+        rows.append(("training speed, same batches: tfnet_jax",
+                     f"{peer['tfnet_jax_steps_per_s']:.2f} steps/s",
                      f"median of {len(peer['rounds']['peer'])} rounds alternating with the peer"))
         rows.append(("training speed, same batches: PyTorch", f"{peer['peer_steps_per_s']:.2f} steps/s",
                      f"torch {peer['torch']}; tfnet_jax / peer "
