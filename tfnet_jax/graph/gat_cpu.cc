@@ -1,5 +1,5 @@
 // Fused graph-attention aggregation for CPU (XLA FFI): softmax over each receiver's incoming
-// edges and the weighted sum of the senders' rows in one pass, without the [edges, dim]
+// edges and the weighted sum of the senders' rows in one kernel, without the [edges, dim]
 // intermediates that XLA's gather/scatter path builds (the step's dominant cost on CPU).
 //
 // Layout (one shard of receivers): CSR rows = local receivers, `senders` = global node ids.
@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include <cstdlib>

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import jax
 import numpy as np
 import pandas as pd
 from jax.sharding import PartitionSpec as P
@@ -24,7 +23,7 @@ from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.tasks import perturbation as task
 from tfnet_jax.tasks.base import Fitted, PredictionChunk
 from tfnet_jax.tasks.engine_family import EngineFamily, model_options
-from tfnet_jax.train.engine import DATA_AXIS
+from tfnet_jax.train.engine import DATA_AXIS, make_data_mesh
 
 
 def resolve_ablation(ablation: str, names: list[str]) -> list[str]:
@@ -164,10 +163,10 @@ class TranscriptionNetFamily(EngineFamily):
 
     def prepare(self, cfg: DictConfig, data: PerturbationData, split) -> task.PreparedData:
         sign = cfg.model.get("encoder", "gat") == "sign" and not cfg.model.get("_target_")
-        # One receiver shard per device of the mesh the trainer will build (engine.make_data_mesh).
-        shards = cfg.train.get("num_devices") or len(jax.devices())
+        # One receiver shard per device of the mesh the trainer will build.
+        shards = make_data_mesh(cfg.train.get("num_devices")).devices.size
         return task.prepare(data, split, hops=int(cfg.model.get("hops", 2)) if sign else None,
-                            num_shards=int(shards))
+                            num_shards=shards)
 
     # ------------------------------------------------------------ model
     def build_network(self, cfg: DictConfig, prepared: task.PreparedData):
