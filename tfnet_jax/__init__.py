@@ -15,6 +15,11 @@ except _metadata.PackageNotFoundError:  # a source tree that is not installed
 
 __all__ = ["fit", "load_run", "Run", "__version__"]
 
+# Before jax starts its threads: XLA's per-step host temporaries are reused, not re-faulted.
+from tfnet_jax.host_memory import reuse_freed_memory as _reuse_freed_memory  # noqa: E402
+
+_reuse_freed_memory()
+
 # Registers the config schemas with Hydra, which must happen before any composition (cheap).
 from tfnet_jax import config as _config  # noqa: E402,F401
 

@@ -1,24 +1,21 @@
 """Graph-attention aggregation over receiver-partitioned edge blocks, on one device or many.
 
-`GraphBlocks` holds one network layer's directed edges (both directions of every
-undirected edge plus self-loops, built by `tfnet_jax.graph.multiplex`) split by receiver
-into S equal node ranges, one per device of the training mesh: shard s owns receivers
-[s*n, (s+1)*n) as CSR rows and their incoming edges (senders are global node ids).
-
 `aggregate(h, score_src, score_dst, graph)` computes, for every receiver i,
     alpha(e) = softmax over i's edges of leaky_relu(score_src[j] + score_dst[i]) + log w(e)
     out[i]   = sum_e alpha(e) * h[j]
+over a `GraphBlocks` (`tfnet_jax.graph.blocks`; S receiver shards):
 - with S > 1 under a mesh whose data axis has S devices: `shard_map`, each device gathering
   every node's h (all_gather) and aggregating its own receivers, so per-device edge work
   and activation memory fall as 1/S (node-wise work falls too: arrays are row-sharded);
-- otherwise block by block on one device (same numbers).
+- otherwise block by block on one device (same numbers);
+an optional `active` mask [M] skips the receivers outside a training step's receptive field
+(their rows come out as 0). Over a `SubGraph` (a receptive field's few rows) it is one block.
 On CPU the per-block work runs in a fused C++ kernel (`cpu_kernel.py`); elsewhere, or with
 TFNET_JAX_GAT_KERNEL=xla, in XLA gather/segment ops.
 """
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,34 +23,10 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from tfnet_jax.graph import cpu_kernel
+from tfnet_jax.graph.blocks import GraphBlocks, SubGraph
 from tfnet_jax.train.engine import DATA_AXIS
 
 NEGATIVE_SLOPE = 0.2
-
-
-class GraphBlocks(NamedTuple):
-    """One network layer's edges in S receiver shards of n nodes each (a jax pytree)."""
-    indptr: np.ndarray       # [S, n + 1] int32: CSR row pointers of each shard's receivers
-    senders: np.ndarray      # [S, E] int32: global sender ids (padding: 0)
-    receivers: np.ndarray    # [S, E] int32: shard-local receiver ids (padding: n)
-    log_weights: np.ndarray  # [S, E] float32: log of the receiver-normalised weight (padding: 0)
-
-    @property
-    def num_shards(self) -> int:
-        return self.indptr.shape[0]
-
-    @property
-    def shard_nodes(self) -> int:
-        return self.indptr.shape[1] - 1
-
-    @property
-    def padded_nodes(self) -> int:
-        return self.num_shards * self.shard_nodes
-
-    @property
-    def num_edges(self) -> int:
-        """Real (unpadded) directed edges, self-loops included."""
-        return int(np.asarray(self.indptr)[:, -1].sum())
 
 
 def use_fused_kernel() -> bool:
@@ -61,7 +34,7 @@ def use_fused_kernel() -> bool:
 
 
 # ---------------------------------------------------------------- one block, XLA ops
-def _aggregate_xla(h, score_src, score_dst, senders, receivers, log_weights, slope):
+def _aggregate_xla(h, score_src, score_dst, senders, receivers, log_weights, active, slope):
     n = score_dst.shape[0]
     # Padding edges point at receiver n: one extra segment, dropped at the end.
     dst = jnp.concatenate([score_dst, jnp.zeros_like(score_dst[:1])])
@@ -73,7 +46,7 @@ def _aggregate_xla(h, score_src, score_dst, senders, receivers, log_weights, slo
     alpha = weights / jnp.where(total > 0, total, 1.0)[receivers]
     out = jax.ops.segment_sum(h[senders] * alpha[..., None], receivers, num_segments=n + 1,
                               indices_are_sorted=True)
-    return out[:n]
+    return out[:n] * active[:, None, None].astype(out.dtype)
 
 
 # ---------------------------------------------------------------- one block, fused CPU kernel
@@ -89,9 +62,10 @@ def _vary_like(value, *like):
     return jax.lax.pcast(value, tuple(sorted(axes)), to="varying") if axes else value
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _aggregate_fused(h, score_src, score_dst, indptr, senders, log_weights, slope):
-    return _fused_forward(_pack(h, score_src), score_dst, indptr, senders, log_weights, slope)[0]
+@partial(jax.custom_vjp, nondiff_argnums=(7,))
+def _aggregate_fused(h, score_src, score_dst, indptr, senders, log_weights, active, slope):
+    return _fused_forward(_pack(h, score_src), score_dst, indptr, senders, log_weights, active,
+                          slope)[0]
 
 
 def _pack(h, score_src):
@@ -99,44 +73,46 @@ def _pack(h, score_src):
     return jnp.concatenate([h.reshape(h.shape[0], -1), score_src], axis=1)
 
 
-def _fused_forward(packed, score_dst, indptr, senders, log_weights, slope):
+def _fused_forward(packed, score_dst, indptr, senders, log_weights, active, slope):
     n, heads = score_dst.shape
     dim = (packed.shape[1] - heads) // heads
     call = jax.ffi.ffi_call(cpu_kernel.FORWARD,
                             (jax.ShapeDtypeStruct((n, heads, dim), jnp.float32),
                              jax.ShapeDtypeStruct((senders.shape[0], heads), jnp.float32)))
-    out, alpha = call(packed, score_dst, indptr, senders, log_weights, slope=np.float32(slope))
-    inputs = (packed, score_dst, indptr, senders, log_weights)
+    out, alpha = call(packed, score_dst, indptr, senders, log_weights, active,
+                      slope=np.float32(slope))
+    inputs = (packed, score_dst, indptr, senders, log_weights, active)
     return _vary_like(out, *inputs), _vary_like(alpha, *inputs)
 
 
-def _fused_fwd(h, score_src, score_dst, indptr, senders, log_weights, slope):
+def _fused_fwd(h, score_src, score_dst, indptr, senders, log_weights, active, slope):
     packed = _pack(h, score_src)
-    out, alpha = _fused_forward(packed, score_dst, indptr, senders, log_weights, slope)
-    return out, (packed, score_dst, indptr, senders, alpha)
+    out, alpha = _fused_forward(packed, score_dst, indptr, senders, log_weights, active, slope)
+    return out, (packed, score_dst, indptr, senders, alpha, active)
 
 
 def _fused_bwd(slope, residuals, d_out):
-    packed, score_dst, indptr, senders, alpha = residuals
+    packed, score_dst, indptr, senders, alpha, active = residuals
     call = jax.ffi.ffi_call(cpu_kernel.BACKWARD,
                             (jax.ShapeDtypeStruct(packed.shape, jnp.float32),
                              jax.ShapeDtypeStruct(score_dst.shape, jnp.float32)))
-    d_packed, d_dst = call(d_out, packed, score_dst, indptr, senders, alpha, slope=np.float32(slope))
+    d_packed, d_dst = call(d_out, packed, score_dst, indptr, senders, alpha, active,
+                           slope=np.float32(slope))
     heads = score_dst.shape[1]
     d_h = d_packed[:, :-heads].reshape(packed.shape[0], heads, -1)
     d_src = d_packed[:, -heads:]
     return (_vary_like(d_h, packed), _vary_like(d_src, packed), _vary_like(d_dst, score_dst),
-            None, None, None)
+            None, None, None, None)
 
 
 _aggregate_fused.defvjp(_fused_fwd, _fused_bwd)
 
 
-def _aggregate_block(h, score_src, score_dst, indptr, senders, receivers, log_weights,
+def _aggregate_block(h, score_src, score_dst, indptr, senders, receivers, log_weights, active,
                      slope, fused):
     if fused:
-        return _aggregate_fused(h, score_src, score_dst, indptr, senders, log_weights, slope)
-    return _aggregate_xla(h, score_src, score_dst, senders, receivers, log_weights, slope)
+        return _aggregate_fused(h, score_src, score_dst, indptr, senders, log_weights, active, slope)
+    return _aggregate_xla(h, score_src, score_dst, senders, receivers, log_weights, active, slope)
 
 
 # ---------------------------------------------------------------- every block
@@ -149,20 +125,32 @@ def _data_mesh(num_shards: int):
     return None
 
 
-def aggregate(h, score_src, score_dst, graph: GraphBlocks, slope: float = NEGATIVE_SLOPE):
-    """h [M, H, D], score_src / score_dst [M, H] (M = graph.padded_nodes) -> out [M, H, D]."""
+def aggregate(h, score_src, score_dst, graph: GraphBlocks | SubGraph, active=None,
+              slope: float = NEGATIVE_SLOPE):
+    """h [M, H, D], score_src [M, H] (M = graph.padded_nodes, or the input rows of a
+    SubGraph), score_dst [C, H] (C = M, or the SubGraph's receivers), optional `active` [M]
+    int32 (receivers to compute; default all) -> out [C, H, D]."""
     fused = use_fused_kernel()
+    if isinstance(graph, SubGraph):
+        rows = graph.receivers.shape[0]
+        return _aggregate_block(h, score_src, score_dst, graph.indptr, graph.senders,
+                                graph.edge_rows, graph.log_weights, jnp.ones(rows, jnp.int32),
+                                slope, fused)
+    if active is None:
+        active = jnp.ones(graph.padded_nodes, jnp.int32)
     mesh = _data_mesh(graph.num_shards)
     if mesh is not None:
-        def local(h, score_src, score_dst, indptr, senders, receivers, log_weights):
+        def local(h, score_src, score_dst, active, indptr, senders, receivers, log_weights):
             h_all = jax.lax.all_gather(h, DATA_AXIS, tiled=True)
             src_all = jax.lax.all_gather(score_src, DATA_AXIS, tiled=True)
             return _aggregate_block(h_all, src_all, score_dst, indptr[0], senders[0], receivers[0],
-                                    log_weights[0], slope, fused)
+                                    log_weights[0], active, slope, fused)
         return jax.shard_map(local, mesh=mesh, in_specs=P(DATA_AXIS), out_specs=P(DATA_AXIS))(
-            h, score_src, score_dst, *graph)
+            h, score_src, score_dst, active, graph.indptr, graph.senders, graph.receivers,
+            graph.log_weights)
     n = graph.shard_nodes
     return jnp.concatenate([
         _aggregate_block(h, score_src, score_dst[s * n:(s + 1) * n], graph.indptr[s],
-                         graph.senders[s], graph.receivers[s], graph.log_weights[s], slope, fused)
+                         graph.senders[s], graph.receivers[s], graph.log_weights[s],
+                         active[s * n:(s + 1) * n], slope, fused)
         for s in range(graph.num_shards)])

@@ -5,11 +5,13 @@
 // Layout (one shard of receivers): CSR rows = local receivers, `senders` = global node ids.
 //   packed [M, H*D + H]: every node's row [h (H x D) | score_src (H)], so an edge reads one
 //   row (its sender's) from memory; score_dst [n, H]: the local receivers;
-//   indptr [n + 1], senders [E], log_w [E] (edges past indptr[n] are padding, ignored).
+//   indptr [n + 1], senders [E], log_w [E] (edges past indptr[n] are padding, ignored);
+//   active [n]: rows whose output is needed (others are skipped: output 0, no gradient), so a
+//   training step computes only the batch's receptive field.
 // logit(e) = leaky_relu(score_src[j] + score_dst[i]) + log_w[e];
 // alpha = softmax of the logits over row i; out[i] = sum_e alpha[e] * h[j].
 // Sender rows are random reads (the cost on CPU): each pass prefetches kPrefetch edges ahead.
-// Threads: rows are split into contiguous ranges of about equal edge counts, one per thread
+// Threads: rows are split into contiguous ranges of about equal active edge counts, one per thread
 // (std::thread, no spin-waiting pool; TFNET_JAX_KERNEL_THREADS caps them), so results do not
 // depend on scheduling. Compiled at first use by tfnet_jax/graph/cpu_kernel.py.
 #include <algorithm>
@@ -60,14 +62,24 @@ void ReleaseScratch(std::unique_ptr<std::vector<float>> buffer) {
   scratch_pool.push_back(std::move(buffer));
 }
 
-// Calls body(t, first_row, end_row) for `threads` contiguous row ranges of ~equal edge counts.
+// Edges of the active rows (rows with active[i] == 0 are skipped: their output is not needed),
+// as a prefix over rows: work[i] = active edges in rows [0, i).
+std::vector<int64_t> ActiveWork(const int32_t* indptr, const int32_t* active, int64_t n) {
+  std::vector<int64_t> work(n + 1, 0);
+  for (int64_t i = 0; i < n; ++i)
+    work[i + 1] = work[i] + (active[i] ? indptr[i + 1] - indptr[i] : 0);
+  return work;
+}
+
+// Calls body(t, first_row, end_row) for `threads` contiguous row ranges of ~equal active edges.
 template <typename Body>
-void ForRowRanges(const int32_t* indptr, int64_t n, int threads, Body body) {
+void ForRowRanges(const std::vector<int64_t>& work, int threads, Body body) {
+  const int64_t n = (int64_t)work.size() - 1;
   std::vector<int64_t> bounds(threads + 1, n);
   bounds[0] = 0;
   for (int t = 1; t < threads; ++t) {
-    const int64_t target = (int64_t)indptr[n] * t / threads;
-    bounds[t] = std::lower_bound(indptr, indptr + n, (int32_t)target) - indptr;
+    const int64_t target = work[n] * t / threads;
+    bounds[t] = std::lower_bound(work.begin(), work.end() - 1, target) - work.begin();
   }
   std::vector<std::thread> workers;
   for (int t = 1; t < threads; ++t) workers.emplace_back(body, t, bounds[t], bounds[t + 1]);
@@ -86,7 +98,8 @@ inline void PrefetchRow(const float* row, int64_t length, int write) {
 
 ffi::Error GatForwardImpl(ffi::Buffer<ffi::F32> packed, ffi::Buffer<ffi::F32> score_dst,
                           ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> senders,
-                          ffi::Buffer<ffi::F32> log_w, ffi::ResultBuffer<ffi::F32> out,
+                          ffi::Buffer<ffi::F32> log_w, ffi::Buffer<ffi::S32> active,
+                          ffi::ResultBuffer<ffi::F32> out,
                           ffi::ResultBuffer<ffi::F32> alpha, float slope) {
   const int64_t H = score_dst.dimensions()[1];
   const int64_t R = packed.dimensions()[1], HD = R - H, D = HD / H;
@@ -97,19 +110,23 @@ ffi::Error GatForwardImpl(ffi::Buffer<ffi::F32> packed, ffi::Buffer<ffi::F32> sc
   const int32_t* ip = indptr.typed_data();
   const int32_t* snd = senders.typed_data();
   const float* lw = log_w.typed_data();
+  const int32_t* act = active.typed_data();
   float* op = out->typed_data();
   float* ap = alpha->typed_data();
   if (ip[n] > E) return ffi::Error::InvalidArgument("indptr points past the edge arrays");
+  if (active.element_count() != n) return ffi::Error::InvalidArgument("active has one entry per row");
   const int64_t last = ip[n];
   std::fill(ap + last * H, ap + E * H, 0.0f);
+  const std::vector<int64_t> work = ActiveWork(ip, act, n);
 
-  ForRowRanges(ip, n, ThreadCount(last), [&](int, int64_t first, int64_t end) {
+  ForRowRanges(work, ThreadCount(work[n]), [&](int, int64_t first, int64_t end) {
     std::vector<float> top(H), inv(H), coef(HD);
     for (int64_t i = first; i < end; ++i) {
       const int64_t lo = ip[i], hi = ip[i + 1];
       float* oi = op + i * HD;
       std::fill(oi, oi + HD, 0.0f);
-      if (lo == hi) continue;
+      if (!act[i]) std::fill(ap + lo * H, ap + hi * H, 0.0f);
+      if (lo == hi || !act[i]) continue;
       const float* dst = sd + i * H;
       std::fill(top.begin(), top.end(), -INFINITY);
       for (int64_t e = lo; e < hi; ++e) {  // logits (kept in alpha) and their max per head
@@ -149,7 +166,7 @@ ffi::Error GatForwardImpl(ffi::Buffer<ffi::F32> packed, ffi::Buffer<ffi::F32> sc
 ffi::Error GatBackwardImpl(ffi::Buffer<ffi::F32> d_out, ffi::Buffer<ffi::F32> packed,
                            ffi::Buffer<ffi::F32> score_dst, ffi::Buffer<ffi::S32> indptr,
                            ffi::Buffer<ffi::S32> senders, ffi::Buffer<ffi::F32> alpha,
-                           ffi::ResultBuffer<ffi::F32> d_packed, ffi::ResultBuffer<ffi::F32> d_dst,
+                           ffi::Buffer<ffi::S32> active, ffi::ResultBuffer<ffi::F32> d_packed, ffi::ResultBuffer<ffi::F32> d_dst,
                            float slope) {
   const int64_t M = packed.dimensions()[0], H = score_dst.dimensions()[1];
   const int64_t R = packed.dimensions()[1], HD = R - H, D = HD / H;
@@ -160,17 +177,19 @@ ffi::Error GatBackwardImpl(ffi::Buffer<ffi::F32> d_out, ffi::Buffer<ffi::F32> pa
   const int32_t* ip = indptr.typed_data();
   const int32_t* snd = senders.typed_data();
   const float* ap = alpha.typed_data();
+  const int32_t* act = active.typed_data();
   float* dp = d_packed->typed_data();
   float* ddst = d_dst->typed_data();
   const int64_t size = M * R, last = ip[n];
-
-  const int threads = ThreadCount(last);
+  if (active.element_count() != n) return ffi::Error::InvalidArgument("active has one entry per row");
+  const std::vector<int64_t> work = ActiveWork(ip, act, n);
+  const int threads = ThreadCount(work[n]);
   // Scatters into senders: thread 0 writes the output, the others pooled buffers, summed after.
   std::vector<std::unique_ptr<std::vector<float>>> scratch;
   for (int t = 1; t < threads; ++t) scratch.push_back(AcquireScratch(size));
   std::fill(dp, dp + size, 0.0f);
 
-  ForRowRanges(ip, n, threads, [&](int t, int64_t first, int64_t end) {
+  ForRowRanges(work, threads, [&](int t, int64_t first, int64_t end) {
     float* mine = dp;
     if (t > 0) {
       std::fill(scratch[t - 1]->begin(), scratch[t - 1]->end(), 0.0f);
@@ -179,6 +198,10 @@ ffi::Error GatBackwardImpl(ffi::Buffer<ffi::F32> d_out, ffi::Buffer<ffi::F32> pa
     std::vector<float> d_alpha, z, weighted(H), d_dst_i(H);
     for (int64_t i = first; i < end; ++i) {
       const int64_t lo = ip[i], hi = ip[i + 1];
+      if (!act[i]) {  // not computed forward: no gradient flows through it
+        for (int64_t k = 0; k < H; ++k) ddst[i * H + k] = 0.0f;
+        continue;
+      }
       const float* gi = gp + i * HD;
       const float* dst = sd + i * H;
       d_alpha.resize((hi - lo) * H);
@@ -237,6 +260,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(TfnetGatForward, GatForwardImpl,
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<float>("slope"));
@@ -249,6 +273,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(TfnetGatBackward, GatBackwardImpl,
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::S32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<float>("slope"));

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfnet_jax.data.dataset import NetworkLayer
-from tfnet_jax.graph.attention import GraphBlocks
+from tfnet_jax.graph.blocks import GraphBlocks, bound_sizes
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -58,7 +58,10 @@ def layer_to_blocks(layer: NetworkLayer, num_nodes: int, num_shards: int = 1,
         block_senders[s, :hi - lo] = senders[lo:hi]
         block_receivers[s, :hi - lo] = local
         log_weights[s, :hi - lo] = np.log(weights[lo:hi] + np.float32(1e-9))
-    return GraphBlocks(indptr, block_senders, block_receivers, log_weights)
+    # Receptive-field bounds (tfnet_jax.graph.blocks): the k largest in-degrees summed.
+    top = np.cumsum(np.sort(np.bincount(receivers, minlength=shard_nodes * num_shards))[::-1])
+    top_degree_sums = tuple(int(top[k - 1]) for k in bound_sizes(shard_nodes * num_shards))
+    return GraphBlocks(indptr, block_senders, block_receivers, log_weights, top_degree_sums)
 
 
 def multiplex_graphs(layers: list[NetworkLayer], num_nodes: int, num_shards: int = 1,

@@ -26,7 +26,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from tfnet_jax.graph.attention import GraphBlocks, aggregate
+from tfnet_jax.graph.attention import aggregate
+from tfnet_jax.graph.blocks import (GraphBlocks, SubGraph, field_capacities, receptive_field,
+                                    restrict)
 from tfnet_jax.models.gensan import CrossTypeRefiner
 
 
@@ -34,7 +36,8 @@ class GraphAttention(nnx.Module):
     """Multi-head GAT layer whose attention logits are biased by log edge weight.
 
     x [M, D] over the graph's M padded node slots (row-sharded across devices when the graph
-    has one shard per device); the aggregation is `tfnet_jax.graph.attention.aggregate`.
+    has one shard per device), or over a SubGraph's input rows; the aggregation is
+    `tfnet_jax.graph.attention.aggregate`.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float, *, rngs: nnx.Rngs):
@@ -48,13 +51,19 @@ class GraphAttention(nnx.Module):
         self.norm = nnx.LayerNorm(dim, rngs=rngs)
         self.dropout = nnx.Dropout(dropout)
 
-    def __call__(self, x, graph: GraphBlocks, *, deterministic: bool, rngs=None):
-        num_nodes = x.shape[0]
-        h = self.proj(x).reshape(num_nodes, self.heads, self.head_dim)
+    def __call__(self, x, graph: GraphBlocks | SubGraph, active=None, *, deterministic: bool,
+                 rngs=None):
+        """-> [M, D], or [C, D] at a SubGraph's receivers. `active` [M] (optional): the rows
+        whose output must be exact (the others are skipped)."""
+        h = self.proj(x).reshape(x.shape[0], self.heads, self.head_dim)
         score_src = jnp.sum(h * self.att_src[...], axis=-1)
-        score_dst = jnp.sum(h * self.att_dst[...], axis=-1)
-        out = aggregate(h, score_src, score_dst, graph)
-        out = jax.nn.elu(out.reshape(num_nodes, -1))
+        if isinstance(graph, SubGraph):  # the receivers are some of the input rows
+            x, h_dst = x[graph.receivers], h[graph.receivers]
+        else:
+            h_dst = h
+        score_dst = jnp.sum(h_dst * self.att_dst[...], axis=-1)
+        out = aggregate(h, score_src, score_dst, graph, active)
+        out = jax.nn.elu(out.reshape(x.shape[0], -1))
         out = self.dropout(out, deterministic=deterministic, rngs=rngs)
         return self.norm(x + out)
 
@@ -188,9 +197,12 @@ class TranscriptionNet(nnx.Module):
             parts.append(self.embedding.embedding[...])
         return sum(parts)
 
-    def embed(self, features, graphs, propagated=None, *, deterministic: bool = True, rngs=None):
+    def embed(self, features, graphs, propagated=None, queried=None, *, deterministic: bool = True,
+              rngs=None):
         """Fused gene embeddings [M, D] and per-layer fusion weights [L, M] (M >= N + 1 node
-        slots: the graphs' padded count, or N + 1 for encoder=sign).
+        slots: the graphs' padded count, or N + 1 for encoder=sign); with `queried` node ids
+        [B], the embeddings [B, D] of those genes and weights [L, B] (encoder=gat computes
+        only their receptive field: a training step's saving).
 
         encoder=sign reads `propagated` [L, K+1, N, F] (the context's) instead of the graphs."""
         if self.sign is not None:
@@ -198,32 +210,57 @@ class TranscriptionNet(nnx.Module):
                 raise ValueError("model.encoder=sign needs the context's 'propagated' features "
                                  "(tfnet_jax.tasks.perturbation.prepare(..., hops=K))")
             extra = None if self.embedding is None else self.embedding.embedding[...]
-            per_layer = [encoder(propagated[i], extra, deterministic=deterministic, rngs=rngs)
-                         for i, encoder in enumerate(self.sign)]
-            return self.fusion(jnp.stack(per_layer))
+            per_layer = jnp.stack([encoder(propagated[i], extra, deterministic=deterministic,
+                                           rngs=rngs) for i, encoder in enumerate(self.sign)])
+            return self.fusion(per_layer if queried is None else per_layer[:, queried])
         x = self.node_inputs(features)
         # Up to the graphs' padded node slots (a multiple of the device count).
         x = jnp.pad(x, ((0, graphs[0].padded_nodes - x.shape[0]), (0, 0)))
-        per_layer = []
-        for stack, graph in zip(self.gat, graphs):
-            h = x
-            for layer in stack:
-                h = layer(h, graph, deterministic=deterministic, rngs=rngs)
-            per_layer.append(h)
+        per_layer = [self._run_stack(stack, x, graph, queried, deterministic, rngs)
+                     for stack, graph in zip(self.gat, graphs)]
         return self.fusion(jnp.stack(per_layer))
+
+    @staticmethod
+    def _run_stack(stack, x, graph: GraphBlocks, queried, deterministic, rngs):
+        """One network layer's GAT stack -> [M, D], or [B, D] at the `queried` genes (then
+        each layer computes only its receptive field: over every row, skipping the others,
+        while that field is large, then on a SubGraph of its rows)."""
+        if queried is None:
+            for layer in stack:
+                x = layer(x, graph, deterministic=deterministic, rngs=rngs)
+            return x
+        num_nodes = graph.padded_nodes
+        position = None  # None: x holds every node's row; else the row of each node id in x
+        for layer, mask, capacity in zip(stack, receptive_field(graph, queried, len(stack)),
+                                         field_capacities(graph, queried.shape[0], len(stack))):
+            if capacity is None:
+                x = layer(x, graph, mask, deterministic=deterministic, rngs=rngs)
+                continue
+            rows = jnp.nonzero(mask, size=capacity, fill_value=num_nodes)[0]
+            inputs = jnp.arange(num_nodes, dtype=jnp.int32) if position is None else position
+            sub = restrict(graph, rows, jnp.sum(mask), inputs)
+            x = layer(x, sub, deterministic=deterministic, rngs=rngs)
+            position = jnp.zeros(num_nodes, jnp.int32).at[rows].set(
+                jnp.arange(capacity, dtype=jnp.int32), mode="drop")
+        return x[queried] if position is None else x[position[queried]]
 
     def __call__(self, context: dict, pert_index, pert_type, *, deterministic: bool = True,
                  rngs=None):
-        embedding, _ = self.embed(context["features"], context["graphs"], context.get("propagated"),
-                                  deterministic=deterministic, rngs=rngs)
-        return self.decode(context, embedding, pert_index, pert_type, deterministic=deterministic,
-                           rngs=rngs)
+        genes, _ = self.embed(context["features"], context["graphs"], context.get("propagated"),
+                              queried=pert_index, deterministic=deterministic, rngs=rngs)
+        return self.decode_genes(context, genes, pert_index, pert_type,
+                                 deterministic=deterministic, rngs=rngs)
 
     def decode(self, context: dict, embedding, pert_index, pert_type, *, deterministic: bool = True,
                rngs=None):
         """Signatures of the queried genes from the gene embeddings [N, D] (`embed`'s output):
         prediction encodes the graph once per parameter state and decodes every batch from it."""
-        genes = embedding[pert_index]
+        return self.decode_genes(context, embedding[pert_index], pert_index, pert_type,
+                                 deterministic=deterministic, rngs=rngs)
+
+    def decode_genes(self, context: dict, genes, pert_index, pert_type, *,
+                     deterministic: bool = True, rngs=None):
+        """Signatures [B, R] from the queried genes' own embeddings [B, D]."""
         outputs = jnp.stack([head(genes, deterministic=deterministic, rngs=rngs)
                              for head in self.heads])  # [T, B, R]
         if self.skip is not None:
