@@ -121,6 +121,19 @@ def test_nested_cv_r2_matches_sklearn_same_folds_and_grid():
     np.testing.assert_allclose(res["pred"], whole["pred"], rtol=1e-5, atol=1e-5)
     # Final model: refit on all rows at the lambda chosen by inner CV over all rows.
     assert np.all(np.isin(res["lambda"][:, None], res["lambdas"][:, -1]).any(1))
+    # Each outer fold's own model gives that fold's held-out predictions; its start (the inner
+    # fit without inner fold 0) equals a fit on those rows at the fold's lambda.
+    for k in (0, 3):
+        held = res["outer_folds"] == k
+        own = np.einsum("gnp,gp->gn", x[:, held], res["coef_outer"][:, k]) + res["intercept_outer"][:, k, None]
+        np.testing.assert_allclose(own, res["pred"][:, held], rtol=1e-4, atol=1e-4)
+        rows = (res["inner_folds"][k] >= 0) & (res["inner_folds"][k] != 0)
+        coef, icpt = enet_path(x, mask, y, res["lambda_outer"][:, k:k + 1] * np.array([4.0, 2.0, 1.0]),
+                               rows=rows, **TIGHT)
+        np.testing.assert_allclose(res["coef_start"][:, k], coef[:, -1], atol=2e-4)
+        np.testing.assert_allclose(res["intercept_start"][:, k], icpt[:, -1], atol=2e-3)
+        assert not np.allclose(res["coef_start"][:, k], res["coef_outer"][:, k], atol=1e-3)
+    assert np.all(res["coef_outer"][:, :, ~mask.any(0)] == 0)
 
 
 def test_penalty_factors():

@@ -160,15 +160,18 @@ def tiny_run(tiny_files, tmp_path_factory):
 def test_tiny_run_writes_tables_and_skips_bad_gene(tiny_run, tiny_files):
     cfg, tmp_path, metrics = tiny_run
     genes = pd.read_csv(tmp_path / "genes.csv")
-    assert list(genes.columns[:7]) == ["gene", "n_variants", "heritable", "r2_genonet",
-                                       "r2_genonet_noannot", "r2_elastic_net", "r2_elastic_net_annot"]
-    assert all(c.startswith("r2sse_") for c in genes.columns[7:11])
+    assert list(genes.columns[:8]) == ["gene", "n_variants", "heritable", "r2_genonet",
+                                       "r2_genonet_noannot", "r2_genonet_choice", "r2_elastic_net",
+                                       "r2_elastic_net_annot"]
+    assert all(c.startswith("r2sse_") for c in genes.columns[8:13])
     assert len(genes) == 5 and "lonely" not in set(genes["gene"])
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert "lonely" in saved["skipped"] and saved == json.loads(json.dumps(metrics))
-    assert set(saved["baselines"]) == {"genonet_noannot", "elastic_net", "elastic_net_annot"}
+    assert set(saved["baselines"]) == {"genonet_noannot", "genonet_choice", "elastic_net",
+                                       "elastic_net_annot"}
     assert {"heritable_genes", "all_genes"} <= set(saved["model"])
-    assert np.isfinite(genes[["r2_genonet", "r2_elastic_net", "r2_elastic_net_annot"]].to_numpy()).all()
+    assert np.isfinite(genes[["r2_genonet", "r2_genonet_choice", "r2_elastic_net",
+                              "r2_elastic_net_annot"]].to_numpy()).all()
     weights = pd.read_csv(tmp_path / "weights.csv")
     assert list(weights.columns[:3]) == ["gene", "variant", "chrom"]
 
@@ -306,3 +309,27 @@ def test_predict_new_genotypes(tiny_run, tiny_files):
     holes = table.copy()
     holes.iloc[0, :] = np.nan
     assert np.isfinite(predict_expression(prepared, fitted.predictor, holes).to_numpy()).all()
+
+
+def test_per_gene_choice_uses_the_elastic_net_where_genonet_kept_its_start(tiny_run):
+    from tfnet_jax.models.elastic_net import fold_masks
+    from tfnet_jax.tasks.genonet_fit import genonet_unit
+    family, cfg, prepared, fitted, run_dir = _restored(tiny_run)
+    pred, folds = fitted.predictor.pred, prepared.folds
+    inner = fold_masks(folds, int(cfg.model.elastic_net.inner_folds), int(cfg.seed))["inner"]
+    name = "genonet" if prepared.use_annotations else "genonet_noannot"
+    kept = start = 0
+    for b, block in enumerate(prepared.blocks):
+        for c in range(folds.max() + 1):
+            # Early stopping on the elastic net's inner fold 0: training rows its start never saw.
+            np.testing.assert_array_equal(prepared.valid_rows[c], np.flatnonzero(inner[c] == 0))
+            assert not (folds[prepared.valid_rows[c]] == c).any()
+            unit = fitted.predictor.cache.get(genonet_unit(name, c, b))
+            held = folds == c
+            for j in range(len(block.genes)):
+                own = unit["kept_step"][j] == 0
+                kept += own
+                want = pred["elastic_net" if own else name][start + j, held]
+                np.testing.assert_array_equal(pred["genonet_choice"][start + j, held], want)
+        start += len(block.genes)
+    assert 0 <= kept < start * (folds.max() + 1)  # GenoNet's own models are used somewhere

@@ -63,7 +63,7 @@ class TrainConfig:
 class SplitConfig:
     """The held-out design of every family."""
     seed: int = 0            # configs/split/default.yaml: ${seed}
-    valid_frac: float = 0.1  # GenoNet: of each outer fold's training rows (per-gene early stopping)
+    valid_frac: float = 0.1  # holdout splits (GenoNet stops early on its elastic net's inner fold 0)
     test_frac: float = 0.2   # ignored when `folds` is set (each fold is the test set once)
     min_train: int = 5
     by: str = "sample"       # sample | group (TFNet: hold out whole groups of data.group_column)
@@ -345,4 +345,4 @@ class GenoNetConfig(ModelBase):
     linear_init: str = "elastic_net"
     linear_trainable: bool = False  # elastic_net start: keep its weights frozen
     elastic_net: ElasticNetConfig = field(default_factory=ElasticNetConfig)
-    # Outer folds and the early-stopping fraction are split.folds / split.valid_frac (split=genonet).
+    # Outer folds are split.folds (split=genonet); early stopping uses the elastic net's inner fold 0.

@@ -295,6 +295,10 @@ def _nested_block(x, mask, y, usable, pf, train, evaluate, outer, alpha, n_lambd
     k_outer = full.size - 1
     n_train = train[full].sum(1)                        # [C]
 
+    # Kept weights: each outer problem's fit on its training rows, the same problem's inner
+    # fit without its inner fold 0 (a start that never saw those rows), and the final fit.
+    kept = jnp.concatenate([full[:-1], full[:-1] + 1, full[-1:]])
+
     def gene(xc, yc, usable, pf, xm, ym):
         p_real = usable.sum()
 
@@ -309,8 +313,9 @@ def _nested_block(x, mask, y, usable, pf, train, evaluate, outer, alpha, n_lambd
             resid = (yc[None, :] - ybar[:, None] - z) * evaluate
             mse = jnp.sum(resid ** 2, 1) / jnp.maximum(evaluate.sum(1), 1.0)
             pred = jnp.sum((z + ybar[:, None])[full[:-1]] * evaluate[full[:-1]], 0) + ym
-            b = beta[full[-1]] / sd[full[-1]]
-            return mse, pred, b, ym + ybar[full[-1]] - jnp.sum(b * (mu[full[-1]] + xm))
+            # Original-scale weights of the final fit and of `kept` (outer fits, inner-0 fits).
+            b = beta[kept] / sd[kept]
+            return mse, pred, b, ym + ybar[kept] - jnp.sum(b * (mu[kept] + xm), 1)
 
         def inner_cv(o):  # inner-CV MSE per problem at one lambda
             return o[0].reshape(k_outer + 1, inner_k + 1)[:, 1:].mean(1)
@@ -324,8 +329,15 @@ def _nested_block(x, mask, y, usable, pf, train, evaluate, outer, alpha, n_lambd
         best = jnp.argmin(cv, 1)                                           # first min = largest lambda
         held_out = pred[best[outer], jnp.arange(n)]
         grid = lambdas[full]
+        # Every kept fit at its problem's lambda.min: [2K + 1, P] / [2K + 1].
+        at = jnp.concatenate([best[:-1], best[:-1], best[-1:]])
+        coef = coef[at, jnp.arange(at.size)]
+        icpt = icpt[at, jnp.arange(at.size)]
+        k = k_outer
         return dict(pred=held_out, lambda_outer=grid[jnp.arange(k_outer), best[:-1]],
-                    lambda_=grid[-1, best[-1]], coef=coef[best[-1]], intercept=icpt[best[-1]],
+                    lambda_=grid[-1, best[-1]], coef=coef[-1], intercept=icpt[-1],
+                    coef_outer=coef[:k], intercept_outer=icpt[:k],
+                    coef_start=coef[k:2 * k], intercept_start=icpt[k:2 * k],
                     lambdas=grid, cv_mse=cv)
     # lax.map, not vmap: genes run one after another so each keeps its own working-set
     # size and its own number of FISTA iterations.
@@ -356,8 +368,12 @@ def fit_nested_cv(X, mask, y, outer_folds, inner_k=5, alpha=0.5, n_lambdas=50,
     Returns numpy arrays per gene: pred [G, n] held-out predictions (each row by the model
     of the outer fold that held it out), lambda_outer [G, K], lambda [G] (final, chosen by
     inner CV over all rows), coef [G, P] and intercept [G] (final model, original scale:
-    the TWAS weights), lambdas [G, K+1, L] and cv_mse [G, K+1, L] (inner-CV curves; last
-    row = all rows), inner_folds [K+1, n] and outer_folds [n] (0..K-1).
+    the TWAS weights), coef_outer [G, K, P] / intercept_outer [G, K] (each outer fold's own
+    model: its training rows, its lambda.min), coef_start [G, K, P] / intercept_start [G, K]
+    (the same problem's inner fit without inner fold 0, i.e. without the rows
+    `inner_folds[c] == 0`, at that lambda: a start that never saw them), lambdas [G, K+1, L]
+    and cv_mse [G, K+1, L] (inner-CV curves; last row = all rows), inner_folds [K+1, n] and
+    outer_folds [n] (0..K-1).
     """
     x = np.asarray(X, np.float32)
     g, n, p = x.shape
@@ -393,13 +409,14 @@ def fit_nested_cv(X, mask, y, outer_folds, inner_k=5, alpha=0.5, n_lambdas=50,
                                 jnp.asarray(fm["outer"]), float(alpha), int(n_lambdas), int(inner_k),
                                 int(max_iter), float(tol), int(n_power), int(patience or 0))
             out = jax.tree.map(lambda v: np.asarray(v)[:m], out)
-            if res is None:
-                res = {k: np.zeros((g,) + v.shape[1:], v.dtype) for k, v in out.items() if k != "coef"}
-                res["coef"] = np.zeros((g, p), np.float32)
+            if res is None:  # weights ("coef*") go back to the gene's own P columns
+                res = {k: np.zeros((g,) + v.shape[1:-1] + ((p,) if k.startswith("coef") else v.shape[-1:]),
+                                   v.dtype) if v.ndim > 1 else np.zeros((g,), v.dtype)
+                       for k, v in out.items()}
             for k, v in out.items():
-                if k == "coef":
+                if k.startswith("coef"):
                     for j, i in enumerate(genes[sl]):
-                        res["coef"][i, cols[j + s]] = v[j, :cols[j + s].size]
+                        res[k][i][..., cols[j + s]] = v[j, ..., :cols[j + s].size]
                 else:
                     res[k][genes[sl]] = v
     res["lambda"] = res.pop("lambda_")

@@ -94,19 +94,19 @@ def load_genosim(values: dict, cache_dir: Path | None = None) -> GenotypeData:
 
 
 # ---------------------------------------------------------------- split and prepared arrays
-def split_settings(cfg: DictConfig) -> tuple[int, float, int]:
-    """(outer folds, early-stopping fraction of each fold's training rows, seed) from `split`."""
+def split_settings(cfg: DictConfig) -> tuple[int, int]:
+    """(outer folds, seed) from `split`."""
     split_cfg = cfg.split
     if split_cfg.get("folds") is None:
         raise ConfigError("split.folds: model=genonet needs outer folds (split=genonet sets 5)")
     seed = split_cfg.get("seed")
-    return int(split_cfg.folds), float(split_cfg.valid_frac), int(cfg.seed if seed is None else seed)
+    return int(split_cfg.folds), int(cfg.seed if seed is None else seed)
 
 
 @dataclass
 class GenoNetSplit:
     folds: np.ndarray            # outer fold per individual
-    valid_rows: list[np.ndarray]  # per fold: its early-stopping rows (among its training rows)
+    valid_rows: list[np.ndarray]  # per fold: its early-stopping rows (the elastic net's inner fold 0)
 
 
 @dataclass
@@ -132,7 +132,7 @@ class GenoNetModels:
 class GenoNetFamily:
     name = "genonet"
     data_sources = ("genosim", "genotypes")  # load_data's two branches
-    split_fields = ("seed", "valid_frac", "folds")
+    split_fields = ("seed", "folds")
 
     def check_config(self, groups: dict) -> None:
         from tfnet_jax.config_checks import check_monitor, fail, number_in, one_of, positive_int, positive_number
@@ -164,12 +164,13 @@ class GenoNetFamily:
         return load_data(OmegaConf.to_container(cfg.data, resolve=True))
 
     def split(self, cfg: DictConfig, data: GenotypeData) -> GenoNetSplit:
-        k, valid_frac, seed = split_settings(cfg)
+        k, seed = split_settings(cfg)
         if len(data.individuals) < 2 * k:
             raise DataError(f"{len(data.individuals)} individuals are too few for split.folds={k}")
         folds = splits.kfold(data.individuals, k, seed)
-        valid = [splits.validation_slice(data.individuals, np.flatnonzero(folds != c), seed,
-                                         valid_frac, min_rows=2) for c in range(k)]
+        # The elastic net's inner fold 0 of each outer fold (its seed is cfg.seed): so the
+        # elastic-net start GenoNet trains from never saw GenoNet's early-stopping rows.
+        valid = fitting.early_stopping_rows(folds, int(cfg.model.elastic_net.inner_folds), int(cfg.seed))
         return GenoNetSplit(folds, valid)
 
     def prepare(self, cfg: DictConfig, data: GenotypeData, split: GenoNetSplit) -> GenoNetPrepared:
@@ -224,8 +225,10 @@ class GenoNetFamily:
         records = []
         for flag in ([True, False] if prepared.use_annotations else [False]):
             name = "genonet" if flag else "genonet_noannot"
-            pred[name], recs = fitting.fit_genonet(cfg, prepared, flag, cache, en, log_file)
+            pred[name], kept_start, recs = fitting.fit_genonet(cfg, prepared, flag, cache, en, log_file)
             records += recs
+            if flag == prepared.use_annotations and cfg.model.linear_init == "elastic_net":
+                pred["genonet_choice"] = np.where(kept_start, en["pred"], pred[name])
         if not prepared.use_annotations:
             pred["genonet"] = pred["genonet_noannot"]
         own = [r for r in records if r["fit"].startswith(
@@ -335,8 +338,9 @@ def predict_expression(prepared: GenoNetPrepared, models: GenoNetModels, inputs=
     genotypes). method: one of METHODS; elastic nets use their final weights (all
     individuals), GenoNet the mean of its outer-fold models' kept per-gene parameters.
     """
-    if method not in METHODS or method not in models.pred:
-        raise DataError(f"method={method!r}: expected one of {[m for m in METHODS if m in models.pred]}")
+    choices = [m for m in METHODS if m in models.pred and m != "genonet_choice"]  # per fold only
+    if method not in choices:
+        raise DataError(f"method={method!r}: expected one of {choices}")
     if method == "genonet" and not prepared.use_annotations:
         method = "genonet_noannot"  # the model is the annotation-free GenoNet then
     data, blocks = prepared.data, prepared.blocks

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.errors import ConfigError, TrainingError
 from tfnet_jax.eval.regression import per_gene_r2
-from tfnet_jax.models.elastic_net import enet_path, fit_nested_cv
+from tfnet_jax.models.elastic_net import fit_nested_cv, fold_masks
 from tfnet_jax.tasks import genotype as task
 from tfnet_jax.train.engine import Trainer, TrainConfig
 
@@ -90,13 +90,15 @@ def annotation_penalty(blocks, coef: np.ndarray, genes_half: np.ndarray) -> np.n
 
 
 def fit_elastic_net(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, penalty=None) -> dict:
-    """Held-out predictions [G, n], final weights [G, P] and per-outer-fold weights on the shared folds.
+    """Held-out predictions [G, n], final weights [G, P], and per outer fold c (fitted without
+    its rows) the fold's own model `coef_folds` [K, G, P] / `intercept_folds` [K, G] and
+    `coef_start` [K, G, P] / `intercept_start` [K, G]: the same nested CV's inner fit that also
+    left out the rows of inner fold 0 (GenoNet's early-stopping rows, `early_stopping_rows`),
+    at fold c's lambda.min: GenoNet's frozen linear start, which never saw them.
 
     Without missing dosages or covariates one nested-CV call serves every fold; otherwise one
     call per outer fold (imputation / covariates fitted on that fold's training rows) plus
-    one on all rows for the final weights. `coef_folds` [K, G, P] / `intercept_folds` [K, G]
-    are each outer fold's model (its training rows only, its inner-CV lambda): GenoNet's
-    frozen linear start on that fold.
+    one on all rows for the final weights.
     """
     x = np.concatenate([b.dosage[:, :len(b.genes)] for b in blocks], axis=1).transpose(1, 0, 2)
     vmask = np.concatenate([b.vmask[:len(b.genes)] for b in blocks])
@@ -113,28 +115,26 @@ def fit_elastic_net(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, pe
         return fit_nested_cv(xi, vmask, task.fold_targets(data, train).T, folds, **opts)
 
     final = call(everyone)
-    pred = final["pred"]
     k = folds.max() + 1
-    coef_folds = np.zeros((k, *vmask.shape), np.float32)
-    icpt_folds = np.zeros((k, len(vmask)), np.float32)
+    per_fold = [call(folds != c) for c in range(k)] if fold_dependent else [final] * k
+    pred = final["pred"]
     if fold_dependent:
         pred = np.empty_like(pred)
-        for c in range(k):
-            fit = call(folds != c)
+        for c, fit in enumerate(per_fold):
             pred[:, folds == c] = fit["pred"][:, folds == c]
-            coef_folds[c], icpt_folds[c] = fit["coef"], fit["intercept"]
-    else:
-        # fit_nested_cv keeps only the final model's weights: refit each outer fold's training
-        # rows at the lambda its inner CV chose (a short warm-started path ending there).
-        xi = np.where(vmask[:, None, :], x, 0.0)
-        y = task.fold_targets(data, everyone).T
-        for c in range(k):
-            lam = final["lambda_outer"][:, c:c + 1] * np.asarray([8.0, 4.0, 2.0, 1.0], np.float32)
-            coef, icpt = enet_path(xi, vmask, y, lam, alpha=opts["alpha"], penalty_factor=penalty,
-                                   rows=folds != c, tol=1e-5, max_iter=1000)
-            coef_folds[c], icpt_folds[c] = coef[:, -1], icpt[:, -1]
+
+    def stacked(key):  # [K, G, ...]: each outer fold's entry from the call that fitted it
+        return np.stack([fit[key][:, c] for c, fit in enumerate(per_fold)])
     return {"pred": pred, "coef": final["coef"], "intercept": final["intercept"],
-            "coef_folds": coef_folds, "intercept_folds": icpt_folds}
+            "coef_folds": stacked("coef_outer"), "intercept_folds": stacked("intercept_outer"),
+            "coef_start": stacked("coef_start"), "intercept_start": stacked("intercept_start")}
+
+
+def early_stopping_rows(folds: np.ndarray, inner_folds: int, seed: int) -> list[np.ndarray]:
+    """Per outer fold c, GenoNet's early-stopping rows: the elastic net's inner fold 0 of
+    problem c (`fit_nested_cv` draws the same inner folds from the same seed)."""
+    inner = fold_masks(folds, inner_folds, seed)["inner"]
+    return [np.flatnonzero(inner[c] == 0) for c in range(folds.max() + 1)]
 
 
 # ---------------------------------------------------------------- the gene-block loop
@@ -143,6 +143,7 @@ class BlockFit:
     """One fold x block: the kept per-gene parameters and the loop's summary."""
     snapshot: dict[str, np.ndarray]  # effective parameters [G, ...] at each gene's best evaluation
     best_r2: np.ndarray              # [G] validation R^2 of the kept parameters
+    kept_step: np.ndarray            # [G] step of the kept parameters (0: the start, never beaten)
     stop_step: np.ndarray            # [G] step at which each gene left the loss (-1: never)
     step: int                        # steps run
     best_step: int | None            # last step at which some gene improved
@@ -167,6 +168,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
     linear = {"lin": context["lin"], "lin_b": context["lin_b"]} if "lin" in context else None
     real = context["active"] > 0
     best_r2 = np.full(len(real), -np.inf)
+    kept_step = np.full(len(real), -1)
     bad = np.zeros(len(real), np.int64)
     stop_step = np.full(len(real), -1)
     snapshot: dict[str, np.ndarray] | None = None
@@ -174,7 +176,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
     evals = step = 0
 
     def evaluate(step: int) -> None:
-        nonlocal snapshot, best_r2, bad, best_score, best_step, evals
+        nonlocal snapshot, best_r2, kept_step, bad, best_score, best_step, evals
         # NaN for a constant gene (and padding): it never improves, so it leaves after `patience`.
         r2 = per_gene_r2(trainer.predict(valid_arrays), fold.y[valid_rows])
         active = context["active"] > 0
@@ -186,6 +188,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
         for name in snapshot:
             snapshot[name][improved] = np.asarray(params[name])[improved]
         best_r2 = np.where(improved, r2, best_r2)
+        kept_step[improved] = step
         bad = np.where(improved, 0, bad + 1)
         new_active = (active & (bad < cfg.patience)).astype(np.float32)
         stop_step[active & (new_active == 0)] = step
@@ -213,7 +216,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
             evaluate(step)
     if snapshot is None:  # max_steps below eval_every and no start score: keep the last state
         evaluate(step)
-    return BlockFit(snapshot, best_r2, stop_step, step, best_step, best_score, evals)
+    return BlockFit(snapshot, best_r2, kept_step, stop_step, step, best_step, best_score, evals)
 
 
 def predict_block(unit: dict[str, np.ndarray], dosage: np.ndarray, linear_skip: bool) -> np.ndarray:
@@ -231,22 +234,26 @@ def genonet_unit(name: str, fold: int, block: int) -> str:
 
 
 def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
-                enet: dict | None, log_file: Path | None) -> tuple[np.ndarray, list[dict]]:
-    """Held-out predictions [G, n] of GenoNet trained per outer fold x gene block, and one
-    record per unit. Units found in `cache` are read, the rest trained on one Trainer.
+                enet: dict | None, log_file: Path | None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Held-out predictions [G, n] of GenoNet trained per outer fold x gene block, whether
+    each gene's fold model kept its start [G, n] (never beaten on the early-stopping rows),
+    and one record per unit. Units found in `cache` are read, the rest trained on one Trainer.
 
     enet: fit_elastic_net's output; with model.linear_init=elastic_net each fold starts from
-    that fold's elastic net (`coef_folds`, fitted without the held-out fold).
+    that fold's elastic-net start (`coef_start`: fitted without the held-out fold and without
+    the fold's early-stopping rows), scored at step 0 so a gene the network cannot improve
+    keeps it (the unit's `kept_step` is then 0).
     """
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     train_cfg = TrainConfig.from_dict(OmegaConf.to_container(cfg.train, resolve=True))
     data, blocks, folds = prepared.data, prepared.blocks, prepared.folds
     name = "genonet" if annotations else "genonet_noannot"
     en_start = model_cfg.get("linear_init", "zeros") == "elastic_net"
-    if en_start and (enet is None or "coef_folds" not in enet):
+    if en_start and (enet is None or "coef_start" not in enet):
         raise ConfigError("model.linear_init=elastic_net: needs the per-fold elastic-net fits")
     linear_skip = bool(model_cfg["linear_skip"])
     pred = np.zeros((len(prepared.genes), len(folds)))
+    kept_start = np.zeros(pred.shape, bool)
     records, trainer = [], None
     for c in range(folds.max() + 1):
         held = np.flatnonzero(folds == c)
@@ -266,8 +273,8 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                 cols = [data.expression.columns.get_loc(g) for g in block.genes]
                 fold = task.prepare_fold(block, y_all[:, cols], train_mask, annotations)
                 if en_start:
-                    fold.context.update(task.linear_from_enet(fold, enet["coef_folds"][c][real],
-                                                              enet["intercept_folds"][c][real]))
+                    fold.context.update(task.linear_from_enet(fold, enet["coef_start"][c][real],
+                                                              enet["intercept_start"][c][real]))
                 if trainer is None:  # every fold and block has one shape: one Trainer, one compile
                     model = task.build_model(model_cfg, block, annotations, cfg.seed)
                     trainer = Trainer(model, train_cfg, loss_fn=task.make_loss_fn(float(model_cfg["l1"])),
@@ -277,7 +284,7 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                           "best_score": fit.best_score, "evals": fit.evals}
                 ctx = fold.context
                 unit = {"mu": ctx["mu"], "sd": ctx["sd"], "vmask": ctx["vmask"], "y_mean": fold.y_mean,
-                        "y_sd": fold.y_sd, "dosage_mean": fold.dosage_mean,
+                        "y_sd": fold.y_sd, "dosage_mean": fold.dosage_mean, "kept_step": fit.kept_step,
                         **{f"param_{k}": v for k, v in fit.snapshot.items()}}
                 unit["held"] = predict_block(unit, fold.dosage[held], linear_skip)[:, :len(block.genes)]
                 unit["record"] = np.asarray(json.dumps(record))
@@ -286,5 +293,8 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                     with log_file.open("a") as handle:
                         handle.write(json.dumps(record) + "\n")
             pred[real, held] = unit["held"].T
+            if "kept_step" in unit:
+                kept_start[np.ix_(np.arange(real.start, real.stop), held)] = \
+                    (unit["kept_step"][:len(block.genes)] == 0)[:, None]
             records.append(json.loads(str(unit["record"])))
-    return pred, records
+    return pred, kept_start, records
