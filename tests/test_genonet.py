@@ -333,3 +333,35 @@ def test_per_gene_choice_uses_the_elastic_net_where_genonet_kept_its_start(tiny_
                 np.testing.assert_array_equal(pred["genonet_choice"][start + j, held], want)
         start += len(block.genes)
     assert 0 <= kept < start * (folds.max() + 1)  # GenoNet's own models are used somewhere
+
+
+def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadded():
+    from tfnet_jax.data.genotypes import GeneWindow, GenotypeData
+    from tfnet_jax.models.elastic_net import fit_nested_cv
+    from tfnet_jax.tasks.genonet_fit import fit_elastic_net
+    rng = np.random.default_rng(0)
+    n, counts = 60, [50, 300, 90, 200, 130]
+    windows, expression = [], {}
+    for i, v in enumerate(counts):
+        dosage = rng.integers(0, 3, (n, v)).astype(np.float32)
+        windows.append(GeneWindow(f"g{i}", "1", 0, 1, np.array([f"v{i}_{j}" for j in range(v)]),
+                                  np.arange(v), dosage))
+        expression[f"g{i}"] = dosage[:, :3].sum(1) + rng.normal(size=n)
+    data = GenotypeData(np.array([f"i{k}" for k in range(n)]), pd.DataFrame(expression), None, windows,
+                        None, {}, "test")
+    blocks = task.make_blocks(data, genes_per_block=2)
+    assert [(b.genes, b.vmask.shape[1]) for b in blocks] == [
+        (["g0", "g2"], 128), (["g3", "g4"], 256), (["g1"], 300)]  # the widest is not padded further
+    folds = np.arange(n) % 3
+    en_cfg = dict(inner_folds=3, alpha=0.5, n_lambdas=10, max_iter=300, tol=1e-4, block=4)
+    fit = fit_elastic_net(data, blocks, folds, en_cfg, seed=0)
+    order = [int(g[1:]) for b in blocks for g in b.genes]
+    for row, gene in enumerate(order):
+        v = counts[gene]
+        alone = fit_nested_cv(windows[gene].dosages[None], np.ones((1, v), bool),
+                              expression[f"g{gene}"][None], folds, inner_k=3, n_lambdas=10,
+                              max_iter=300, tol=1e-4, seed=0)
+        np.testing.assert_allclose(fit["pred"][row], alone["pred"][0], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(fit["coef"][row, :v], alone["coef"][0], atol=1e-4)
+        np.testing.assert_allclose(fit["coef_start"][:, row, :v], alone["coef_start"][0], atol=1e-4)
+        assert np.all(fit["coef"][row, v:] == 0)

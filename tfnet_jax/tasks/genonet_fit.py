@@ -1,8 +1,8 @@
 """GenoNet's fitting procedure: the elastic nets, and the fold x gene-block trainer loop.
 
-GenoNet trains one model per outer fold and gene block. Every block has the same shapes, so
-one `Trainer` (one compiled step) serves them all: `fit_genonet` walks folds x blocks and
-calls `trainer.reset(context=...)` for each, and `fit_gene_block` is the visible loop that
+GenoNet trains one model per outer fold and gene block. Blocks of one variant bucket share
+their shapes, so one `Trainer` (one compiled step) per bucket serves them: `fit_genonet`
+walks folds x blocks and calls `trainer.reset(context=...)` for each, and `fit_gene_block` is the visible loop that
 steps, evaluates every `eval_every` steps and early-stops per gene (a forked trainer in
 big_vision's sense: no callback rewrites the training context).
 
@@ -74,8 +74,8 @@ def annotation_penalty(blocks, coef: np.ndarray, genes_half: np.ndarray) -> np.n
         return None
     from sklearn.linear_model import LogisticRegression
 
-    annot = np.concatenate([b.annotations[:len(b.genes)] for b in blocks])  # [G, P, k]
-    vmask = np.concatenate([b.vmask[:len(b.genes)] for b in blocks])
+    annot = task.real_genes(blocks, "annotations")  # [G, P, k]
+    vmask = task.real_genes(blocks, "vmask")
     pf = np.ones(vmask.shape, np.float64)
     for half in (0, 1):
         fit_genes, apply_genes = genes_half != half, genes_half == half
@@ -100,19 +100,46 @@ def fit_elastic_net(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, pe
     call per outer fold (imputation / covariates fitted on that fold's training rows) plus
     one on all rows for the final weights.
     """
-    x = np.concatenate([b.dosage[:, :len(b.genes)] for b in blocks], axis=1).transpose(1, 0, 2)
-    vmask = np.concatenate([b.vmask[:len(b.genes)] for b in blocks])
+    widths = sorted({b.vmask.shape[1] for b in blocks})
+    starts = np.cumsum([0] + [len(b.genes) for b in blocks])
+    out: dict[str, np.ndarray] = {}
+    for width in widths:  # one bucket at a time: memory bounded by the bucket, not the cohort
+        members = [i for i, b in enumerate(blocks) if b.vmask.shape[1] == width]
+        genes = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in members])
+        fit = _fit_elastic_net_group(data, [blocks[i] for i in members], folds, en_cfg, seed,
+                                     None if penalty is None else penalty[genes, :width])
+        for key, value in fit.items():
+            gene_axis = 1 if key.endswith(("_folds", "_start")) else 0
+            if key not in out:
+                shape = list(value.shape)
+                shape[gene_axis] = starts[-1]
+                if key.startswith("coef"):
+                    shape[-1] = widths[-1]
+                out[key] = np.zeros(shape, value.dtype)
+            index = [slice(None)] * value.ndim
+            index[gene_axis] = genes
+            if key.startswith("coef"):
+                index[-1] = slice(0, width)
+            out[key][tuple(index)] = value
+    return out
+
+
+def _fit_elastic_net_group(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, penalty=None) -> dict:
+    """One variant bucket's genes (blocks of one width); see fit_elastic_net."""
+    x = task.real_genes(blocks, "dosage").transpose(1, 0, 2)
+    vmask = task.real_genes(blocks, "vmask")
     opts = dict(inner_k=int(en_cfg["inner_folds"]), alpha=float(en_cfg["alpha"]),
                 n_lambdas=int(en_cfg["n_lambdas"]), max_iter=int(en_cfg["max_iter"]),
                 tol=float(en_cfg["tol"]), block=int(en_cfg["block"]), seed=seed, penalty_factor=penalty)
     fold_dependent = bool(np.isnan(x).any()) or data.covariates is not None
     everyone = np.ones(len(folds), bool)
+    columns = [data.expression.columns.get_loc(g) for b in blocks for g in b.genes]
 
     def call(train):
         xi = np.where(vmask[:, None, :], task.impute_train_mean(x.transpose(1, 0, 2).reshape(len(folds), -1),
                                                                 train).reshape(len(folds), *vmask.shape)
                       .transpose(1, 0, 2), 0.0)
-        return fit_nested_cv(xi, vmask, task.fold_targets(data, train).T, folds, **opts)
+        return fit_nested_cv(xi, vmask, task.fold_targets(data, train)[:, columns].T, folds, **opts)
 
     final = call(everyone)
     k = folds.max() + 1
@@ -254,7 +281,7 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
     linear_skip = bool(model_cfg["linear_skip"])
     pred = np.zeros((len(prepared.genes), len(folds)))
     kept_start = np.zeros(pred.shape, bool)
-    records, trainer = [], None
+    records, trainers = [], {}  # one Trainer (one compile) per block shape
     for c in range(folds.max() + 1):
         held = np.flatnonzero(folds == c)
         valid = prepared.valid_rows[c]
@@ -275,10 +302,12 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                 if en_start:
                     fold.context.update(task.linear_from_enet(fold, enet["coef_start"][c][real],
                                                               enet["intercept_start"][c][real]))
-                if trainer is None:  # every fold and block has one shape: one Trainer, one compile
+                trainer = trainers.get(block.vmask.shape)
+                if trainer is None:
                     model = task.build_model(model_cfg, block, annotations, cfg.seed)
                     trainer = Trainer(model, train_cfg, loss_fn=task.make_loss_fn(float(model_cfg["l1"])),
                                       predict_fn=task.predict_fn, context=fold.context)
+                    trainers[block.vmask.shape] = trainer
                 fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start)
                 record = {"fit": f"{name}/fold{c}/block{b}", "step": fit.step, "best_step": fit.best_step,
                           "best_score": fit.best_score, "evals": fit.evals}

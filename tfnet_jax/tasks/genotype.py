@@ -1,7 +1,9 @@
 """Genotype -> expression task (TWAS stage 1): connects GenotypeData, GenoNet and the engine.
 
-Genes are padded to one common variant count and grouped in fixed-size blocks (the last
-padded with empty genes), so every block of every fold runs the same compiled program.
+Genes are bucketed by variant count (next power of two, at least 128, as the elastic net
+does) and grouped in fixed-size blocks within a bucket (a bucket's last block padded with
+empty genes), so a narrow gene does not pay for the widest and every block of one bucket, on
+every fold, runs the same compiled program (one compile per bucket).
 Per outer fold (split by individual): missing dosages get the training mean, covariates are
 regressed out on training rows, codings and expression are standardised on training rows;
 a validation slice of the training individuals drives per-gene early stopping (the loop in
@@ -34,27 +36,52 @@ class Block:
         return self.vmask.shape[0]
 
 
+def variant_bucket(count: int, widest: int) -> int:
+    """The padded variant count of a gene with `count` variants (the elastic net's rule)."""
+    return int(min(max(128, 1 << max(count - 1, 0).bit_length()), widest))
+
+
+def real_genes(blocks: list[Block], field: str) -> np.ndarray:
+    """A block field over every real gene, blocks concatenated along the gene axis and padded
+    (0 / False) to the widest block's variant count: dosage -> [n, G, P], vmask -> [G, P],
+    annotations -> [G, P, k]."""
+    gene_axis, variant_axis = (1, 2) if field == "dosage" else (0, 1)
+    widest = max(b.vmask.shape[1] for b in blocks)
+    parts = []
+    for b in blocks:
+        part = np.take(getattr(b, field), np.arange(len(b.genes)), axis=gene_axis)
+        pad = [(0, 0)] * part.ndim
+        pad[variant_axis] = (0, widest - part.shape[variant_axis])
+        parts.append(np.pad(part, pad))
+    return np.concatenate(parts, axis=gene_axis)
+
+
 def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:
     n = len(data.individuals)
-    p = max(len(w.variant_ids) for w in data.windows)
+    counts = [len(w.variant_ids) for w in data.windows]
+    widest = max(counts)
     size = min(genes_per_block, len(data.windows))
     annot_mean = annot_sd = None
     if data.annotation_names:
         # Annotations describe variants, not individuals: no held-out rows to protect here.
         scaler = Standardiser.fit(np.concatenate([w.annotations for w in data.windows]), name="annotations")
         annot_mean, annot_sd = scaler.mean, scaler.sd
+    buckets: dict[int, list] = {}
+    for w, count in zip(data.windows, counts):  # input order kept within a bucket
+        buckets.setdefault(variant_bucket(count, widest), []).append(w)
     blocks = []
-    for start in range(0, len(data.windows), size):
-        windows = data.windows[start:start + size]
-        dosage = np.zeros((n, size, p), np.float32)
-        vmask = np.zeros((size, p), bool)
-        annot = None if annot_mean is None else np.zeros((size, p, len(annot_mean)), np.float32)
-        for i, w in enumerate(windows):
-            v = len(w.variant_ids)
-            dosage[:, i, :v], vmask[i, :v] = w.dosages, True
-            if annot is not None:
-                annot[i, :v] = (w.annotations - annot_mean) / annot_sd
-        blocks.append(Block([w.gene for w in windows], dosage, vmask, annot))
+    for p, members in sorted(buckets.items()):
+        for start in range(0, len(members), size):
+            windows = members[start:start + size]
+            dosage = np.zeros((n, size, p), np.float32)
+            vmask = np.zeros((size, p), bool)
+            annot = None if annot_mean is None else np.zeros((size, p, len(annot_mean)), np.float32)
+            for i, w in enumerate(windows):
+                v = len(w.variant_ids)
+                dosage[:, i, :v], vmask[i, :v] = w.dosages, True
+                if annot is not None:
+                    annot[i, :v] = (w.annotations - annot_mean) / annot_sd
+            blocks.append(Block([w.gene for w in windows], dosage, vmask, annot))
     return blocks
 
 
