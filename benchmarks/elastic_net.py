@@ -41,7 +41,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag, default in (("--genes", 1000), ("--individuals", 500), ("--min-variants", 100),
                           ("--max-variants", 2000), ("--sklearn-genes", 20), ("--glum-genes", 3), ("--outer-k", 5),
-                          ("--inner-k", 5), ("--n-lambdas", 50), ("--block", 16), ("--max-iter", 30),
+                          ("--inner-k", 5), ("--n-lambdas", 50), ("--block", 16), ("--max-iter", 15),
                           ("--patience", 10), ("--seed", 0), ("--glmnet-genes-per-bucket", 20),
                           ("--sklearn-genes-per-bucket", 2)):
         p.add_argument(flag, type=int, default=default)

@@ -321,7 +321,7 @@ class ElasticNetConfig:
     alpha: float = 0.5
     inner_folds: int = 5
     n_lambdas: int = 30
-    max_iter: int = 30
+    max_iter: int = 15  # FISTA iterations per lambda (warm-started): 30 cost 2x for +0.0003 R^2
     tol: float = 1e-3
     block: int = 16
 

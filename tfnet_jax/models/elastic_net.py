@@ -345,7 +345,7 @@ def _nested_block(x, mask, y, usable, pf, train, evaluate, outer, alpha, n_lambd
 
 
 def fit_nested_cv(X, mask, y, outer_folds, inner_k=5, alpha=0.5, n_lambdas=50,
-                  penalty_factor=None, seed=0, block=16, tol=1e-4, max_iter=300, n_power=20,
+                  penalty_factor=None, seed=0, block=16, tol=1e-4, max_iter=300, n_power=8,
                   patience=10):
     """PredictDB-style nested-CV elastic net for G genes (one compile per block shape).
 
