@@ -344,6 +344,12 @@ def _nested_block(x, mask, y, usable, pf, train, evaluate, outer, alpha, n_lambd
     return jax.lax.map(lambda a: gene(*a), (xc, yc, usable, pf, xm, ym))
 
 
+def _result_shape(key: str, block_value, genes: int, width: int) -> tuple:
+    """A result over every gene; weights ("coef*") over the genes' own `width` columns."""
+    shape = (genes,) + block_value.shape[1:]
+    return shape[:-1] + (width,) if key.startswith("coef") else shape
+
+
 def fit_nested_cv(X, mask, y, outer_folds, inner_k=5, alpha=0.5, n_lambdas=50,
                   penalty_factor=None, seed=0, block=16, tol=1e-4, max_iter=300, n_power=8,
                   patience=10):
@@ -409,10 +415,8 @@ def fit_nested_cv(X, mask, y, outer_folds, inner_k=5, alpha=0.5, n_lambdas=50,
                                 jnp.asarray(fm["outer"]), float(alpha), int(n_lambdas), int(inner_k),
                                 int(max_iter), float(tol), int(n_power), int(patience or 0))
             out = jax.tree.map(lambda v: np.asarray(v)[:m], out)
-            if res is None:  # weights ("coef*") go back to the gene's own P columns
-                res = {k: np.zeros((g,) + v.shape[1:-1] + ((p,) if k.startswith("coef") else v.shape[-1:]),
-                                   v.dtype) if v.ndim > 1 else np.zeros((g,), v.dtype)
-                       for k, v in out.items()}
+            if res is None:
+                res = {k: np.zeros(_result_shape(k, v, g, p), v.dtype) for k, v in out.items()}
             for k, v in out.items():
                 if k.startswith("coef"):
                     for j, i in enumerate(genes[sl]):

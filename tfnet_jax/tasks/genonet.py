@@ -355,9 +355,7 @@ def predict_expression(prepared: GenoNetPrepared, models: GenoNetModels, inputs=
     x = [block_dosages(data, b, table) for b in blocks]
     if method.startswith("elastic_net"):
         unit = models.cache.get(method)
-        widest = unit["coef"].shape[1]
-        dosage = np.concatenate([np.pad(xb[:, :len(b.genes)], ((0, 0), (0, 0), (0, widest - xb.shape[2])))
-                                 for xb, b in zip(x, blocks)], axis=1)  # [n, G, P]
+        dosage = task.concat_genes([xb[:, :len(b.genes)] for xb, b in zip(x, blocks)], 1, 2)  # [n, G, P]
         train = task.real_genes(blocks, "dosage")
         observed = (~np.isnan(train)).sum(0)  # impute_train_mean's fill over all individuals
         fill = np.where(observed > 0, np.nansum(train, 0) / np.maximum(observed, 1), 0.0)

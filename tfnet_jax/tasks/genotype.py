@@ -41,19 +41,24 @@ def variant_bucket(count: int, widest: int) -> int:
     return int(min(max(128, 1 << max(count - 1, 0).bit_length()), widest))
 
 
-def real_genes(blocks: list[Block], field: str) -> np.ndarray:
-    """A block field over every real gene, blocks concatenated along the gene axis and padded
-    (0 / False) to the widest block's variant count: dosage -> [n, G, P], vmask -> [G, P],
-    annotations -> [G, P, k]."""
-    gene_axis, variant_axis = (1, 2) if field == "dosage" else (0, 1)
-    widest = max(b.vmask.shape[1] for b in blocks)
-    parts = []
-    for b in blocks:
-        part = np.take(getattr(b, field), np.arange(len(b.genes)), axis=gene_axis)
+def concat_genes(parts: list[np.ndarray], gene_axis: int, variant_axis: int) -> np.ndarray:
+    """Per-block arrays joined along the gene axis, each padded (0 / False) on its variant axis
+    to the widest."""
+    widest = max(part.shape[variant_axis] for part in parts)
+
+    def padded(part):
         pad = [(0, 0)] * part.ndim
         pad[variant_axis] = (0, widest - part.shape[variant_axis])
-        parts.append(np.pad(part, pad))
-    return np.concatenate(parts, axis=gene_axis)
+        return np.pad(part, pad)
+    return np.concatenate([padded(part) for part in parts], axis=gene_axis)
+
+
+def real_genes(blocks: list[Block], field: str) -> np.ndarray:
+    """A block field over every real gene (`concat_genes`): dosage -> [n, G, P],
+    vmask -> [G, P], annotations -> [G, P, k]."""
+    gene_axis, variant_axis = (1, 2) if field == "dosage" else (0, 1)
+    return concat_genes([np.take(getattr(b, field), np.arange(len(b.genes)), axis=gene_axis)
+                         for b in blocks], gene_axis, variant_axis)
 
 
 def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:
