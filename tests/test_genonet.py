@@ -118,6 +118,61 @@ def test_elastic_net_start_predicts_the_elastic_net_and_stays_frozen():
     assert not any("lin" in str(path) for path, _ in jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param)))
 
 
+def test_screened_network_on_every_variant_equals_the_unscreened_one():
+    """The screen's gather and the elastic-net path over all variants change no arithmetic."""
+    dosage, ctx = _inputs()
+    rng = np.random.default_rng(3)
+    ctx = dict(ctx, lin=jnp.asarray(rng.normal(size=(G, P)), jnp.float32), lin_b=jnp.ones(G),
+               mu=jnp.asarray(rng.uniform(0, 1, (G, P, 2)), jnp.float32),
+               sd=jnp.asarray(rng.uniform(0.5, 2, (G, P, 2)), jnp.float32))
+    models = [GenoNet(G, P, K, channels=4, kernel=3, hidden=8, linear_init="elastic_net",
+                      screen_width=width, rngs=nnx.Rngs(0)) for width in (None, P)]
+    for model in models:  # a non-trivial gate and output layer, identical in both
+        model.gate_out.kernel[...] = jax.random.normal(jax.random.key(1), model.gate_out.kernel.shape)
+        model.w2[...] = jax.random.normal(jax.random.key(2), model.w2.shape)
+    full = _forward(models[0], jnp.asarray(dosage), ctx)
+    every = jnp.tile(jnp.arange(P, dtype=jnp.int32), (G, 1))
+    np.testing.assert_allclose(_forward(models[1], jnp.asarray(dosage), dict(ctx, screen=every)), full,
+                               rtol=1e-5, atol=1e-5)
+    # Screened to 3 variants with no elastic-net path: the other variants change nothing.
+    narrow = GenoNet(G, P, K, channels=4, kernel=3, hidden=8, linear_skip=True, screen_width=3,
+                     rngs=nnx.Rngs(0))
+    screen = jnp.asarray([[0, 4, 9], [1, 2, 7], [0, 3, 6]], jnp.int32)  # gene 2: variant 6 is padding
+    lean = {k: v for k, v in ctx.items() if not k.startswith("lin")}
+    before = np.asarray(_forward(narrow, jnp.asarray(dosage), dict(lean, screen=screen)))
+    changed = dosage.copy()
+    outside = np.ones((G, P), bool)
+    outside[np.arange(G)[:, None], np.asarray(screen)] = False
+    changed[:, outside] = 2.0 - changed[:, outside]
+    np.testing.assert_allclose(_forward(narrow, jnp.asarray(changed), dict(lean, screen=screen)), before,
+                               rtol=1e-6, atol=1e-6)
+    changed[:, 0, 4] = 2.0 - changed[:, 0, 4]  # a screened variant does matter
+    assert not np.allclose(np.asarray(_forward(narrow, jnp.asarray(changed), dict(lean, screen=screen)))[:, 0],
+                           before[:, 0])
+
+
+def test_variant_screen_ranks_elastic_net_picks_then_correlation_on_training_rows_only():
+    rng = np.random.default_rng(4)
+    n, p = 200, 12
+    dosage = rng.integers(0, 3, (n, 2, p)).astype(np.float32)
+    vmask = np.ones((2, p), bool)
+    vmask[1, 2:] = False  # gene 1 has two variants: padding fills its screen
+    het = (dosage[:, 0, 3] == 1).astype(float)
+    y = np.stack([3 * het + dosage[:, 0, 7] + 0.3 * rng.normal(size=n), rng.normal(size=n)], 1)
+    train = np.arange(n) < 150
+    coef = np.zeros((2, 16))  # fits are padded to the widest bucket
+    coef[0, 10] = 0.1
+    fold = task.prepare_fold(task.Block(["a", "b"], dosage, vmask, None), y, train, annotations=False)
+    screen = task.screen_variants(fold, train, 3, coef)
+    np.testing.assert_array_equal(screen[0], [3, 7, 10])  # dominance, additive, elastic-net pick
+    assert list(screen[1][:2]) == [0, 1] and not vmask[1, screen[1][2]]
+    y_later = y.copy()
+    y_later[~train] = rng.normal(size=(n - 150, 2)) * 100  # rows outside training change nothing
+    fold2 = task.prepare_fold(task.Block(["a", "b"], dosage, vmask, None), y_later, train, annotations=False)
+    np.testing.assert_array_equal(task.screen_variants(fold2, train, 3, coef), screen)
+    np.testing.assert_array_equal(task.screen_variants(fold, train, 2, None)[0], [3, 7])
+
+
 def _compose(overrides):
     from hydra import compose, initialize_config_dir
     from tfnet_jax.cli import CONFIG_DIR
@@ -146,6 +201,7 @@ def _tiny_files_cfg(tiny_files):
                      f"data.expression={tiny_files['expression']}", f"data.genes={tiny_files['genes']}",
                      f"data.annotations={tiny_files['annotations']}", "data.window=100000",
                      "model.genes_per_block=3",  # 5 genes: 2 blocks, one padded
+                     "model.screen_variants=16",  # the network screens the widest windows
                      *TINY_RUN, "model.elastic_net.n_lambdas=8", "model.elastic_net.max_iter=30"])
 
 
@@ -296,6 +352,8 @@ def test_predict_new_genotypes(tiny_run, tiny_files):
         w = weights[weights["gene"] == gene]
         want = table[list(w["variant"])].to_numpy(np.float64) @ w["weight"].to_numpy() + intercept[i]
         np.testing.assert_allclose(got[gene].to_numpy(), want, rtol=1e-5, atol=1e-5)
+    from tfnet_jax.tasks.genonet_fit import genonet_unit
+    assert fitted.predictor.cache.get(genonet_unit("genonet", 0, 0))["param_screen"].shape[1] == 16
     # GenoNet: the same from the PLINK files as from a table, the mean of the fold models.
     chunks = list(family.predict(cfg, prepared, fitted, table))
     frame = chunks[0].frame().set_index("individual")

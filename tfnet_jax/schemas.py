@@ -344,5 +344,8 @@ class GenoNetConfig(ModelBase):
     # network starts at output 0, fitting the non-additive remainder | zeros: learned lasso path
     linear_init: str = "elastic_net"
     linear_trainable: bool = False  # elastic_net start: keep its weights frozen
+    # Per gene and fold, the network sees this many variants, screened on training rows (the
+    # elastic net's picks, then |correlation|); null: every variant. The elastic net reads all.
+    screen_variants: int | None = 256
     elastic_net: ElasticNetConfig = field(default_factory=ElasticNetConfig)
     # Outer folds are split.folds (split=genonet); early stopping uses the elastic net's inner fold 0.

@@ -27,6 +27,10 @@ handed in through the context as `lin` [G, P] and `lin_b` [G]), frozen unless
 `linear_trainable`; the network's output layer starts at zero, so training starts at the
 elastic net's prediction and the network only fits the non-additive remainder (the TFNet
 family's ridge-started frozen linear path).
+
+Variant screening (context `screen` [G, K], chosen per gene on training rows): the network
+(its scales, gate, convolution and pooling) sees only K of a gene's P variants, so a step costs
+O(K), not O(P); the elastic-net path still reads every variant.
 """
 from __future__ import annotations
 
@@ -47,8 +51,40 @@ def encode(dosage, mu, sd, vmask):
     return jnp.where(vmask[None, :, :, None], x, 0.0)
 
 
-def forward(params, x, vmask, *, linear_skip: bool, dropout: float = 0.0, key=None):
-    """Predictions [B, G] from per-gene parameters (`PER_GENE` names) and codings x [B, G, P, 2]."""
+def screened(screen, *arrays):
+    """Each array's variant axis (axis 1 of [G, P, ...]) gathered at `screen` [G, K]."""
+    return [jnp.take_along_axis(a, screen.reshape(screen.shape + (1,) * (a.ndim - 2)), axis=1)
+            for a in arrays]
+
+
+def forward(params, dosage, mu, sd, vmask, *, linear_skip: bool, dropout: float = 0.0, key=None):
+    """Predictions [B, G] from per-gene parameters (`PER_GENE` names) and raw dosages [B, G, P].
+
+    With params["screen"] [G, K] (the screened variants) the network sees only those K
+    variants of each gene, while a frozen elastic-net path ("lin") still reads all P.
+    """
+    screen = params.get("screen")
+    if screen is None:
+        x = encode(dosage, mu, sd, vmask)
+        net_mask = vmask
+    else:
+        net_mask, net_mu, net_sd = screened(screen, vmask, mu, sd)
+        x = encode(jnp.take_along_axis(dosage, screen[None], axis=2), net_mu, net_sd, net_mask)
+    out = _network(params, x, net_mask, dropout, key)
+    if "lin" in params:  # elastic-net start: its additive fit plus offset, in y's standard units
+        if screen is None:
+            out = out + jnp.sum(x[..., 0] * params["lin"][None], axis=-1)
+        else:  # sum_v lin * (d - mu) / sd over every variant, without standardising them all
+            w = jnp.where(vmask, params["lin"] / sd[..., 0], 0.0)
+            out = out + jnp.einsum("bgp,gp->bg", dosage, w) - jnp.sum(w * mu[..., 0], -1)
+        out = out + params["lin_b"]
+    elif linear_skip:
+        out = out + jnp.sum(x[..., 0] * params["scale"][None], axis=-1)  # additive x scale: a lasso
+    return out
+
+
+def _network(params, x, vmask, dropout, key):
+    """The convolution, pooling and MLP over codings x [B, G, P, 2] -> [B, G]."""
     h = x * params["scale"][None, :, :, None]
     b, g, p, cin = h.shape
     k, _, c = params["conv_w"].shape[1:]
@@ -68,25 +104,22 @@ def forward(params, x, vmask, *, linear_skip: bool, dropout: float = 0.0, key=No
     if dropout > 0 and key is not None:
         keep = jax.random.bernoulli(key, 1.0 - dropout, hidden.shape)
         hidden = jnp.where(keep, hidden / (1.0 - dropout), 0.0)
-    out = jnp.einsum("bgh,gh->bg", hidden, params["w2"]) + params["b2"]
-    if "lin" in params:  # elastic-net start: its additive fit plus offset, in y's standard units
-        out = out + jnp.sum(x[..., 0] * params["lin"][None], axis=-1) + params["lin_b"]
-    elif linear_skip:
-        out = out + jnp.sum(h[..., 0], axis=-1)  # additive coding x scale: a lasso path
-    return out
+    return jnp.einsum("bgh,gh->bg", hidden, params["w2"]) + params["b2"]
 
 
 class GenoNet(nnx.Module):
     def __init__(self, num_genes: int, num_variants: int, num_annotations: int = 0, *,
                  channels: int = 8, kernel: int = 7, hidden: int = 16, gate_hidden: int = 8,
                  dropout: float = 0.1, init_scale: float = 0.05, linear_skip: bool = True,
-                 linear_init: str = "zeros", linear_trainable: bool = False, rngs: nnx.Rngs):
+                 linear_init: str = "zeros", linear_trainable: bool = False,
+                 screen_width: int | None = None, rngs: nnx.Rngs):
         if linear_init not in ("zeros", "elastic_net"):
             raise ValueError(f"linear_init={linear_init!r}: zeros | elastic_net")
         g, p, c = num_genes, num_variants, channels
         key = rngs.params()
         k1, k2, k3 = jax.random.split(key, 3)
-        self.r = nnx.Param(jnp.full((g, p), init_scale, jnp.float32))
+        # screen_width K: the network's scales r cover the K screened variants (context "screen").
+        self.r = nnx.Param(jnp.full((g, screen_width or p), init_scale, jnp.float32))
         self.conv_w = nnx.Param(jax.random.normal(k1, (g, kernel, 2, c)) / jnp.sqrt(2.0 * kernel))
         self.conv_b = nnx.Param(jnp.zeros((g, c)))
         self.w1 = nnx.Param(jax.random.normal(k2, (g, 2 * c, hidden)) / jnp.sqrt(2.0 * c))
@@ -118,9 +151,15 @@ class GenoNet(nnx.Module):
         return raw * jnp.maximum(vmask.sum(-1, keepdims=True), 1.0) / jnp.maximum(
             raw.sum(-1, keepdims=True), 1e-6)
 
-    def effective_params(self, annotations, vmask, linear=None) -> dict:
-        """Per-gene parameters; `linear` = {"lin", "lin_b"} from the context (elastic-net start)."""
-        scale = self.gate(annotations, vmask) * self.r[...] * vmask
+    def effective_params(self, annotations, vmask, linear=None, screen=None) -> dict:
+        """Per-gene parameters; `linear` = {"lin", "lin_b"} from the context (elastic-net start);
+        `screen` [G, K]: the variants the network sees (its r, gate and scale are [G, K])."""
+        net_mask = vmask
+        if screen is not None:
+            net_mask, = screened(screen, vmask)
+            if annotations is not None:
+                annotations, = screened(screen, annotations)
+        scale = self.gate(annotations, net_mask) * self.r[...] * net_mask
         out = {"scale": scale, "conv_w": self.conv_w[...], "conv_b": self.conv_b[...],
                "w1": self.w1[...], "b1": self.b1[...], "w2": self.w2[...], "b2": self.b2[...]}
         if self.linear_init == "elastic_net":
@@ -130,6 +169,8 @@ class GenoNet(nnx.Module):
             if self.linear_trainable:
                 lin, lin_b = lin + self.lin_delta[...], lin_b + self.lin_b_delta[...]
             out["lin"], out["lin_b"] = lin * vmask, lin_b
+        if screen is not None:
+            out["screen"] = screen
         return out
 
     def linear_context(self, context):
@@ -137,13 +178,15 @@ class GenoNet(nnx.Module):
             return None
         return {"lin": context.get("lin"), "lin_b": context.get("lin_b")} if "lin" in context else None
 
-    def l1(self, vmask):
+    def l1(self, vmask, screen=None):
         """Per-gene L1 norm of the residual scales r [G] (the gate sets its per-variant weight)."""
+        if screen is not None:
+            vmask, = screened(screen, vmask)
         return jnp.sum(jnp.abs(self.r[...]) * vmask, -1)
 
     def __call__(self, dosage, context, *, deterministic: bool = True, key=None):
         vmask = context["vmask"]
-        params = self.effective_params(context.get("annotations"), vmask, self.linear_context(context))
-        x = encode(dosage, context["mu"], context["sd"], vmask)
-        return forward(params, x, vmask, linear_skip=self.linear_skip,
+        params = self.effective_params(context.get("annotations"), vmask, self.linear_context(context),
+                                       context.get("screen"))
+        return forward(params, dosage, context["mu"], context["sd"], vmask, linear_skip=self.linear_skip,
                        dropout=0.0 if deterministic else self.dropout, key=key)

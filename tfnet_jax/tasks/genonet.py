@@ -135,10 +135,12 @@ class GenoNetFamily:
     split_fields = ("seed", "folds")
 
     def check_config(self, groups: dict) -> None:
-        from tfnet_jax.config_checks import check_monitor, fail, number_in, one_of, positive_int, positive_number
+        from tfnet_jax.config_checks import (check_monitor, fail, number_in, one_of, optional_positive_int,
+                                             positive_int, positive_number)
         model = groups.get("model") or {}
         positive_int(model, "model", "genes_per_block", "channels", "kernel", "hidden", "gate_hidden")
         positive_number(model, "model", "init_scale")
+        optional_positive_int(model, "model", "screen_variants")
         positive_number(model, "model", "l1", allow_zero=True)
         one_of(model, "model", "linear_init", ("zeros", "elastic_net"))
         net = model.get("elastic_net") or {}

@@ -209,7 +209,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
         active = context["active"] > 0
         improved = active & (r2 > best_r2)
         params = jax.device_get(task.effective_params(trainer.model, context.get("annotations"),
-                                                      context["vmask"], linear))
+                                                      context["vmask"], linear, context.get("screen")))
         if snapshot is None:
             snapshot = {k: np.array(v) for k, v in params.items()}
         for name in snapshot:
@@ -302,6 +302,10 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                 if en_start:
                     fold.context.update(task.linear_from_enet(fold, enet["coef_start"][c][real],
                                                               enet["intercept_start"][c][real]))
+                width = task.screen_width(model_cfg, block)
+                if width is not None:  # chosen on the start's training rows, never the stopping rows
+                    fold.context["screen"] = task.screen_variants(
+                        fold, train_mask, width, enet["coef_start"][c][real] if en_start else None)
                 trainer = trainers.get(block.vmask.shape)
                 if trainer is None:
                     model = task.build_model(model_cfg, block, annotations, cfg.seed)

@@ -21,7 +21,7 @@ from flax import nnx
 
 from tfnet_jax.data.genotypes import GenotypeData, impute_train_mean, regress_out_covariates
 from tfnet_jax.data.scaling import Standardiser
-from tfnet_jax.models.genonet import GenoNet, encode, forward
+from tfnet_jax.models.genonet import GenoNet, forward
 
 
 @dataclass
@@ -139,9 +139,48 @@ def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bo
                      y_mean, y_sd, context, dosage[train].mean(0).astype(np.float32))
 
 
+def screen_width(model_cfg: dict, block: Block) -> int | None:
+    """The network's variant width for `block`: model.screen_variants when the block is wider
+    (None: no screening, the network sees every variant)."""
+    width = model_cfg.get("screen_variants")
+    return int(width) if width and width < block.vmask.shape[1] else None
+
+
+def screen_variants(fold: FoldBlock, train: np.ndarray, width: int, coef: np.ndarray | None = None,
+                    genes_per_slice: int = 16) -> np.ndarray:
+    """Per gene, the `width` variants the network sees [G, width] (ascending: genomic order).
+
+    Ranked on the training rows only: variants with a non-zero elastic-net weight (`coef`
+    [G_real, >= P], the fold's start) first, then by the larger |correlation| of the additive
+    or dominance coding with the target. Padding positions fill genes with fewer variants
+    (masked off). Memory: one slice of genes at a time.
+    """
+    g, p = fold.block.vmask.shape
+    rows = np.flatnonzero(train)
+    y = fold.y[rows]
+    mu, sd = fold.context["mu"], fold.context["sd"]
+    score = np.zeros((g, p), np.float32)
+    for start in range(0, g, genes_per_slice):
+        genes = slice(start, start + genes_per_slice)
+        dosage = fold.dosage[rows, genes]
+        codings = (dosage, np.clip(1.0 - np.abs(dosage - 1.0), 0.0, 1.0))
+        for j, coding in enumerate(codings):
+            x = (coding - mu[genes, :, j]) / sd[genes, :, j]
+            corr = np.abs(np.einsum("ngp,ng->gp", x, y[:, genes])) / len(rows)
+            score[genes] = np.maximum(score[genes], corr)
+    if coef is not None:
+        chosen = np.zeros((g, p), bool)
+        chosen[:len(coef)] = coef[:, :p] != 0
+        score = np.where(chosen, score + 2.0, score)  # |corr| <= 1: elastic-net picks rank first
+    score = np.where(fold.block.vmask, score, -1.0)
+    top = np.argsort(-score, axis=1, kind="stable")[:, :width]
+    return np.sort(top, axis=1).astype(np.int32)
+
+
 def build_model(model_cfg: dict, block: Block, annotations: bool, seed: int) -> GenoNet:
     k = block.annotations.shape[-1] if annotations and block.annotations is not None else 0
-    return GenoNet(block.size, block.vmask.shape[1], k, channels=model_cfg["channels"],
+    return GenoNet(block.size, block.vmask.shape[1], k, screen_width=screen_width(model_cfg, block),
+                   channels=model_cfg["channels"],
                    kernel=model_cfg["kernel"], hidden=model_cfg["hidden"],
                    gate_hidden=model_cfg["gate_hidden"], dropout=model_cfg["dropout"],
                    init_scale=model_cfg["init_scale"], linear_skip=model_cfg["linear_skip"],
@@ -150,7 +189,8 @@ def build_model(model_cfg: dict, block: Block, annotations: bool, seed: int) -> 
 
 
 def linear_from_enet(fold: FoldBlock, coef: np.ndarray, intercept: np.ndarray) -> dict[str, np.ndarray]:
-    """Elastic-net weights (original dosage scale, [G_real, P] / [G_real]) in GenoNet's units.
+    """Elastic-net weights (original dosage scale, [G_real, >= P] / [G_real]: fits are padded to
+    the widest bucket) in GenoNet's units.
 
     GenoNet sees additive dosages standardised with the fold's training mu / sd and predicts
     standardised y, so beta * x + b0 = (beta * sd) * x_std + (beta . mu + b0), then (. - y_mean) / y_sd.
@@ -159,7 +199,7 @@ def linear_from_enet(fold: FoldBlock, coef: np.ndarray, intercept: np.ndarray) -
     g, p = fold.block.vmask.shape
     beta = np.zeros((g, p))
     b0 = np.zeros(g)
-    beta[:len(coef)], b0[:len(coef)] = np.where(fold.block.vmask[:len(coef)], coef, 0.0), intercept
+    beta[:len(coef)], b0[:len(coef)] = np.where(fold.block.vmask[:len(coef)], coef[:, :p], 0.0), intercept
     mu, sd = fold.context["mu"][..., 0], fold.context["sd"][..., 0]
     lin = beta * sd / fold.y_sd[:, None]
     lin_b = ((beta * mu).sum(-1) + b0 - fold.y_mean) / fold.y_sd
@@ -174,7 +214,7 @@ def make_loss_fn(l1: float):
         rows = batch["mask"][:, None]
         mse = jnp.sum((pred - batch["y"]) ** 2 * rows, 0) / jnp.maximum(rows.sum(), 1.0)  # [G]
         active = context["active"]
-        per_gene = mse + l1 * model.l1(context["vmask"])
+        per_gene = mse + l1 * model.l1(context["vmask"], context.get("screen"))
         loss = jnp.sum(per_gene * active) / active.shape[0]
         return loss, {"mse": jnp.sum(mse * active) / jnp.maximum(active.sum(), 1.0)}
     return loss_fn
@@ -186,9 +226,9 @@ def predict_fn(model, batch, context):
 
 @partial(jax.jit, static_argnames="linear_skip")
 def predict_snapshot(params, dosage, mu, sd, vmask, linear_skip: bool):
-    return forward(params, encode(dosage, mu, sd, vmask), vmask, linear_skip=linear_skip)
+    return forward(params, dosage, mu, sd, vmask, linear_skip=linear_skip)
 
 
 @nnx.jit
-def effective_params(model, annotations, vmask, linear=None):
-    return model.effective_params(annotations, vmask, linear)
+def effective_params(model, annotations, vmask, linear=None, screen=None):
+    return model.effective_params(annotations, vmask, linear, screen)
