@@ -41,8 +41,9 @@ def _inputs(seed=0):
     return dosage, ctx
 
 
-def _model(num_annotations=K, genes=G):
-    model = GenoNet(genes, P, num_annotations, channels=4, kernel=3, hidden=8, rngs=nnx.Rngs(0))
+def _model(num_annotations=K, genes=G, dominance_path=False):
+    model = GenoNet(genes, P, num_annotations, channels=4, kernel=3, hidden=8,
+                    dominance_path=dominance_path, rngs=nnx.Rngs(0))
     if num_annotations:  # a non-trivial gate, so the annotation path matters below
         model.gate_out.kernel[...] = jax.random.normal(jax.random.key(1), model.gate_out.kernel.shape)
     return model
@@ -86,13 +87,13 @@ def test_annotation_prior_is_shared_across_genes():
 
 def test_stopped_genes_get_no_gradient():
     dosage, ctx = _inputs()
-    model = _model()
+    model = _model(dominance_path=True)
     batch = {"dosage": jnp.asarray(dosage), "y": jnp.asarray(np.random.default_rng(1).normal(size=(B, G)),
                                                                jnp.float32), "mask": jnp.ones(B)}
     ctx = dict(ctx, active=jnp.asarray([1.0, 0.0, 1.0]))
     loss_fn = task.make_loss_fn(0.01)
     grads = nnx.jit(nnx.grad(lambda m, b, c: loss_fn(m, b, c, jax.random.key(0))[0]))(model, batch, ctx)
-    for name in ("r", *PER_GENE[1:]):
+    for name in ("r", "dom", *PER_GENE[1:]):
         g = np.asarray(getattr(grads, name)[...])
         assert np.all(g[1] == 0), name
         assert np.any(g[0] != 0) or name == "conv_b", name
@@ -313,7 +314,7 @@ def test_resume_after_a_kill_redoes_only_the_missing_unit(tiny_run, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(finished, run_dir)
     units = sorted((run_dir / "fits").rglob("*.npz"))
-    assert len(units) == 2 + 2 * 2 * 2  # elastic nets + (genonet, noannot) x 2 folds x 2 blocks
+    assert len(units) == 2 + 2 * 2 * 2  # elastic nets (parts merged) + (genonet, noannot) x 2 folds x 2 blocks
     killed = run_dir / "fits" / "genonet" / "fold1_block0.npz"
     killed.unlink()
     (run_dir / "metrics.json").unlink()  # killed before the end: no finished mark
@@ -422,3 +423,30 @@ def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadde
         np.testing.assert_allclose(fit["coef"][row, :v], alone["coef"][0], atol=1e-4)
         np.testing.assert_allclose(fit["coef_start"][:, row, :v], alone["coef_start"][0], atol=1e-4)
         assert np.all(fit["coef"][row, v:] == 0)
+
+
+def test_elastic_net_resumes_block_by_block(tmp_path):
+    from tfnet_jax.data.genotypes import GeneWindow, GenotypeData
+    from tfnet_jax.tasks.genonet_fit import FitCache, cached_elastic_net, fit_elastic_net
+    rng = np.random.default_rng(1)
+    n = 40
+    windows = [GeneWindow(f"g{i}", "1", 0, 1, np.array([f"v{i}_{j}" for j in range(20)]), np.arange(20),
+                          rng.integers(0, 3, (n, 20)).astype(np.float32)) for i in range(3)]
+    expression = {w.gene: w.dosages[:, :2].sum(1) + rng.normal(size=n) for w in windows}
+    data = GenotypeData(np.array([f"i{k}" for k in range(n)]), pd.DataFrame(expression), None, windows,
+                        None, {}, "test")
+    blocks = task.make_blocks(data, genes_per_block=2)  # blocks of 2 and 1 genes
+    folds = np.arange(n) % 2
+    en_cfg = dict(inner_folds=2, alpha=0.5, n_lambdas=5, max_iter=20, tol=1e-4, block=2)
+    fit_elastic_net(data, blocks, folds, en_cfg, 0, cache=FitCache(tmp_path), name="en")  # "killed" here
+    part = tmp_path / "en" / "block0.npz"
+    with np.load(part) as f:
+        marked = {k: f[k] for k in f.files}
+    marked["pred"] = marked["pred"] + 1000.0  # a part that is read, not refitted, shows this
+    np.savez(part, **marked)
+    (tmp_path / "en" / "block1.npz").unlink()
+    merged = cached_elastic_net(FitCache(tmp_path), "en", data, blocks, folds, en_cfg, 0)
+    fresh = fit_elastic_net(data, blocks, folds, en_cfg, 0)
+    np.testing.assert_allclose(merged["pred"][:2], fresh["pred"][:2] + 1000.0)
+    np.testing.assert_allclose(merged["pred"][2], fresh["pred"][2])
+    assert (tmp_path / "en.npz").exists() and not (tmp_path / "en").exists()  # parts merged, then gone

@@ -217,13 +217,13 @@ class GenoNetFamily:
              log_file: Path | None) -> Fitted:
         data, blocks, folds = prepared.data, prepared.blocks, prepared.folds
         en_cfg = {k: cfg.model.elastic_net[k] for k in EN_KEYS}
-        en = cache.cached("elastic_net", lambda: fitting.fit_elastic_net(data, blocks, folds, en_cfg, cfg.seed))
+        en = fitting.cached_elastic_net(cache, "elastic_net", data, blocks, folds, en_cfg, cfg.seed)
         pred = {"elastic_net": en["pred"]}
         if prepared.use_annotations:
             half = np.arange(len(prepared.genes)) % 2
             penalty = fitting.annotation_penalty(blocks, en["coef"], half)
-            pred["elastic_net_annot"] = cache.cached("elastic_net_annot", lambda: fitting.fit_elastic_net(
-                data, blocks, folds, en_cfg, cfg.seed, penalty=penalty))["pred"]
+            pred["elastic_net_annot"] = fitting.cached_elastic_net(
+                cache, "elastic_net_annot", data, blocks, folds, en_cfg, cfg.seed, penalty=penalty)["pred"]
         records = []
         for flag in ([True, False] if prepared.use_annotations else [False]):
             name = "genonet" if flag else "genonet_noannot"

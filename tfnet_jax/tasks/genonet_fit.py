@@ -60,6 +60,14 @@ class FitCache:
         found = self.get(name)
         return found if found is not None else self.put(name, compute())
 
+    def discard(self, folder: str) -> None:
+        """Drop the units under `folder` (parts already merged into a finished unit)."""
+        self.units = {k: v for k, v in self.units.items() if not k.startswith(folder + "/")}
+        if self.root is not None and (self.root / folder).is_dir():
+            for part in (self.root / folder).glob("*.npz"):
+                part.unlink()
+            (self.root / folder).rmdir()
+
 
 # ---------------------------------------------------------------- elastic net
 def annotation_penalty(blocks, coef: np.ndarray, genes_half: np.ndarray) -> np.ndarray | None:
@@ -89,32 +97,38 @@ def annotation_penalty(blocks, coef: np.ndarray, genes_half: np.ndarray) -> np.n
     return np.where(vmask, pf, 1.0)
 
 
-def fit_elastic_net(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, penalty=None) -> dict:
+def fit_elastic_net(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, penalty=None,
+                    cache: FitCache | None = None, name: str = "elastic_net") -> dict:
     """Held-out predictions [G, n], final weights [G, P], and per outer fold c (fitted without
     its rows) the fold's own model `coef_folds` [K, G, P] / `intercept_folds` [K, G] and
     `coef_start` [K, G, P] / `intercept_start` [K, G]: the same nested CV's inner fit that also
     left out the rows of inner fold 0 (GenoNet's early-stopping rows, `early_stopping_rows`),
     at fold c's lambda.min: GenoNet's frozen linear start, which never saw them.
 
-    Without missing dosages or covariates one nested-CV call serves every fold; otherwise one
-    call per outer fold (imputation / covariates fitted on that fold's training rows) plus
-    one on all rows for the final weights.
+    One gene block at a time (memory bounded by the block, not the cohort); with `cache`, each
+    block is a unit `<name>/block<b>`, so a killed run refits only its missing blocks. Without
+    missing dosages or covariates one nested-CV call serves every fold; otherwise one call per
+    outer fold (imputation / covariates fitted on that fold's training rows) plus one on all
+    rows for the final weights.
     """
-    widths = sorted({b.vmask.shape[1] for b in blocks})
+    widest = max(b.vmask.shape[1] for b in blocks)
     starts = np.cumsum([0] + [len(b.genes) for b in blocks])
     out: dict[str, np.ndarray] = {}
-    for width in widths:  # one bucket at a time: memory bounded by the bucket, not the cohort
-        members = [i for i, b in enumerate(blocks) if b.vmask.shape[1] == width]
-        genes = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in members])
-        fit = _fit_elastic_net_group(data, [blocks[i] for i in members], folds, en_cfg, seed,
-                                     None if penalty is None else penalty[genes, :width])
+    for b, block in enumerate(blocks):
+        genes = np.arange(starts[b], starts[b + 1])
+        width = block.vmask.shape[1]
+
+        def compute(block=block, genes=genes, width=width):
+            return _fit_elastic_net_group(data, [block], folds, en_cfg, seed,
+                                          None if penalty is None else penalty[genes, :width])
+        fit = compute() if cache is None else cache.cached(f"{name}/block{b}", compute)
         for key, value in fit.items():
             gene_axis = 1 if key.endswith(("_folds", "_start")) else 0
             if key not in out:
                 shape = list(value.shape)
                 shape[gene_axis] = starts[-1]
                 if key.startswith("coef"):
-                    shape[-1] = widths[-1]
+                    shape[-1] = widest
                 out[key] = np.zeros(shape, value.dtype)
             index = [slice(None)] * value.ndim
             index[gene_axis] = genes
@@ -124,8 +138,18 @@ def fit_elastic_net(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, pe
     return out
 
 
+def cached_elastic_net(cache: FitCache, name: str, data, blocks, folds, en_cfg, seed, penalty=None) -> dict:
+    """`name`'s finished fit from `cache`, else fitted block by block (parts `<name>/block<b>`,
+    so a kill loses one block) and merged into one unit; the parts then go."""
+    found = cache.get(name)
+    if found is None:
+        found = cache.put(name, fit_elastic_net(data, blocks, folds, en_cfg, seed, penalty, cache, name))
+        cache.discard(name)
+    return found
+
+
 def _fit_elastic_net_group(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, penalty=None) -> dict:
-    """One variant bucket's genes (blocks of one width); see fit_elastic_net."""
+    """The real genes of `blocks` (of one width); see fit_elastic_net."""
     x = task.real_genes(blocks, "dosage").transpose(1, 0, 2)
     vmask = task.real_genes(blocks, "vmask")
     opts = dict(inner_k=int(en_cfg["inner_folds"]), alpha=float(en_cfg["alpha"]),
