@@ -116,14 +116,28 @@ class FoldBlock:
         return pred * self.y_sd + self.y_mean
 
 
+def coding_stats(dosage: np.ndarray, genes_per_slice: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd [G, P, 2] of the additive and dominance codings of training dosages [n, G, P].
+
+    A coding constant on the training rows is only centred (sd 1), never blown up. A slice of
+    genes at a time: the float64 temporaries stay O(n x slice x P), not O(n x G x P).
+    """
+    g, p = dosage.shape[1:]
+    mu, sd = np.empty((g, p, 2)), np.empty((g, p, 2))
+    for start in range(0, g, genes_per_slice):
+        genes = slice(start, start + genes_per_slice)
+        d = dosage[:, genes]
+        coding = Standardiser.fit(np.stack([d, np.clip(1.0 - np.abs(d - 1.0), 0.0, 1.0)], -1),
+                                  name="dosage coding")
+        mu[genes], sd[genes] = coding.mean, coding.sd
+    return mu, sd
+
+
 def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bool) -> FoldBlock:
     """y [n, G_real] in data units for the block's genes; train bool [n] (fit rows)."""
     n, g, p = block.dosage.shape
     dosage = impute_train_mean(block.dosage.reshape(n, g * p), train).reshape(n, g, p)
-    het = np.clip(1.0 - np.abs(dosage - 1.0), 0.0, 1.0)
-    # A coding constant on the fold's training rows is only centred (0), never blown up.
-    coding = Standardiser.fit(np.stack([dosage, het], -1), train, name="dosage coding")
-    mu, sd = coding.mean, coding.sd
+    mu, sd = coding_stats(dosage[np.asarray(train)])
     y_full = np.zeros((n, g), np.float64)
     y_full[:, :y.shape[1]] = y
     target = Standardiser.fit(y_full, train, name="expression")
@@ -166,7 +180,7 @@ def screen_variants(fold: FoldBlock, train: np.ndarray, width: int, coef: np.nda
         codings = (dosage, np.clip(1.0 - np.abs(dosage - 1.0), 0.0, 1.0))
         for j, coding in enumerate(codings):
             x = (coding - mu[genes, :, j]) / sd[genes, :, j]
-            corr = np.abs(np.einsum("ngp,ng->gp", x, y[:, genes])) / len(rows)
+            corr = np.abs(np.matmul(x.transpose(1, 2, 0), y[:, genes].T[:, :, None])[..., 0]) / len(rows)
             score[genes] = np.maximum(score[genes], corr)
     if coef is not None:
         chosen = np.zeros((g, p), bool)
