@@ -57,11 +57,15 @@ def open_storage(spec: str, heartbeat_interval: float, grace_period: float,
     callback_arg = ("heartbeat_stale_trial_callback"
                     if "heartbeat_stale_trial_callback" in inspect.signature(rdb).parameters
                     else "failed_trial_callback")
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:  # optuna's own heartbeat fails and re-queues the trials of dead workers
-        return rdb(spec, heartbeat_interval=max(1, round(heartbeat_interval)),
-                   grace_period=max(2, round(grace_period)),
-                   **{callback_arg: retry_callback(max_retry)})
-    except (ImportError, ValueError, RuntimeError) as err:  # sqlalchemy's errors are among these
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return rdb(spec, heartbeat_interval=max(1, round(heartbeat_interval)),
+                       grace_period=max(2, round(grace_period)),
+                       **{callback_arg: retry_callback(max_retry)})
+    except (ImportError, ValueError, SQLAlchemyError) as err:  # bad URL, missing driver
         raise ConfigError(f"config: sweep.storage={spec!r}: {' '.join(str(err).split())[:300]}") from None
 
 
