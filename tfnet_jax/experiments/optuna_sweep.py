@@ -122,16 +122,16 @@ def read_space(params) -> dict[str, dict]:
 
     def walk(node, prefix):
         if not isinstance(node, dict) or not node:
-            raise ConfigError(f"config: sweep.params.{prefix}: expected a mapping with `type`")
+            where = f"sweep.params.{prefix}" if prefix else "sweep.params"
+            raise ConfigError(f"config: {where}={node!r}: expected a mapping (a parameter: "
+                              f"`type` and its settings)")
         if "type" in node:
             space[prefix] = _check_param(prefix, node)
             return
         for key, value in node.items():
             walk(value, f"{prefix}.{key}" if prefix else str(key))
 
-    walk(params if params is not None else {}, "")
-    if not space:
-        raise ConfigError("config: sweep.params: empty search space")
+    walk(params, "")
     return space
 
 
@@ -187,8 +187,8 @@ def override(key: str, value) -> str:
     return f"{key}={text}"
 
 
-def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """(every override, the ones that reach trials: all but `sweep.*`)."""
+def trial_overrides(argv: list[str]) -> list[str]:
+    """The overrides that reach every trial: all but `sweep.*` (Hydra's own are refused)."""
     trial_args = []
     for arg in argv:
         key = arg.lstrip("+~").partition("=")[0]
@@ -199,7 +199,7 @@ def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
                               f"dir with sweep.dir=DIR")
         if key != "sweep" and not key.startswith("sweep."):
             trial_args.append(arg)
-    return list(argv), trial_args
+    return trial_args
 
 
 def trial_config(overrides: list[str]) -> DictConfig:
@@ -318,10 +318,11 @@ def sweep(argv: list[str]):
     """One worker: compose, check the search space, then run trials on the shared study."""
     import optuna
 
-    all_args, trial_args = split_args(argv)
-    cfg = compose(all_args)  # validates every override, the sweep block's included
+    trial_args = trial_overrides(argv)
+    cfg = compose(argv)  # validates every override, the sweep block's included
     settings = read_settings(cfg)
-    space = read_space(OmegaConf.to_container(cfg.sweep.get("params"), resolve=True))
+    params = cfg.sweep.get("params")
+    space = read_space(None if params is None else OmegaConf.to_container(params, resolve=True))
     check_space(trial_args, space)
     storage = open_storage(settings.storage, settings.heartbeat_interval, settings.grace_period,
                            settings.max_retry)
