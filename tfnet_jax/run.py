@@ -34,10 +34,11 @@ if not OmegaConf.has_resolver("run_name"):
 
 
 def train_and_evaluate(cfg: DictConfig, run_dir: str | Path, data=None,
-                       overrides: list[str] | None = None) -> dict:
-    """Train (or resume) one run and score it: the one orchestration, `tasks.base.run`."""
+                       overrides: list[str] | None = None, on_eval=None) -> dict:
+    """Train (or resume) one run and score it: the one orchestration, `tasks.base.run`.
+    `on_eval(step, validation metrics)` sees every evaluation (tfnet-sweep prunes with it)."""
     from tfnet_jax.tasks.base import run
-    return run(cfg, Path(run_dir), data, overrides=overrides)
+    return run(cfg, Path(run_dir), data, overrides=overrides, on_eval=on_eval)
 
 
 TRAIN = Command(

@@ -80,8 +80,10 @@ class Family(Protocol):
     def prepare(self, cfg: DictConfig, data: Any, split: Any) -> Any:
         """Model-ready arrays; every scaler fitted on training rows only."""
 
-    def fit(self, cfg: DictConfig, prepared: Any, run_dir: Path | None) -> Fitted:
-        """Train, resuming from `run_dir` where it holds checkpoints."""
+    def fit(self, cfg: DictConfig, prepared: Any, run_dir: Path | None, on_eval=None) -> Fitted:
+        """Train, resuming from `run_dir` where it holds checkpoints. `on_eval(step, metrics)`,
+        when given, sees every validation evaluation (a sweep's pruner); it is only passed
+        when set, so a family without the argument still trains."""
 
     def restore(self, cfg: DictConfig, prepared: Any, run_dir: Path) -> Fitted:
         """The finished run's best model, without training."""
@@ -160,14 +162,16 @@ class Outcome:
 
 
 def run(cfg: DictConfig, run_dir: str | Path, data: Any = None,
-        overrides: list[str] | None = None) -> dict:
+        overrides: list[str] | None = None, on_eval=None) -> dict:
     """Train (or resume) one run and score it; returns its metrics (see `execute`)."""
-    return execute(cfg, run_dir, data, overrides).metrics
+    return execute(cfg, run_dir, data, overrides, on_eval).metrics
 
 
 def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
-            overrides: list[str] | None = None) -> Outcome:
-    """Train (or resume) one run and score it; metrics.json last, as the mark of a finished run."""
+            overrides: list[str] | None = None, on_eval=None) -> Outcome:
+    """Train (or resume) one run and score it; metrics.json last, as the mark of a finished run.
+
+    `on_eval(step, validation metrics)`: see `Family.fit` (not called for a finished run)."""
     from tfnet_jax.run_info import run_info
     from tfnet_jax.tasks import identity
 
@@ -180,7 +184,7 @@ def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
 
     pipeline = Pipeline.build(cfg, data)
     family, prepared = pipeline.family, pipeline.prepared
-    fitted = family.fit(cfg, prepared, run_dir)
+    fitted = family.fit(cfg, prepared, run_dir, **({"on_eval": on_eval} if on_eval else {}))
     metrics = family.score(cfg, prepared, fitted)
     metrics["method"] = method_label(cfg, family)
     metrics["train"] = fitted.train

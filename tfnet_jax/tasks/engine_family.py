@@ -82,10 +82,10 @@ class EngineFamily(ABC):
                        context=prepared.context, run_dir=run_dir, encode_fn=self.encode_fn(model),
                        context_specs=self.context_specs(prepared))
 
-    def fit(self, cfg: DictConfig, prepared, run_dir: Path | None) -> Fitted:
+    def fit(self, cfg: DictConfig, prepared, run_dir: Path | None, on_eval=None) -> Fitted:
         trainer = self.make_trainer(cfg, prepared, run_dir)
         meta = trainer.fit(self.train_rows(prepared),
-                           lambda tr: self.validation_metrics(tr, prepared))
+                           lambda tr: self.validation_metrics(tr, prepared), on_eval=on_eval)
         return Fitted(trainer, {k: meta[k] for k in TRAIN_SUMMARY})
 
     def restore(self, cfg: DictConfig, prepared, run_dir: Path, which: str = "best") -> Fitted:

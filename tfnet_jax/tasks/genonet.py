@@ -189,7 +189,11 @@ class GenoNetFamily:
                  blocks[0].vmask.shape[1], len(blocks))
         return GenoNetPrepared(data, blocks, folds, split.valid_rows, genes, truth, use_annot)
 
-    def fit(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path | None) -> Fitted:
+    def fit(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path | None,
+            on_eval=None) -> Fitted:
+        if on_eval is not None:  # early stopping is per gene: there is no one curve to report
+            raise ConfigError("GenoNet fits one model per gene and has no single validation curve "
+                              "to prune on; set sweep.pruner=null")
         cache = fitting.FitCache(None if run_dir is None else Path(run_dir) / "fits")
         return self._fit(cfg, prepared, cache, None if run_dir is None else Path(run_dir) / "metrics.jsonl")
 

@@ -257,11 +257,14 @@ class Trainer:
 
     # ------------------------------------------------------------ fit
     def fit(self, train_arrays: dict[str, np.ndarray],
-            evaluate: Callable[["Trainer"], dict[str, float]]) -> dict:
+            evaluate: Callable[["Trainer"], dict[str, float]],
+            on_eval: Callable[[int, dict[str, float]], None] | None = None) -> dict:
         """Train until max_steps or early stopping; then load the best checkpoint.
 
         `evaluate(trainer)` returns validation metrics; `cfg.monitor` picks the one that
         drives early stopping and the best checkpoint. Resumes from `run_dir/checkpoints`.
+        `on_eval(step, metrics)` sees each evaluation once it is logged and checkpointed (e.g.
+        a sweep's pruner); an exception it raises ends the fit, resumable from that checkpoint.
         """
         cfg = self.cfg
         if _num_rows(train_arrays) == 0:
@@ -319,6 +322,14 @@ class Trainer:
                               is_best)
                 elif is_best:
                     best_in_memory = jax.device_get(self.state)
+                if on_eval is not None:
+                    try:
+                        on_eval(step, metrics)
+                    except BaseException:
+                        if ckpt is not None:  # the run stops here: finish its last checkpoint
+                            ckpt.wait()
+                            ckpt.close()
+                        raise
         progress.close()
 
         if ckpt is not None:
