@@ -173,6 +173,22 @@ def test_variant_screen_ranks_elastic_net_picks_then_correlation_on_training_row
     np.testing.assert_array_equal(task.screen_variants(fold2, train, 3, coef), screen)
     np.testing.assert_array_equal(task.screen_variants(fold, train, 2, None)[0], [3, 7])
 
+    # Training's pre-screened inputs (K dosages + the elastic-net path as an offset) predict
+    # what the full dosages do.
+    fold.context.update(task.linear_from_enet(fold, coef + 0.05 * (rng.random(coef.shape) < 0.5), np.ones(2)))
+    fold.context["screen"] = screen
+    task.prescreen(fold)
+    model = GenoNet(2, p, 0, channels=2, kernel=3, hidden=4, linear_init="elastic_net", screen_width=3,
+                    dominance_path=True, rngs=nnx.Rngs(0))
+    model.w2[...] = jnp.ones_like(model.w2[...])
+    model.dom[...] = jnp.full(model.dom.shape, 0.3)
+    ctx = {k: jnp.asarray(v) for k, v in fold.context.items()}
+    rows = fold.rows(np.arange(n))
+    assert rows["dosage"].shape == (n, 2, 3)
+    full = nnx.jit(lambda m, d, c: m(d, c))(model, jnp.asarray(fold.dosage), ctx)
+    fast = nnx.jit(lambda m, d, c, o: m(d, c, offset=o))(model, rows["dosage"], ctx, rows["offset"])
+    np.testing.assert_allclose(fast, full, rtol=1e-4, atol=1e-4)
+
 
 def _compose(overrides):
     from hydra import compose, initialize_config_dir

@@ -61,11 +61,14 @@ def screened(screen, *arrays):
             for a in arrays]
 
 
-def forward(params, dosage, mu, sd, vmask, *, linear_skip: bool, dropout: float = 0.0, key=None):
+def forward(params, dosage, mu, sd, vmask, *, linear_skip: bool, dropout: float = 0.0, key=None,
+            offset=None):
     """Predictions [B, G] from per-gene parameters (`PER_GENE` names) and raw dosages [B, G, P].
 
     With params["screen"] [G, K] (the screened variants) the network sees only those K
-    variants of each gene, while a frozen elastic-net path ("lin") still reads all P.
+    variants of each gene, while a frozen elastic-net path ("lin") still reads all P. Training
+    passes them pre-screened instead: dosage [B, G, K] and `offset` [B, G], the elastic-net
+    path's sum over all P (`prescreen`), so a step moves K, not P, variants per gene.
     """
     screen = params.get("screen")
     if screen is None:
@@ -73,12 +76,15 @@ def forward(params, dosage, mu, sd, vmask, *, linear_skip: bool, dropout: float 
         net_mask = vmask
     else:
         net_mask, net_mu, net_sd = screened(screen, vmask, mu, sd)
-        x = encode(jnp.take_along_axis(dosage, screen[None], axis=2), net_mu, net_sd, net_mask)
+        raw = dosage if offset is not None else jnp.take_along_axis(dosage, screen[None], axis=2)
+        x = encode(raw, net_mu, net_sd, net_mask)
     out = _network(params, x, net_mask, dropout, key)
     if "dom" in params:  # dominance: a lasso on the heterozygote coding, beside the additive path
         out = out + jnp.sum(x[..., 1] * params["dom"][None], axis=-1)
     if "lin" in params:  # elastic-net start: its additive fit plus offset, in y's standard units
-        if screen is None:
+        if offset is not None:
+            out = out + offset
+        elif screen is None:
             out = out + jnp.sum(x[..., 0] * params["lin"][None], axis=-1)
         else:  # sum_v lin * (d - mu) / sd over every variant, without standardising them all
             w = jnp.where(vmask, params["lin"] / sd[..., 0], 0.0)
@@ -196,9 +202,9 @@ class GenoNet(nnx.Module):
         penalised = jnp.abs(self.r[...]) + (jnp.abs(self.dom[...]) if self.dominance_path else 0.0)
         return jnp.sum(penalised * vmask, -1)
 
-    def __call__(self, dosage, context, *, deterministic: bool = True, key=None):
+    def __call__(self, dosage, context, *, offset=None, deterministic: bool = True, key=None):
         vmask = context["vmask"]
         params = self.effective_params(context.get("annotations"), vmask, self.linear_context(context),
                                        context.get("screen"))
         return forward(params, dosage, context["mu"], context["sd"], vmask, linear_skip=self.linear_skip,
-                       dropout=0.0 if deterministic else self.dropout, key=key)
+                       dropout=0.0 if deterministic else self.dropout, key=key, offset=offset)

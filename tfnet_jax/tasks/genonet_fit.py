@@ -330,6 +330,8 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                 if width is not None:  # chosen on the start's training rows, never the stopping rows
                     fold.context["screen"] = task.screen_variants(
                         fold, train_mask, width, enet["coef_start"][c][real] if en_start else None)
+                    if not model_cfg.get("linear_trainable"):  # a trainable path needs every variant
+                        task.prescreen(fold)
                 trainer = trainers.get(block.vmask.shape)
                 if trainer is None:
                     model = task.build_model(model_cfg, block, annotations, cfg.seed)

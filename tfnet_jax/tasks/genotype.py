@@ -108,9 +108,13 @@ class FoldBlock:
     y_sd: np.ndarray
     context: dict
     dosage_mean: np.ndarray  # float32 [G, P]: training-row means, the fill for new missing dosages
+    screened: tuple[np.ndarray, np.ndarray] | None = None  # `prescreen`: [n, G, K] dosages, offset [n, G]
 
     def rows(self, index) -> dict[str, np.ndarray]:
-        return {"dosage": self.dosage[index], "y": self.y[index]}
+        if self.screened is None:
+            return {"dosage": self.dosage[index], "y": self.y[index]}
+        dosage, offset = self.screened
+        return {"dosage": dosage[index], "offset": offset[index], "y": self.y[index]}
 
     def unscale(self, pred: np.ndarray) -> np.ndarray:
         return pred * self.y_sd + self.y_mean
@@ -191,6 +195,21 @@ def screen_variants(fold: FoldBlock, train: np.ndarray, width: int, coef: np.nda
     return np.sort(top, axis=1).astype(np.int32)
 
 
+def prescreen(fold: FoldBlock) -> None:
+    """Training inputs cut to the screened variants (context "screen"): dosages [n, G, K] and
+    the frozen elastic-net path over every variant as an offset [n, G] (0 without one)."""
+    ctx = fold.context
+    screen = ctx["screen"]
+    dosage = np.take_along_axis(fold.dosage, screen[None], axis=2)
+    if "lin" in ctx:  # sum_v lin * (d - mu) / sd, as forward() computes it from full dosages
+        w = np.where(ctx["vmask"], ctx["lin"] / ctx["sd"][..., 0], 0.0).astype(np.float32)
+        offset = (np.matmul(fold.dosage.transpose(1, 0, 2), w[:, :, None])[..., 0].T
+                  - (w * ctx["mu"][..., 0]).sum(-1))
+    else:
+        offset = np.zeros(fold.y.shape)
+    fold.screened = (dosage, offset.astype(np.float32))
+
+
 def build_model(model_cfg: dict, block: Block, annotations: bool, seed: int) -> GenoNet:
     k = block.annotations.shape[-1] if annotations and block.annotations is not None else 0
     return GenoNet(block.size, block.vmask.shape[1], k, screen_width=screen_width(model_cfg, block),
@@ -225,7 +244,7 @@ def linear_from_enet(fold: FoldBlock, coef: np.ndarray, intercept: np.ndarray) -
 def make_loss_fn(l1: float):
     def loss_fn(model, batch, context, key):
         """Mean over the block's genes of active * (MSE + l1 * |r|_1); stopped genes add nothing."""
-        pred = model(batch["dosage"], context, deterministic=False, key=key)
+        pred = model(batch["dosage"], context, offset=batch.get("offset"), deterministic=False, key=key)
         rows = batch["mask"][:, None]
         mse = jnp.sum((pred - batch["y"]) ** 2 * rows, 0) / jnp.maximum(rows.sum(), 1.0)  # [G]
         active = context["active"]
@@ -236,7 +255,7 @@ def make_loss_fn(l1: float):
 
 
 def predict_fn(model, batch, context):
-    return model(batch["dosage"], context, deterministic=True)
+    return model(batch["dosage"], context, offset=batch.get("offset"), deterministic=True)
 
 
 @partial(jax.jit, static_argnames="linear_skip")
