@@ -71,6 +71,7 @@ def test_rerun_under_a_launcher_trains_only_the_missing_arm(local_sweep):
     assert_collects_both_arms(sweep_dir)
 
 
+@pytest.mark.slow  # 72 s on 2 shared cores; the local sweep covers layout and re-runs
 def test_joblib_sweep_collects(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     runs = sweep(tmp_path, "parallel")
