@@ -83,14 +83,15 @@ def test_slurm_preset_composes_with_its_resources():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", return_hydra_config=True, overrides=[
-            "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
-            "hydra.launcher.timeout_min=120", "hydra.launcher.mem_gb=32"])
+            "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+            "hydra.launcher.gpus_per_node=2", "hydra.launcher.timeout_min=120",
+            "hydra.launcher.mem_gb=32"])
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min, launcher.mem_gb) == \
         ("gpu", 2, 120, 32)
     assert launcher.cpus_per_task == 8 and launcher.array_parallelism == 32  # the preset's defaults
-    assert launcher.submitit_folder.endswith("/.submitit/%j")  # in the sweep dir, where collect looks
+    assert launcher.submitit_folder.endswith("/.submitit/%j")  # in the sweep dir; collect skips it
 
 
 def test_wrong_launcher_is_one_line():
@@ -114,9 +115,10 @@ def test_missing_launcher_plugin_names_the_extra():
 
 def test_a_failed_run_under_submitit_is_one_line(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    done = train("-m", "hydra/launcher=local", f"hydra.sweep.dir={tmp_path}", "network.ablation=only_9",
-                 "train.max_steps=10", timeout=120)
+    done = train("-m", "hydra/launcher=local", f"hydra.sweep.dir={tmp_path}",
+                 "network.ablation=only_9", "train.max_steps=10", timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: sweep run failed: network.ablation=only_9: layer index 9 out of range")
+    assert last.startswith(
+        "error: sweep run failed: network.ablation=only_9: layer index 9 out of range")
     assert f"(log: {tmp_path}/.submitit/" in last and last.endswith("_log.err)")
