@@ -27,6 +27,8 @@ assert tfnet_jax.__file__.startswith(sys.prefix), tfnet_jax.__file__
 assert cli.CONFIG_DIR.startswith(sys.prefix), cli.CONFIG_DIR
 from tfnet_jax.graph import cpu_kernel
 assert cpu_kernel.SOURCE.is_file(), cpu_kernel.SOURCE  # the fused GAT kernel's source ships
+import os  # configs/ subfolders ship too: the launcher presets (hydra/launcher=slurm ...)
+assert os.path.isfile(os.path.join(cli.CONFIG_DIR, 'hydra', 'launcher', 'slurm.yaml')), cli.CONFIG_DIR
 print('installed:', tfnet_jax.__file__)"
 
 smoke() {  # NAME OVERRIDES...: one tiny training run, which must write metrics.json

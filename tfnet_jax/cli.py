@@ -111,6 +111,23 @@ def exit_with_error(err: BaseException) -> NoReturn:
     raise SystemExit(EXIT_USER_ERROR)
 
 
+def launcher_job_error(err: BaseException) -> tuple[str, int] | None:
+    """(one line, exit status) for a sweep run that failed under a submitit launcher
+    (hydra/launcher=slurm|local): the run's own `error:` line (a user error, status 2) or its
+    last line (status 1), and its log; None for any other exception.
+
+    submitit raises these in the submitting process with the run's whole stderr or traceback.
+    """
+    if not any(c.__module__.startswith("submitit.") for c in type(err).__mro__):
+        return None
+    lines = [line.strip() for line in str(err).splitlines() if line.strip().strip("-")]
+    own = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    found = re.search(r"with path (\S+)_result\.pkl", str(err))
+    log = f" (log: {found.group(1)}_log.err)" if found else ""
+    message = own[-1] if own else (lines[-1] if lines else type(err).__name__)
+    return f"sweep run failed: {message}{log}", EXIT_USER_ERROR if own else 1
+
+
 def _user_wants_traceback() -> bool:
     return os.environ.get(DEBUG_ENV) == "1"
 
@@ -128,6 +145,12 @@ def _run(command: Command, body: Callable[[], object], argv: list[str],
         if traceback:
             raise
         exit_with_error(err)
+    except Exception as err:
+        failed = None if traceback else launcher_job_error(err)
+        if failed is None:
+            raise
+        print(f"error: {failed[0]}", file=sys.stderr, flush=True)
+        raise SystemExit(failed[1]) from None
     return 0
 
 

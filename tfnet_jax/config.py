@@ -128,12 +128,20 @@ def check_experiment_family(overrides: Sequence[str], directory: str | None = No
         raise family_mismatch(experiment, declared, family, model)
 
 
+# Launcher configs that Hydra plugins provide (configs/hydra/launcher/*.yaml extend them).
+LAUNCHER_PLUGINS = {"submitit_slurm": "hydra-submitit-launcher",
+                    "submitit_local": "hydra-submitit-launcher", "joblib": "hydra-joblib-launcher"}
+
+
 def describe_error(err: Exception) -> str:
     """One line for a Hydra / OmegaConf composition error: the field and what it accepts."""
     options = getattr(err, "options", None)
     missing = getattr(err, "missing_cfg_file", None)
+    group, _, option = str(missing).rpartition("/")
+    if missing and group == "hydra/launcher" and option in LAUNCHER_PLUGINS:
+        return (f"config: hydra/launcher: {option} needs the {LAUNCHER_PLUGINS[option]} plugin; "
+                f'pip install "tfnet_jax[cluster]"')
     if missing and options is not None:  # e.g. data=synthtic
-        group, _, option = str(missing).rpartition("/")
         valid = ", ".join(o for o in sorted(options) if not o.startswith("base_"))
         return f"config: {group}={option}: no such option; expected one of {valid}"
     cause = err.__cause__ or err
@@ -144,7 +152,7 @@ def describe_error(err: Exception) -> str:
         if "not in" in message or "is not in struct" in message:
             return _unknown_key(str(key), schema)
         return type_error(str(key), message)
-    return "config: " + " ".join(str(err).split())
+    return "config: " + " ".join(str(err).split("Config search path:")[0].split())
 
 
 def _unknown_key(key: str, schema) -> str:
