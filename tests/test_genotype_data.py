@@ -142,6 +142,12 @@ def test_skipped_genes_with_reasons(sim, tmp_path):
     assert "not in the expression table" in data.skipped["no_expr"]
     assert "not in the genes table" in data.skipped["nope"]
     assert list(data.expression.columns) == ["gene0000", "gene0002"]
+    # data.chrom: one chromosome's genes ("chr2" and 2 name the same one); none there is an error
+    two = load_genotype_data(_cfg(sim, genes=tmp_path / "genes.csv", expression=tmp_path / "expr.csv",
+                                  chrom=2))
+    assert two.windows and {w.chrom for w in two.windows} == {"2"} and "no_expr" in two.skipped
+    with pytest.raises(DataError, match=r"no gene on chromosome 7 \(data.chrom\); chromosomes there: 1, 2, 3, 4, 5, 6, X"):
+        load_genotype_data(_cfg(sim, genes=tmp_path / "genes.csv", expression=tmp_path / "expr.csv", chrom="chr7"))
 
 
 def test_filters_order_and_missing(tmp_path, caplog):

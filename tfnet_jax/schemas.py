@@ -257,6 +257,7 @@ class GenotypeSource:
     maf: float = 0.01
     max_variants: int = 2000       # nearest variants to the gene body kept per gene
     genes_subset: Optional[List[str]] = None
+    chrom: Optional[str] = None    # only this chromosome's genes (one job per chromosome)
 
 
 # ---------------------------------------------------------------- models

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])  # the last byte marks variant-major mode
 CONFIG_KEYS = {"bed", "expression", "genes", "covariates", "annotations", "window", "maf",
-               "max_variants", "genes_subset"}
+               "max_variants", "genes_subset", "chrom"}
 
 
 @dataclass
@@ -306,6 +306,12 @@ def load_genotype_data(cfg: dict) -> GenotypeData:
         for gene in sorted(set(subset) - set(genes["gene"])):
             skipped[gene] = f"not in the genes table {cfg['genes']}"
         wanted = genes[genes["gene"].isin(subset)]
+    if cfg.get("chrom") is not None:  # one chromosome per run: a transcriptome splits into jobs
+        chrom = _norm_chrom(np.array([str(cfg["chrom"])]))[0]
+        wanted = wanted[wanted["chrom"] == chrom]
+        if wanted.empty:
+            raise DataError(f"{cfg['genes']}: no gene on chromosome {chrom} (data.chrom); chromosomes "
+                            f"there: {', '.join(sorted(set(genes['chrom'])))}")
 
     windows, n_unannotated = [], 0
     # Counts passed in so bed_reader does not re-read the .fam/.bim.
