@@ -41,9 +41,8 @@ def _inputs(seed=0):
     return dosage, ctx
 
 
-def _model(num_annotations=K, genes=G, dominance_path=False):
-    model = GenoNet(genes, P, num_annotations, channels=4, kernel=3, hidden=8,
-                    dominance_path=dominance_path, rngs=nnx.Rngs(0))
+def _model(num_annotations=K, genes=G):
+    model = GenoNet(genes, P, num_annotations, channels=4, kernel=3, hidden=8, rngs=nnx.Rngs(0))
     if num_annotations:  # a non-trivial gate, so the annotation path matters below
         model.gate_out.kernel[...] = jax.random.normal(jax.random.key(1), model.gate_out.kernel.shape)
     return model
@@ -87,13 +86,13 @@ def test_annotation_prior_is_shared_across_genes():
 
 def test_stopped_genes_get_no_gradient():
     dosage, ctx = _inputs()
-    model = _model(dominance_path=True)
+    model = _model()
     batch = {"dosage": jnp.asarray(dosage), "y": jnp.asarray(np.random.default_rng(1).normal(size=(B, G)),
                                                                jnp.float32), "mask": jnp.ones(B)}
     ctx = dict(ctx, active=jnp.asarray([1.0, 0.0, 1.0]))
     loss_fn = task.make_loss_fn(0.01)
     grads = nnx.jit(nnx.grad(lambda m, b, c: loss_fn(m, b, c, jax.random.key(0))[0]))(model, batch, ctx)
-    for name in ("r", "dom", *PER_GENE[1:]):
+    for name in ("r", *PER_GENE[1:]):
         g = np.asarray(getattr(grads, name)[...])
         assert np.all(g[1] == 0), name
         assert np.any(g[0] != 0) or name == "conv_b", name
@@ -179,9 +178,8 @@ def test_variant_screen_ranks_elastic_net_picks_then_correlation_on_training_row
     fold.context["screen"] = screen
     task.prescreen(fold)
     model = GenoNet(2, p, 0, channels=2, kernel=3, hidden=4, linear_init="elastic_net", screen_width=3,
-                    dominance_path=True, rngs=nnx.Rngs(0))
+                    rngs=nnx.Rngs(0))
     model.w2[...] = jnp.ones_like(model.w2[...])
-    model.dom[...] = jnp.full(model.dom.shape, 0.3)
     ctx = {k: jnp.asarray(v) for k, v in fold.context.items()}
     rows = fold.rows(np.arange(n))
     assert rows["dosage"].shape == (n, 2, 3)

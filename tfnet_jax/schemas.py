@@ -348,6 +348,5 @@ class GenoNetConfig(ModelBase):
     # Per gene and fold, the network sees this many variants, screened on training rows (the
     # elastic net's picks, then |correlation|); null: every variant. The elastic net reads all.
     screen_variants: int | None = 128  # the narrowest bucket: the network costs alike in every bucket
-    dominance_path: bool = False  # a lasso on the heterozygote coding beside the additive path
     elastic_net: ElasticNetConfig = field(default_factory=ElasticNetConfig)
     # Outer folds are split.folds (split=genonet); early stopping uses the elastic net's inner fold 0.

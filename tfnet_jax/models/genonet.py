@@ -28,10 +28,6 @@ handed in through the context as `lin` [G, P] and `lin_b` [G]), frozen unless
 elastic net's prediction and the network only fits the non-additive remainder (the TFNet
 family's ridge-started frozen linear path).
 
-With `dominance_path` a per-gene lasso on the heterozygote coding (weights `dom`, start 0,
-the same L1 as r) runs beside the additive path: dominance is the commonest non-additive
-effect and is linear in that coding, which max/mean pooling expresses poorly.
-
 Variant screening (context `screen` [G, K], chosen per gene on training rows): the network
 (its scales, gate, convolution and pooling) sees only K of a gene's P variants, so a step costs
 O(K), not O(P); the elastic-net path still reads every variant.
@@ -79,8 +75,6 @@ def forward(params, dosage, mu, sd, vmask, *, linear_skip: bool, dropout: float 
         raw = dosage if offset is not None else jnp.take_along_axis(dosage, screen[None], axis=2)
         x = encode(raw, net_mu, net_sd, net_mask)
     out = _network(params, x, net_mask, dropout, key)
-    if "dom" in params:  # dominance: a lasso on the heterozygote coding, beside the additive path
-        out = out + jnp.sum(x[..., 1] * params["dom"][None], axis=-1)
     if "lin" in params:  # elastic-net start: its additive fit plus offset, in y's standard units
         if offset is not None:
             out = out + offset
@@ -124,7 +118,7 @@ class GenoNet(nnx.Module):
                  channels: int = 8, kernel: int = 7, hidden: int = 16, gate_hidden: int = 8,
                  dropout: float = 0.1, init_scale: float = 0.05, linear_skip: bool = True,
                  linear_init: str = "zeros", linear_trainable: bool = False,
-                 screen_width: int | None = None, dominance_path: bool = False, rngs: nnx.Rngs):
+                 screen_width: int | None = None, rngs: nnx.Rngs):
         if linear_init not in ("zeros", "elastic_net"):
             raise ValueError(f"linear_init={linear_init!r}: zeros | elastic_net")
         g, p, c = num_genes, num_variants, channels
@@ -153,9 +147,6 @@ class GenoNet(nnx.Module):
             self.lin_delta = nnx.Param(jnp.zeros((g, p)))
             self.lin_b_delta = nnx.Param(jnp.zeros((g,)))
         self.linear_trainable = linear_trainable
-        if dominance_path:  # starts at 0: an elastic-net start still predicts the elastic net
-            self.dom = nnx.Param(jnp.zeros((g, screen_width or p)))
-        self.dominance_path = dominance_path
 
     def gate(self, annotations, vmask):
         """[G, P] >= 0, mean 1 over each gene's real variants (1 without annotations)."""
@@ -184,8 +175,6 @@ class GenoNet(nnx.Module):
             if self.linear_trainable:
                 lin, lin_b = lin + self.lin_delta[...], lin_b + self.lin_b_delta[...]
             out["lin"], out["lin_b"] = lin * vmask, lin_b
-        if self.dominance_path:
-            out["dom"] = self.dom[...] * net_mask
         if screen is not None:
             out["screen"] = screen
         return out
@@ -199,8 +188,7 @@ class GenoNet(nnx.Module):
         """Per-gene L1 norm of the residual scales r [G] (the gate sets its per-variant weight)."""
         if screen is not None:
             vmask, = screened(screen, vmask)
-        penalised = jnp.abs(self.r[...]) + (jnp.abs(self.dom[...]) if self.dominance_path else 0.0)
-        return jnp.sum(penalised * vmask, -1)
+        return jnp.sum(jnp.abs(self.r[...]) * vmask, -1)
 
     def __call__(self, dosage, context, *, offset=None, deterministic: bool = True, key=None):
         vmask = context["vmask"]

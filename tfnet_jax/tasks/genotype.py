@@ -218,8 +218,7 @@ def build_model(model_cfg: dict, block: Block, annotations: bool, seed: int) -> 
                    gate_hidden=model_cfg["gate_hidden"], dropout=model_cfg["dropout"],
                    init_scale=model_cfg["init_scale"], linear_skip=model_cfg["linear_skip"],
                    linear_init=model_cfg.get("linear_init", "zeros"),
-                   linear_trainable=bool(model_cfg.get("linear_trainable", False)),
-                   dominance_path=bool(model_cfg.get("dominance_path", False)), rngs=nnx.Rngs(seed))
+                   linear_trainable=bool(model_cfg.get("linear_trainable", False)), rngs=nnx.Rngs(seed))
 
 
 def linear_from_enet(fold: FoldBlock, coef: np.ndarray, intercept: np.ndarray) -> dict[str, np.ndarray]:
