@@ -59,9 +59,6 @@ def main(cfg: DictConfig) -> float | None:
     validate(cfg)  # types and ranges fail here, naming the field, before anything is built
     from tfnet_jax.train import distributed
     distributed.initialize(cfg.get("distributed"))  # before any JAX computation fixes the devices
-    if not distributed.is_primary():  # one run.log, process 0's; the others log to stderr only
-        for handler in [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]:
-            logging.getLogger().removeHandler(handler)
     metrics = train_and_evaluate(cfg, Path(hydra_cfg.runtime.output_dir),
                                  overrides=list(hydra_cfg.overrides.task))
     # Sweepers (Optuna) optimise this: the best validation score, never a test score.

@@ -50,6 +50,10 @@ def initialize(dist: Mapping | None) -> None:
                           f"initialise before any JAX computation, and with auto=true run under "
                           f"a cluster launcher (srun) or set coordinator/num_processes/process_id"
                           ) from None
+    if not is_primary():  # one run.log (Hydra's file handler), process 0's; the rest: stderr
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+            root.removeHandler(handler)
     log.info("Process %d of %d: %d local of %d global devices", jax.process_index(),
              jax.process_count(), jax.local_device_count(), jax.device_count())
 
