@@ -84,7 +84,8 @@ def check_train(train: dict) -> None:
 
 
 def check_distributed(dist: dict) -> None:
-    """Explicit multi-process settings come as a set: coordinator HOST:PORT, num_processes, process_id."""
+    """Explicit multi-process settings come as a set: coordinator HOST:PORT, num_processes and
+    process_id (distributed=auto may leave any of them to the cluster)."""
     coordinator, count, rank = dist.get("coordinator"), dist.get("num_processes"), dist.get("process_id")
     positive_int(dist, "distributed", "timeout")
     optional_positive_int(dist, "distributed", "num_processes")
