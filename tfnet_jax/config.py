@@ -30,7 +30,8 @@ DATA_SCHEMAS = {"synthetic": schemas.SyntheticData, "grn": schemas.GRNData,
 MODEL_SCHEMAS = {"transcriptionnet": schemas.TranscriptionNetConfig, "tfnet": schemas.TFNetConfig,
                  "genonet": schemas.GenoNetConfig}
 GROUP_SCHEMAS = {"train": schemas.TrainConfig, "split": schemas.SplitConfig,
-                 "predictions": schemas.PredictionsConfig, "network": schemas.NetworkConfig}
+                 "predictions": schemas.PredictionsConfig, "network": schemas.NetworkConfig,
+                 "distributed": schemas.DistributedConfig}
 
 
 def register() -> None:
@@ -227,7 +228,8 @@ def validate(cfg: DictConfig, experiment: str | None = None) -> None:
     if declared and family and declared != family:  # first: the clearest message for this mistake
         raise family_mismatch(experiment or "?", declared, family, model.get("name", family))
     groups = {group: _typed(group, cfg[group]) for group in ("model", "data", "train", "split",
-                                                             "predictions", "network") if group in cfg}
+                                                             "predictions", "network", "distributed")
+              if group in cfg}
     check_values(groups, family)
 
 

@@ -83,6 +83,28 @@ def check_train(train: dict) -> None:
     one_of(train, "train", "monitor_mode", MONITOR_MODES)
 
 
+def check_distributed(dist: dict) -> None:
+    """Explicit multi-process settings come as a set: coordinator HOST:PORT, num_processes and
+    process_id (distributed=auto may leave any of them to the cluster)."""
+    coordinator, count, rank = dist.get("coordinator"), dist.get("num_processes"), dist.get("process_id")
+    positive_int(dist, "distributed", "timeout")
+    optional_positive_int(dist, "distributed", "num_processes")
+    optional_positive_int(dist, "distributed", "process_id", minimum=0)
+    if coordinator is not None:
+        host, sep, port = str(coordinator).rpartition(":")
+        if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+            fail("distributed.coordinator", coordinator, "expected HOST:PORT, e.g. 10.0.0.1:12345")
+    if not dist.get("auto"):
+        given = {"coordinator": coordinator, "num_processes": count, "process_id": rank}
+        if any(v is not None for v in given.values()):
+            for key, value in given.items():
+                if value is None:
+                    fail(f"distributed.{key}", value, "set it too (distributed.coordinator, "
+                         "num_processes and process_id go together), or use distributed=auto")
+    if count is not None and rank is not None and rank >= count:
+        fail("distributed.process_id", rank, f"must be below distributed.num_processes ({count})")
+
+
 def check_monitor(train: dict, accepted: list[str], family: str, pattern: str | None = None,
                   matches=None) -> None:
     """`train.monitor` must be one of the family's validation metrics (`accepted`), or match
@@ -176,6 +198,8 @@ def check_values(groups: dict, family: str | None) -> None:
         check_split(groups["split"], getattr(fam, "split_fields", None), str(family))
     if "train" in groups:
         check_train(groups["train"])
+    if "distributed" in groups:
+        check_distributed(groups["distributed"])
     network = groups.get("network")
     if network is not None and not ABLATION.fullmatch(str(network.get("ablation"))):
         fail("network.ablation", network.get("ablation"), "expected all, only_<i> or drop_<i>")

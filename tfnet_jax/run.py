@@ -57,6 +57,8 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     hydra_cfg = HydraConfig.get()
     validate(cfg)  # types and ranges fail here, naming the field, before anything is built
+    from tfnet_jax.train import distributed
+    distributed.initialize(cfg.get("distributed"))  # before any JAX computation fixes the devices
     metrics = train_and_evaluate(cfg, Path(hydra_cfg.runtime.output_dir),
                                  overrides=list(hydra_cfg.overrides.task))
     # Sweepers (Optuna) optimise this: the best validation score, never a test score.

@@ -76,6 +76,20 @@ class PredictionsConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Multi-process training (tfnet_jax/train/distributed.py); the default runs one process.
+
+    `auto`: jax.distributed.initialize() reads the cluster (SLURM, Open MPI, ...); the explicit
+    form sets all three of coordinator, num_processes and process_id. Not part of a run's identity.
+    """
+    auto: bool = False
+    coordinator: Optional[str] = None   # HOST:PORT of process 0's coordination service
+    num_processes: Optional[int] = None
+    process_id: Optional[int] = None
+    timeout: int = 300                  # seconds to wait for every process to join
+
+
+@dataclass
 class NetworkConfig:
     layers: Optional[List[str]] = None  # None = every layer of the data
     # Index-based layer ablation, resolved at run time against the data's layer order

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
@@ -174,13 +175,20 @@ def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
     `on_eval(step, validation metrics)`: see `Family.fit` (not called for a finished run)."""
     from tfnet_jax.run_info import run_info
     from tfnet_jax.tasks import identity
+    from tfnet_jax.train import distributed
 
+    # Every process runs all of this (predictions are collective); process 0 writes the files.
+    distributed.initialize(cfg.get("distributed"))
+    primary = distributed.is_primary()
     run_dir = Path(run_dir)
     if identity.finished(run_dir, cfg):  # lets a re-run sweep finish only its missing arms
         log.info("Skipped %s: already finished (metrics.json present)", run_dir)
         return Outcome(identity.read_metrics(run_dir))
-    identity.claim(run_dir, cfg, overrides)
-    atomic_write_json(run_dir / "run_info.json", {"seed": cfg.seed, **run_info()})
+    identity.check(run_dir, cfg)  # on every process: a refused dir stops them all alike
+    if primary:
+        identity.claim(run_dir, cfg, overrides)
+        atomic_write_json(run_dir / "run_info.json", {"seed": cfg.seed, **run_info()})
+    distributed.barrier("run dir claimed")  # nobody reads or trains in a half-claimed dir
 
     pipeline = Pipeline.build(cfg, data)
     family, prepared = pipeline.family, pipeline.prepared
@@ -189,8 +197,13 @@ def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
     metrics["method"] = method_label(cfg, family)
     metrics["train"] = fitted.train
     metrics["identity"] = identity.config_hash(cfg)
-    family.write_outputs(cfg, prepared, fitted, metrics, run_dir)
-    atomic_write_json(run_dir / "metrics.json", metrics)  # last: marks the run done
+    if primary:
+        family.write_outputs(cfg, prepared, fitted, metrics, run_dir)
+        atomic_write_json(run_dir / "metrics.json", metrics)  # last: marks the run done
+    else:
+        with tempfile.TemporaryDirectory() as scratch:  # same collective predictions, files dropped
+            family.write_outputs(cfg, prepared, fitted, metrics, Path(scratch))
+    distributed.barrier("run finished")
 
     log.info("Test-set results (%s):\n%s", run_dir, format_results_table(
         {k: metrics[k] for k in ("model", "baselines") if k in metrics}))

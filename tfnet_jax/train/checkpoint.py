@@ -2,7 +2,9 @@
 
 A checkpoint holds `state` (a pure dict of arrays: parameters and optimiser state) and
 `meta` (JSON: step, early-stopping bookkeeping). Restores go against an abstract target
-built from the freshly initialised state, so shapes and dtypes are checked.
+built from the freshly initialised state, so shapes and dtypes are checked; its shardings
+are the current mesh's, so a checkpoint restores onto any number of devices or processes.
+All processes of a multi-process run call every method together (Orbax coordinates them).
 """
 from __future__ import annotations
 
@@ -16,14 +18,22 @@ def _abstract(tree):
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
+def _barriers(prefix: str):
+    return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix)
+
+
 class Checkpoints:
     def __init__(self, directory: str | Path, keep_latest: int = 2, best_mode: str = "max"):
         directory = Path(directory).absolute()
+        # Across processes every save ends in a named barrier per step: the two managers save
+        # the same steps, so each needs its own barrier names.
         self.latest = ocp.CheckpointManager(
-            directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest))
+            directory / "latest", options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep_latest, multiprocessing_options=_barriers("latest")))
         self.best = ocp.CheckpointManager(
             directory / "best", options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, best_fn=lambda metrics: metrics["score"], best_mode=best_mode))
+                max_to_keep=1, best_fn=lambda metrics: metrics["score"], best_mode=best_mode,
+                multiprocessing_options=_barriers("best")))
 
     @staticmethod
     def _args(state, meta):

@@ -12,7 +12,9 @@ receiver, one per device: tfnet_jax.graph.attention). Steps are traced under the
 (`jax.set_mesh`), so a model can `shard_map` its own work over the data axis.
 Batches are padded to a fixed size with a 0/1 `mask`, so each step compiles once.
 Batch order is a pure function of (seed, epoch): a resumed run sees exactly the batches
-an uninterrupted run would.
+an uninterrupted run would. Across processes (jax.distributed, see train/distributed.py) the
+mesh spans every process's devices, each process feeds the rows of its own devices, and the
+global batch is the same as with one process.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from tqdm.auto import tqdm
 from tfnet_jax.atomic import atomic_write_text
 from tfnet_jax.errors import ConfigError, TrainingError
 from tfnet_jax.schemas import TrainConfig  # noqa: F401 (re-exported: defined with the configs)
+from tfnet_jax.train import distributed
 from tfnet_jax.train.checkpoint import Checkpoints
 from tfnet_jax.train.optim import make_optimizer, make_schedule
 
@@ -49,16 +52,23 @@ def make_data_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
             raise ConfigError(f"config: train.num_devices={num_devices}: {len(devices)} device(s) "
                               f"are visible")
         devices = devices[:num_devices]
+    distributed.check_mesh(devices)
     return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices,
                          axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def pad_rows(arrays: dict[str, np.ndarray], index: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """Rows `index` of every array, padded with row 0 to `size`, plus a 0/1 `mask`."""
+def padded_index(index: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`index` padded with row 0 to `size`, and the 0/1 mask of its real rows."""
     real = len(index)
     padded = np.concatenate([index, np.zeros(size - real, dtype=index.dtype)])
+    return padded, (np.arange(size) < real).astype(np.float32)
+
+
+def pad_rows(arrays: dict[str, np.ndarray], index: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """Rows `index` of every array, padded with row 0 to `size`, plus a 0/1 `mask`."""
+    padded, mask = padded_index(index, size)
     batch = {name: value[padded] for name, value in arrays.items()}
-    batch["mask"] = (np.arange(size) < real).astype(np.float32)
+    batch["mask"] = mask
     return batch
 
 
@@ -164,7 +174,16 @@ class Trainer:
         self._encoded_for = None
 
     def _put_batch(self, batch: dict[str, np.ndarray]):
+        if distributed.is_multiprocess():  # a whole batch given: each process takes its rows
+            return distributed.global_rows(batch, np.arange(_num_rows(batch)),
+                                           batch["mask"], self.sharded)
         return jax.device_put(batch, self.sharded)
+
+    def _put_rows(self, arrays: dict[str, np.ndarray], index: np.ndarray, size: int):
+        """Rows `index` of `arrays` as a padded, sharded batch of `size` rows."""
+        if distributed.is_multiprocess():  # each process gathers only its own devices' rows
+            return distributed.global_rows(arrays, *padded_index(index, size), self.sharded)
+        return jax.device_put(pad_rows(arrays, index, size), self.sharded)
 
     def train_batch_size(self, num_rows: int) -> int:
         """cfg.batch_size, or with cfg.full_batch every row (padded to the device count)."""
@@ -173,21 +192,26 @@ class Trainer:
         n_dev = self.mesh.devices.size
         return max(1, math.ceil(num_rows / n_dev)) * n_dev
 
+    def train_index(self, num_rows: int, step: int) -> tuple[np.ndarray, int]:
+        """Rows of global step `step` and the batch size: deterministic in (seed, epoch)."""
+        size = self.train_batch_size(num_rows)
+        per_epoch = math.ceil(num_rows / size)
+        epoch, position = divmod(step, per_epoch)
+        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(num_rows)
+        return order[position * size:(position + 1) * size], size
+
     def train_batch(self, arrays: dict[str, np.ndarray], step: int) -> dict[str, np.ndarray]:
         """The batch of global step `step`: deterministic in (seed, epoch)."""
-        n = _num_rows(arrays)
-        size = self.train_batch_size(n)
-        per_epoch = math.ceil(n / size)
-        epoch, position = divmod(step, per_epoch)
-        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(n)
-        index = order[position * size:(position + 1) * size]
-        return pad_rows(arrays, index, size)
+        return pad_rows(arrays, *self.train_index(_num_rows(arrays), step))
 
-    def step(self, batch: dict[str, np.ndarray], step: int):
-        """One optimiser step; returns (loss, aux) as device scalars."""
+    def step(self, batch: dict, step: int):
+        """One optimiser step on `batch` (host arrays, or device arrays from `_put_rows`);
+        returns (loss, aux) as device scalars."""
+        if not all(isinstance(value, jax.Array) for value in batch.values()):
+            batch = self._put_batch(batch)
         with jax.set_mesh(self.mesh):
             self.state, loss, aux = self._train_step(
-                self.state, self._put_batch(batch), self.context, self.base_key, jnp.int32(step))
+                self.state, batch, self.context, self.base_key, jnp.int32(step))
         return loss, aux
 
     def encoded(self) -> tuple:
@@ -210,9 +234,9 @@ class Trainer:
         for start in range(0, n, size):
             index = np.arange(start, min(start + size, n))
             with jax.set_mesh(self.mesh):
-                out = self._predict_step(self.state, self._put_batch(pad_rows(arrays, index, size)),
+                out = self._predict_step(self.state, self._put_rows(arrays, index, size),
                                          self.context, *encoded)
-            outputs.append(np.asarray(out)[: len(index)])
+            outputs.append(distributed.to_host(out)[: len(index)])
         return np.concatenate(outputs) if outputs else np.zeros((0,))
 
     def restore(self, checkpoint_dir: str | Path, which: str = "best") -> dict:
@@ -242,7 +266,7 @@ class Trainer:
     def _truncate_log(self, last_step: int):
         """Drop records newer than the restored checkpoint, so a resumed log has no repeats."""
         path = self._metrics_path()
-        if path is None or not path.exists():
+        if path is None or not path.exists() or not distributed.is_primary():
             return
         keep = [line for line in path.read_text().splitlines()
                 if line.strip() and json.loads(line)["step"] <= last_step]
@@ -250,7 +274,7 @@ class Trainer:
 
     def _log(self, record: dict):
         path = self._metrics_path()
-        if path is None or jax.process_index() != 0:
+        if path is None or not distributed.is_primary():
             return
         with path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -267,7 +291,8 @@ class Trainer:
         a sweep's pruner); an exception it raises ends the fit, resumable from that checkpoint.
         """
         cfg = self.cfg
-        if _num_rows(train_arrays) == 0:
+        n_train = _num_rows(train_arrays)
+        if n_train == 0:
             raise ValueError("no training examples")
         ckpt = None
         meta = {"step": 0, "best_score": None, "best_step": None, "bad_evals": 0, "finished": False}
@@ -283,11 +308,12 @@ class Trainer:
                 log.info(message)
 
         step = meta["step"]
-        progress = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or meta["finished"],
+        progress = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or meta["finished"]
+                        or not distributed.is_primary(),
                         desc="train", dynamic_ncols=True, leave=False)
         running, best_in_memory = [], None
         while not meta["finished"]:
-            loss, aux = self.step(self.train_batch(train_arrays, step), step)
+            loss, aux = self.step(self._put_rows(train_arrays, *self.train_index(n_train, step)), step)
             step += 1
             running.append(loss)
             progress.update(1)
