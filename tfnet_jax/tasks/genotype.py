@@ -27,13 +27,24 @@ from tfnet_jax.models.genonet import GenoNet, forward
 @dataclass
 class Block:
     genes: list[str]               # real genes of the block (the rest is padding)
-    dosage: np.ndarray             # float32 [n, G, P], NaN = missing, 0 at padding
+    source: np.ndarray | list[np.ndarray]  # dosages [n, G, P], or each real gene's own [n, v]
     vmask: np.ndarray              # bool [G, P]
     annotations: np.ndarray | None  # float32 [G, P, k], standardised over all variants
 
     @property
     def size(self) -> int:
         return self.vmask.shape[0]
+
+    @property
+    def dosage(self) -> np.ndarray:
+        """float32 [n, G, P], NaN = missing, 0 at padding. Built on use from the genes' own
+        arrays, so only the block in use is held padded (memory: the block, not the cohort)."""
+        if isinstance(self.source, np.ndarray):
+            return self.source
+        out = np.zeros((self.source[0].shape[0], *self.vmask.shape), np.float32)
+        for i, gene in enumerate(self.source):
+            out[:, i, :gene.shape[1]] = gene
+        return out
 
 
 def variant_bucket(count: int, widest: int) -> int:
@@ -62,7 +73,6 @@ def real_genes(blocks: list[Block], field: str) -> np.ndarray:
 
 
 def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:
-    n = len(data.individuals)
     counts = [len(w.variant_ids) for w in data.windows]
     widest = max(counts)
     size = min(genes_per_block, len(data.windows))
@@ -78,15 +88,13 @@ def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:
     for p, members in sorted(buckets.items()):
         for start in range(0, len(members), size):
             windows = members[start:start + size]
-            dosage = np.zeros((n, size, p), np.float32)
             vmask = np.zeros((size, p), bool)
             annot = None if annot_mean is None else np.zeros((size, p, len(annot_mean)), np.float32)
             for i, w in enumerate(windows):
-                v = len(w.variant_ids)
-                dosage[:, i, :v], vmask[i, :v] = w.dosages, True
+                vmask[i, :len(w.variant_ids)] = True
                 if annot is not None:
-                    annot[i, :v] = (w.annotations - annot_mean) / annot_sd
-            blocks.append(Block([w.gene for w in windows], dosage, vmask, annot))
+                    annot[i, :len(w.variant_ids)] = (w.annotations - annot_mean) / annot_sd
+            blocks.append(Block([w.gene for w in windows], [w.dosages for w in windows], vmask, annot))
     return blocks
 
 
@@ -139,8 +147,10 @@ def coding_stats(dosage: np.ndarray, genes_per_slice: int = 16) -> tuple[np.ndar
 
 def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bool) -> FoldBlock:
     """y [n, G_real] in data units for the block's genes; train bool [n] (fit rows)."""
-    n, g, p = block.dosage.shape
-    dosage = impute_train_mean(block.dosage.reshape(n, g * p), train).reshape(n, g, p)
+    raw = block.dosage
+    n, g, p = raw.shape
+    dosage = impute_train_mean(raw.reshape(n, g * p), train).reshape(n, g, p)
+    del raw
     mu, sd = coding_stats(dosage[np.asarray(train)])
     y_full = np.zeros((n, g), np.float64)
     y_full[:, :y.shape[1]] = y
