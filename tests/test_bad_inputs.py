@@ -22,8 +22,9 @@ from tfnet_jax.errors import TfnetError
 COMMANDS = {"train": "tfnet_jax.run", "predict": "tfnet_jax.predict",
             "lightup": "tfnet_jax.lightup", "core_tfs": "tfnet_jax.core_tfs",
             "disease": "tfnet_jax.disease", "twas": "tfnet_jax.twas",
-            "collect": "tfnet_jax.experiments.collect", "sweep": "tfnet_jax.experiments.optuna_sweep"}
-RUN_DIRS = ("run", "tn_run", "unfinished")
+            "collect": "tfnet_jax.experiments.collect",
+            "sweep": "tfnet_jax.experiments.optuna_sweep"}
+RUN_DIRS = ("run", "tn_run", "unfinished", "corrupt")
 PLACES = {}  # filled by the `places` fixture
 NO_HYDRA_LOGGING = ("hydra/job_logging=none", "hydra/hydra_logging=none")
 PLAIN = ("twas", "collect", "sweep")  # no Hydra: main(argv)
@@ -75,6 +76,7 @@ CASES = [
     ("predict", ["run_dir={run}", "inputs=a.txt", "genes=b.txt"], "genes"),
     ("predict", ["run_dir={run}"], "checkpoint"),
     ("predict", ["run_dir={unfinished}"], "metrics.json"),
+    ("predict", ["run_dir={corrupt}"], "cannot be restored"),
     ("predict", ["run_dir={run}", "chunk_sise=5"], "did you mean chunk_size"),
     # ---- light-up, core TFs, disease (TFNet analyses)
     ("lightup", ["run_dir={tmp}/missing"], "run_dir"),
@@ -143,14 +145,19 @@ def places(tmp_path_factory):
     (net / "networks").mkdir(parents=True)
     (net / "signatures").mkdir()
     good = gzip.compress(b"source\ttarget\n" + b"1\t2\n" * 20000)
-    (net / "networks" / "broken.tsv.gz").write_bytes(good[:len(good) // 2] + b"\x00" * 64 + good[-8:])
+    broken = good[:len(good) // 2] + b"\x00" * 64 + good[-8:]  # a valid header, then garbage
+    (net / "networks" / "broken.tsv.gz").write_bytes(broken)
     (net / "signatures" / "KD.csv").write_text("gene,1,2\n1,0.1,0.2\n")
     (root / "empty").mkdir()
-    PLACES.update({"tmp": root, "empty": root / "empty", "file": root / "file", "netdir": net,
-            "run": fake_run(root / "tfnet_run", ["experiment=smoke_tfnet", "model=tfnet"]),
-            "tn_run": fake_run(root / "tn_run", ["experiment=smoke"]),
-            "unfinished": fake_run(root / "unfinished", ["experiment=smoke_tfnet", "model=tfnet"],
-                                   finished=False)})
+    corrupt = fake_run(root / "corrupt", ["experiment=smoke_tfnet", "model=tfnet"])
+    (corrupt / "checkpoints" / "best" / "5").mkdir(parents=True)  # a partial copy
+    (corrupt / "checkpoints" / "best" / "5" / "state").write_bytes(b"\x00not a checkpoint")
+    PLACES.update({"tmp": root, "empty": root / "empty", "corrupt": corrupt,
+                   "file": root / "file", "netdir": net,
+                   "run": fake_run(root / "tfnet_run", ["experiment=smoke_tfnet", "model=tfnet"]),
+                   "tn_run": fake_run(root / "tn_run", ["experiment=smoke"]),
+                   "unfinished": fake_run(root / "unfinished", ["experiment=smoke_tfnet",
+                                                                "model=tfnet"], finished=False)})
     return PLACES
 
 
@@ -213,6 +220,8 @@ API_CASES = [
     (lambda p: tfnet_jax.load_run(p["tn_run"], family="tfnet"), "tfnet run"),
     (lambda p: tfnet_jax.load_run(p["unfinished"]).fitted, "metrics.json"),
     (lambda p: tfnet_jax.load_run(p["run"]).fitted, "checkpoint"),
+    (lambda p: tfnet_jax.load_run(p["corrupt"]).fitted, "cannot be restored"),
+    (lambda p: tfnet_jax.load_run(p["run"], which="worst").fitted, "which"),
     (lambda p: tfnet_jax.api.compose(["train.eval_every=0"]), "train.eval_every"),
 ]
 
@@ -225,6 +234,20 @@ def test_python_api_raises_one_line_error(call, names, places, monkeypatch):
         call(places)
     assert names in str(err.value) and "\n" not in str(err.value)
     assert_unchanged(before)
+
+
+@pytest.mark.parametrize("variable", ["TFNET_JAX_DEBUG", "HYDRA_FULL_ERROR"])
+def test_debug_flag_keeps_the_traceback(variable, places, monkeypatch, capsys):
+    """With the debug switch a user error propagates (its traceback shown) instead of one line."""
+    monkeypatch.chdir(places["tmp"])
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(TfnetError):
+        importlib.import_module(COMMANDS["twas"]).main(["top=3"])
+    monkeypatch.setattr(sys, "argv", ["tfnet-predict", "run_dir={}".format(places["run"]),
+                                      "chunk_size=0", *NO_HYDRA_LOGGING])
+    with pytest.raises(TfnetError):
+        importlib.import_module(COMMANDS["predict"]).main()
+    assert "error: " not in capsys.readouterr().err
 
 
 def test_catalogue_is_large():

@@ -207,7 +207,8 @@ def output_folder(path: str, key: str) -> None:
     from pathlib import Path
     folder = Path(path).parent
     if not folder.is_dir():
-        fail(key, path, f"folder {folder} does not exist (or is a file); create it or choose another")
+        fail(key, path, f"folder {folder} does not exist (or is a file); create it or "
+                        f"choose another")
 
 
 def input_file(node: dict, *keys: str) -> None:
@@ -224,7 +225,8 @@ def check_predict(cfg: dict) -> None:
         fail("format", cfg["format"], f"{did_you_mean(bad[0] if bad else '', PREDICT_FORMATS)}"
                                       f"expected one or several of {', '.join(PREDICT_FORMATS)}")
     if cfg.get("inputs") is not None and cfg.get("genes") is not None:
-        fail("genes", cfg["genes"], "give inputs= or genes= (TranscriptionNet's name for it), not both")
+        fail("genes", cfg["genes"], "give inputs= or genes= (TranscriptionNet's name for it), "
+                                    "not both")
     positive_int(cfg, "", "chunk_size")
     if cfg.get("output"):
         output_folder(str(cfg["output"]), "output")
