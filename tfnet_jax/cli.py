@@ -3,17 +3,20 @@
 It sets up logging (Hydra's job log for Hydra commands, stderr for the others), hides
 third-party noise that every run would print, answers `-h/--help` with what the command
 does and one example, and turns a user error (`TfnetError`, a Hydra or OmegaConf config
-error) into one line `error: ...` on stderr with exit status 2 and no traceback. Set
-`HYDRA_FULL_ERROR=1` to get the traceback instead.
+error, an unreadable or unwritable path, a corrupt gzip input) into one line `error: ...` on
+stderr with exit status 2 and no traceback. Set `TFNET_JAX_DEBUG=1` (or Hydra's
+`HYDRA_FULL_ERROR=1`) to get the traceback instead; a bug always shows its traceback.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
 import re
 import sys
 import textwrap
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NoReturn
@@ -33,6 +36,10 @@ NOISY_LOGGERS = ("absl", "jax._src.xla_bridge", "numexpr.utils")
 HELP_FLAGS = ("-h", "--help")
 DUMP_LINE = re.compile(r"(full_key|object_type|reference_type|ref_type)\s*[:=]")
 DEBUG_ENV = "HYDRA_FULL_ERROR"  # Hydra's own switch for full tracebacks
+OWN_DEBUG_ENV = "TFNET_JAX_DEBUG"  # the package's switch: the same, for every command
+# A location that cannot be written (or read): the user's to fix, not a bug.
+PLACE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
+                errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
 
 
 def _find_config_dir() -> str:
@@ -101,13 +108,24 @@ def one_line(err: BaseException) -> str:
     return " ".join(dict.fromkeys(words)) or type(err).__name__
 
 
-def exit_with_error(err: BaseException) -> NoReturn:
+def user_error_line(err: BaseException) -> str | None:
+    """The one line for an expected failure (the user's to fix); None for a bug."""
     if isinstance(err, TfnetError):
-        message = one_line(err)
-    else:  # a Hydra / OmegaConf composition error: name the field and its choices
+        return one_line(err)
+    if isinstance(err, USER_ERRORS):  # a Hydra / OmegaConf composition error
         from tfnet_jax.config import describe_error
-        message = describe_error(err)
-    print(f"error: {message}", file=sys.stderr, flush=True)
+        return describe_error(err)
+    if isinstance(err, OSError) and err.errno in PLACE_ERRNOS:
+        where = err.filename or "a path"
+        return (f"{where}: {err.strerror or err}; check that the path exists, is the right kind "
+                f"(file or folder), is writable and has free space")
+    if isinstance(err, zlib.error):  # readers name the file; this is the fallback
+        return f"a gzip input is corrupt ({err}); re-download or re-compress it"
+    return None
+
+
+def exit_with_error(err: BaseException) -> NoReturn:
+    print(f"error: {user_error_line(err)}", file=sys.stderr, flush=True)
     raise SystemExit(EXIT_USER_ERROR)
 
 
@@ -129,7 +147,7 @@ def launcher_job_error(err: BaseException) -> tuple[str, int] | None:
 
 
 def _user_wants_traceback() -> bool:
-    return os.environ.get(DEBUG_ENV) == "1"
+    return "1" in (os.environ.get(DEBUG_ENV), os.environ.get(OWN_DEBUG_ENV))
 
 
 def _run(command: Command, body: Callable[[], object], argv: list[str],
@@ -141,12 +159,12 @@ def _run(command: Command, body: Callable[[], object], argv: list[str],
         return 0
     try:
         body()
-    except USER_ERRORS as err:
+    except Exception as err:
         if traceback:
             raise
-        exit_with_error(err)
-    except Exception as err:
-        failed = None if traceback else launcher_job_error(err)
+        if user_error_line(err) is not None:
+            exit_with_error(err)
+        failed = launcher_job_error(err)
         if failed is None:
             raise
         print(f"error: {failed[0]}", file=sys.stderr, flush=True)
@@ -168,8 +186,8 @@ def hydra_command(command: Command, config_name: str):
             quiet_noise()  # Hydra has just (re)configured logging for this job
             try:
                 return task(cfg)
-            except USER_ERRORS as err:
-                if wants["traceback"]:
+            except Exception as err:
+                if wants["traceback"] or user_error_line(err) is None:
                     raise
                 exit_with_error(err)  # raised further, Hydra would add "Error executing job" lines
 
@@ -209,7 +227,7 @@ def plain_command(command: Command):
         def main(argv: list[str] | None = None) -> int:
             argv = sys.argv[1:] if argv is None else list(argv)
             log_to_stderr()
-            return _run(command, lambda: task(argv), argv)
+            return _run(command, lambda: task(argv), argv, traceback=_user_wants_traceback())
 
         main.command = command
         return main

@@ -21,7 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax import schemas
-from tfnet_jax.config_checks import check_values
+from tfnet_jax.config_checks import check_values, did_you_mean
 from tfnet_jax.errors import ConfigError
 
 DATA_SCHEMAS = {"synthetic": schemas.SyntheticData, "grn": schemas.GRNData,
@@ -145,22 +145,33 @@ def describe_error(err: Exception) -> str:
     if missing and options is not None:  # e.g. data=synthtic
         valid = ", ".join(o for o in sorted(options) if not o.startswith("base_"))
         return f"config: {group}={option}: no such option; expected one of {valid}"
+    if type(err).__name__ == "OverrideParseException":  # Hydra's grammar: a path with spaces, ...
+        return (f"config: {getattr(err, 'override', '?')}: cannot parse this override; quote a "
+                f"value that holds spaces, brackets, commas or quotes: key='my value' (in the "
+                f"shell: \"key='my value'\")")
     cause = err.__cause__ or err
     key = getattr(cause, "full_key", None)
     if key:
         schema = getattr(cause, "object_type", None)
         message = str(getattr(cause, "msg", None) or cause).splitlines()[0]
         if "not in" in message or "is not in struct" in message:
-            return _unknown_key(str(key), schema)
+            parent = getattr(cause, "parent_node", None)
+            known = (sorted(f.name for f in fields(schema)) if schema is not None
+                     and is_dataclass(schema) else sorted(map(str, parent.keys()))
+                     if hasattr(parent, "keys") else None)
+            return unknown_key(str(key), known)
         return type_error(str(key), message)
     return "config: " + " ".join(str(err).split("Config search path:")[0].split())
 
 
-def _unknown_key(key: str, schema) -> str:
-    if schema is not None and is_dataclass(schema):
-        return (f"config: {key}: unknown key; valid keys of {key.rpartition('.')[0] or 'config'}: "
-                f"{', '.join(sorted(f.name for f in fields(schema)))}")
-    return f"config: {key}: unknown key"
+def unknown_key(key: str, known: list[str] | None) -> str:
+    """`config: model.hiden: unknown key; did you mean model.hidden? valid keys of model: ...`"""
+    if not known:
+        return f"config: {key}: unknown key"
+    group, _, name = key.rpartition(".")
+    return (f"config: {key}: unknown key; "
+            f"{did_you_mean(name, known, f'{group}.' if group else '')}valid keys of "
+            f"{group or 'config'}: {', '.join(known)}")
 
 
 TYPE_WORDS = {"Float": "a number", "Integer": "an integer", "Boolean": "true or false",
@@ -202,8 +213,7 @@ def _typed(group: str, node) -> dict:
         known = {f.name for f in fields(schema)}
         unknown = sorted(set(plain) - known)
         if unknown:
-            raise ConfigError(f"config: {group}.{unknown[0]}: unknown key; valid keys of "
-                              f"{group}: {', '.join(sorted(known))}")
+            raise ConfigError(unknown_key(f"{group}.{unknown[0]}", sorted(known)))
         return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), plain))
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", "") or ""

@@ -7,6 +7,7 @@ below is the config's list of it.
 """
 from __future__ import annotations
 
+import difflib
 import re
 
 from tfnet_jax.errors import ConfigError
@@ -22,6 +23,11 @@ def fail(path: str, value, why: str):
     raise ConfigError(f"config: {path}={value!r}: {why}")
 
 
+def _path(group: str, key: str) -> str:
+    """`group.key`; a command's top-level key (group "") is named alone, as it is typed."""
+    return f"{group}.{key}" if group else key
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -30,7 +36,7 @@ def positive_int(node: dict, group: str, *keys: str, minimum: int = 1) -> None:
     for key in keys:
         value = node.get(key)
         if not _is_int(value) or value < minimum:
-            fail(f"{group}.{key}", value, "must be a positive integer" if minimum == 1
+            fail(_path(group, key), value, "must be a positive integer" if minimum == 1
                   else f"must be an integer >= {minimum}")
 
 
@@ -48,7 +54,7 @@ def number_in(node: dict, group: str, key: str, low: float, high: float, *,
           and (value < high if high_open else value <= high))
     if not ok:
         left, right = "(" if low_open else "[", ")" if high_open else "]"
-        fail(f"{group}.{key}", value, f"must lie in {left}{low:g}, {high:g}{right}")
+        fail(_path(group, key), value, f"must lie in {left}{low:g}, {high:g}{right}")
 
 
 def positive_number(node: dict, group: str, *keys: str, allow_zero: bool = False) -> None:
@@ -56,14 +62,21 @@ def positive_number(node: dict, group: str, *keys: str, allow_zero: bool = False
         value = node.get(key)
         if (not isinstance(value, (int, float)) or isinstance(value, bool)
                 or value < 0 or (value == 0 and not allow_zero)):
-            fail(f"{group}.{key}", value,
+            fail(_path(group, key), value,
                   "must be a number >= 0" if allow_zero else "must be a positive number")
+
+
+def did_you_mean(value, choices, prefix: str = "") -> str:
+    """`did you mean X? ` for the choice closest to a mistyped `value` ('' when none is close)."""
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    return f"did you mean {prefix}{close[0]}? " if close else ""
 
 
 def one_of(node: dict, group: str, key: str, choices) -> None:
     value = node.get(key)
     if value not in choices:
-        fail(f"{group}.{key}", value, f"expected one of {', '.join(map(str, choices))}")
+        fail(_path(group, key), value,
+             f"{did_you_mean(value, choices)}expected one of {', '.join(map(str, choices))}")
 
 
 # ---------------------------------------------------------------- per group
@@ -206,3 +219,80 @@ def check_values(groups: dict, family: str | None) -> None:
     check_family = getattr(fam, "check_config", None)
     if check_family is not None:
         check_family(groups)
+
+
+# ---------------------------------------------------------------- analysis commands
+CHECKPOINTS = ("best", "latest")
+PREDICT_FORMATS = ("parquet", "csv", "gctx")
+
+
+def output_folder(path: str, key: str) -> None:
+    """An output's folder exists and is a folder (checked before anything is loaded)."""
+    from pathlib import Path
+    folder = Path(path).parent
+    if not folder.is_dir():
+        fail(key, path, f"folder {folder} does not exist (or is a file); create it or "
+                        f"choose another")
+
+
+def input_file(node: dict, *keys: str) -> None:
+    from pathlib import Path
+    for key in keys:
+        if node.get(key) and not Path(str(node[key])).is_file():
+            fail(key, node[key], "file not found")
+
+
+def check_predict(cfg: dict) -> None:
+    formats = [cfg["format"]] if isinstance(cfg["format"], str) else list(cfg["format"] or [])
+    bad = [f for f in formats if f not in PREDICT_FORMATS]
+    if bad or not formats:
+        fail("format", cfg["format"], f"{did_you_mean(bad[0] if bad else '', PREDICT_FORMATS)}"
+                                      f"expected one or several of {', '.join(PREDICT_FORMATS)}")
+    if cfg.get("inputs") is not None and cfg.get("genes") is not None:
+        fail("genes", cfg["genes"], "give inputs= or genes= (TranscriptionNet's name for it), "
+                                    "not both")
+    positive_int(cfg, "", "chunk_size")
+    if cfg.get("output"):
+        output_folder(str(cfg["output"]), "output")
+
+
+def check_lightup(cfg: dict) -> None:
+    from tfnet_jax.analysis.lightup import MODES
+    one_of(cfg, "", "mode", MODES)
+    one_of(cfg, "", "which", CHECKPOINTS)
+    positive_number(cfg, "", "k")
+    positive_int(cfg, "", "chunk")
+    number_in(cfg, "", "log_base", 1.0, float("inf"), low_open=True, high_open=True)
+    input_file(cfg, "known")
+
+
+def check_core_tfs(cfg: dict) -> None:
+    from tfnet_jax.analysis.tf_selection import IMPORTANCE
+    one_of(cfg, "", "importance", IMPORTANCE)
+    number_in(cfg, "", "drop_fraction", 0.0, 1.0, low_open=True, high_open=True)
+    positive_int(cfg, "", "min_tfs", "retrain_steps")
+    keep = cfg.get("keep")
+    if not keep or not all(isinstance(v, (int, float)) and 0 < v <= 1 for v in keep):
+        fail("keep", keep, "expected a list of shares in (0, 1], e.g. [0.8,0.95]")
+
+
+def check_disease(cfg: dict) -> None:
+    if bool(cfg.get("tf_fold_changes")) != bool(cfg.get("observed")):
+        missing = "observed" if cfg.get("tf_fold_changes") else "tf_fold_changes"
+        fail(missing, None, "give both tables, tf_fold_changes= and observed= (columns gene, "
+                            "log_fc), or neither for a synthetic run's planted contrast")
+    input_file(cfg, "tf_fold_changes", "observed")
+    number_in(cfg, "", "log_base", 1.0, float("inf"), low_open=True, high_open=True)
+
+
+COMMAND_CHECKS = {"predict": check_predict, "lightup": check_lightup, "core_tfs": check_core_tfs,
+                  "disease": check_disease}
+
+
+def check_command(config_name: str, cfg) -> None:
+    """The range / choice / path checks of an analysis command's config (`configs/<name>.yaml`),
+    run before its run dir is loaded."""
+    from omegaconf import OmegaConf
+    check = COMMAND_CHECKS.get(config_name)
+    if check is not None:
+        check(OmegaConf.to_container(cfg, resolve=True))

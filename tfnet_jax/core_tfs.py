@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from tfnet_jax.analysis.tf_selection import select_core_tfs, smallest_sets
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.cli import Command, hydra_command
+from tfnet_jax.config_checks import check_command
 from tfnet_jax.eval.plots import core_tf_curve
 from tfnet_jax.api import load_run
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def run_core_tfs(cfg: DictConfig) -> dict:
+    check_command("core_tfs", cfg)  # values and files, before the run is loaded
     run_dir = Path(cfg.run_dir)
     run = load_run(run_dir, family="tfnet")
     prepared, trainer = run.prepared, run.trainer

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from tfnet_jax.analysis.disease import disease_analysis, read_fold_changes
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.cli import Command, hydra_command
+from tfnet_jax.config_checks import check_command
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.api import load_run
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def run_disease(cfg: DictConfig) -> dict:
+    check_command("disease", cfg)  # values and files, before the run is loaded
     run_dir = Path(cfg.run_dir)
     run = load_run(run_dir, family="tfnet")
     prepared, trainer = run.prepared, run.trainer

@@ -19,6 +19,7 @@ from tfnet_jax.analysis import lightup as lu
 from tfnet_jax.analysis.validation import read_known_pairs, validate_lightup
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.cli import Command, hydra_command
+from tfnet_jax.config_checks import check_command
 from tfnet_jax.api import load_run
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def _summary(result: dict) -> dict:
 
 
 def run_lightup(cfg: DictConfig) -> dict:
+    check_command("lightup", cfg)  # values and files, before the run is loaded
     run_dir = Path(cfg.run_dir)
     run = load_run(run_dir, family="tfnet", which=cfg.which)
     prepared, trainer = run.prepared, run.trainer

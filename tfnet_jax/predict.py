@@ -21,10 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from tfnet_jax.atomic import publish
 from tfnet_jax.cli import Command, hydra_command
 from tfnet_jax.data.gctx import GCTXWriter
-from tfnet_jax.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-FORMATS = ("parquet", "csv", "gctx")
 
 
 class TableSink:
@@ -105,16 +103,11 @@ def write_predictions(sinks: list, chunks) -> int:
 
 def predict_run(cfg: DictConfig) -> list[Path]:
     from tfnet_jax.api import load_run
+    from tfnet_jax.config_checks import check_command
+    check_command("predict", cfg)  # values and the output folder, before the run is loaded
     run_dir = Path(cfg.run_dir)
     formats = [cfg.format] if isinstance(cfg.format, str) else list(cfg.format)
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise ConfigError(f"config: format={formats}: choose from {', '.join(FORMATS)}")
-    if cfg.inputs is not None and cfg.genes is not None:
-        raise ConfigError("config: inputs and genes: give one (genes= is inputs= for TranscriptionNet)")
     stem = Path(cfg.output) if cfg.output else run_dir / "predictions"
-    if not stem.parent.is_dir():
-        raise DataError(f"output={cfg.output}: folder {stem.parent} does not exist")
     run = load_run(run_dir)
     options = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
                if k not in ("run_dir", "inputs", "genes", "format", "output") and v is not None}

@@ -9,6 +9,7 @@ the model know more than co-expression?).
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def read_known_pairs(path: str | Path) -> pd.DataFrame:
     try:
         with opener(path, "rt", encoding="utf-8-sig") as handle:
             lines = handle.read().splitlines()
-    except (OSError, UnicodeDecodeError, EOFError) as err:
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as err:  # zlib: a corrupt .gz
         raise DataError(f"{path}: cannot read the file ({err})") from err
     rows = []
     first = True

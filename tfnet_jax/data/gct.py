@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ def _split_lines(path: Path) -> list[tuple[int, list[str]]]:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
             return [(number, [cell.strip() for cell in line.rstrip("\r\n").split("\t")])
                     for number, line in enumerate(handle, start=1) if line.strip()]
-    except (OSError, UnicodeDecodeError, EOFError) as err:
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as err:  # zlib: a corrupt .gz
         raise DataError(f"{path}: cannot read the file ({err})") from err
 
 

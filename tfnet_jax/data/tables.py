@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import zlib
 import re
 import warnings
 from pathlib import Path
@@ -55,7 +56,7 @@ def _read_header_line(path: Path) -> str:
         # utf-8-sig drops the byte-order mark that spreadsheet exports put in front.
         with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
             return handle.readline().rstrip("\r\n")
-    except (OSError, UnicodeDecodeError, EOFError) as err:
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as err:  # zlib: a corrupt .gz
         raise DataError(f"{path}: cannot read the file ({err})") from err
 
 
@@ -130,7 +131,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             raise DataError(f"{path}, line {match.group(2)}: {int(match.group(3))} fields, "
                             f"but the header has {len(names)}") from err
         raise DataError(f"{path}: malformed table ({err})") from err
-    except (OSError, UnicodeDecodeError, EOFError) as err:
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as err:  # zlib: a corrupt .gz
         raise DataError(f"{path}: cannot read the file ({err})") from err
 
     # Strip every cell in one vectorised pass (a per-column loop is slow on wide tables).

@@ -20,7 +20,7 @@ import yaml
 
 from tfnet_jax.atomic import atomic_write_text, atomic_write_with
 from tfnet_jax.cli import Command, plain_command
-from tfnet_jax.errors import DataError
+from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.eval import plots, stats
 
 log = logging.getLogger(__name__)
@@ -257,9 +257,16 @@ COLLECT = Command(
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's usage errors as the one-line ConfigError of every command (not usage + error)."""
+
+    def error(self, message):
+        raise ConfigError(f"arguments: {message}; see {self.prog} --help")
+
+
 @plain_command(COLLECT)
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog=COLLECT.name, description=COLLECT.summary)
+    parser = OneLineParser(prog=COLLECT.name, description=COLLECT.summary)
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--reference", default=None)
     parser.add_argument("--metric", default=None,

@@ -181,6 +181,10 @@ def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
     distributed.initialize(cfg.get("distributed"))
     primary = distributed.is_primary()
     run_dir = Path(run_dir)
+    devices = (cfg.get("train") or {}).get("num_devices")
+    if devices is not None:  # before the run dir is read or claimed, or data loaded
+        from tfnet_jax.train.engine import check_num_devices
+        check_num_devices(devices)
     if identity.finished(run_dir, cfg):  # lets a re-run sweep finish only its missing arms
         log.info("Skipped %s: already finished (metrics.json present)", run_dir)
         return Outcome(identity.read_metrics(run_dir))

@@ -32,7 +32,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from tfnet_jax.atomic import atomic_write_text
-from tfnet_jax.errors import ConfigError, TrainingError
+from tfnet_jax.errors import ConfigError, RunDirError, TrainingError
 from tfnet_jax.schemas import TrainConfig  # noqa: F401 (re-exported: defined with the configs)
 from tfnet_jax.train import distributed
 from tfnet_jax.train.checkpoint import Checkpoints
@@ -45,12 +45,17 @@ DATA_AXIS = "data"
 
 
 # ---------------------------------------------------------------- mesh and batches
+def check_num_devices(num_devices: int | None) -> None:
+    """train.num_devices within the visible devices (called before any data is loaded, too)."""
+    if num_devices is not None and not 1 <= num_devices <= jax.device_count():
+        raise ConfigError(f"config: train.num_devices={num_devices}: {jax.device_count()} "
+                          f"device(s) are visible; use 1..{jax.device_count()} or null (all)")
+
+
 def make_data_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
+    check_num_devices(num_devices)
     devices = jax.devices()
     if num_devices is not None:
-        if not 1 <= num_devices <= len(devices):
-            raise ConfigError(f"config: train.num_devices={num_devices}: {len(devices)} device(s) "
-                              f"are visible")
         devices = devices[:num_devices]
     distributed.check_mesh(devices)
     return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices,
@@ -241,9 +246,20 @@ class Trainer:
 
     def restore(self, checkpoint_dir: str | Path, which: str = "best") -> dict:
         """Load parameters from `checkpoint_dir` ('best' or 'latest'); returns its meta."""
+        folder = Path(checkpoint_dir) / which
+        if which not in ("best", "latest"):
+            raise ConfigError(f"config: which={which!r}: expected one of best, latest")
+        if not folder.is_dir() or not any(folder.iterdir()):  # checked first: opening creates it
+            raise RunDirError(f"{folder}: no {which} checkpoint; the run did not train to an "
+                              f"evaluation: re-run training into it")
         ckpt = Checkpoints(checkpoint_dir)
         try:
             state, meta = ckpt.restore(nnx.to_pure_dict(self.state), which=which)
+        except Exception as err:  # a partial copy, a foreign file, another model's shapes
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise RunDirError(f"{folder}: the {which} checkpoint cannot be restored "
+                              f"({type(err).__name__}: {first}); re-run training into a new "
+                              f"run dir") from err
         finally:
             ckpt.close()
         self._load_pure(state)
