@@ -171,14 +171,25 @@ def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
             overrides: list[str] | None = None, on_eval=None) -> Outcome:
     """Train (or resume) one run and score it; metrics.json last, as the mark of a finished run.
 
-    `on_eval(step, validation metrics)`: see `Family.fit` (not called for a finished run)."""
-    from tfnet_jax.run_info import run_info
+    One writer per run dir: the run holds RUN/.lock throughout (a second run into the dir
+    stops at once, naming the first). `on_eval(step, validation metrics)`: see `Family.fit`
+    (not called for a finished run)."""
+    from tfnet_jax.run_lock import RunLock
     from tfnet_jax.tasks import identity
 
     run_dir = Path(run_dir)
     if identity.finished(run_dir, cfg):  # lets a re-run sweep finish only its missing arms
         log.info("Skipped %s: already finished (metrics.json present)", run_dir)
         return Outcome(identity.read_metrics(run_dir))
+    with RunLock(run_dir):
+        return _execute_locked(cfg, run_dir, data, overrides, on_eval)
+
+
+def _execute_locked(cfg: DictConfig, run_dir: Path, data: Any, overrides: list[str] | None,
+                    on_eval) -> Outcome:
+    from tfnet_jax.run_info import run_info
+    from tfnet_jax.tasks import identity
+
     identity.claim(run_dir, cfg, overrides)
     atomic_write_json(run_dir / "run_info.json", {"seed": cfg.seed, **run_info()})
 
