@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from tfnet_jax.atomic import output_error
 from tfnet_jax.errors import RunDirError
 
 log = logging.getLogger(__name__)
@@ -80,19 +81,25 @@ class RunLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             while True:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-                flocked = self._flock(fd)
-                try:  # the file may have been released (unlinked) between our open and flock
-                    same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-                except FileNotFoundError:
-                    same = False
-                if same:
-                    break
+                try:
+                    flocked = self._flock(fd)
+                    if self._still_linked(fd):
+                        self._take(fd, flocked)
+                        return self
+                except BaseException:
+                    os.close(fd)
+                    raise
                 os.close(fd)
-            self._take(fd, flocked)
         except OSError as err:
-            raise RunDirError(f"{self.path}: cannot take the run dir lock "
-                              f"({err.strerror or err}); use another hydra.run.dir") from None
-        return self
+            raise output_error(self.path, err) from None
+
+    def _still_linked(self, fd: int) -> bool:
+        """False when the holder released (unlinked) the file between our open and flock:
+        then we hold a lock on a dead inode and must open the path again."""
+        try:
+            return os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return False
 
     def _flock(self, fd: int) -> bool:
         """True when flocked; False when the file system has no flock; raises RunDirError
@@ -102,12 +109,10 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            os.close(fd)
             raise self.busy(_read_record(self.path)) from None
         except OSError as err:
             if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 return False
-            os.close(fd)
             raise
 
     def _take(self, fd: int, flocked: bool) -> None:
@@ -116,7 +121,6 @@ class RunLock:
         if old and old.get("pid") != pid:
             alive = old.get("host") != host or _pid_alive(int(old.get("pid", -1)))
             if not flocked and alive:  # no flock to tell: trust the record
-                os.close(fd)
                 raise self.busy(old)
             log.warning("%s: taking over a stale lock of %s (that process is gone)",
                         self.path, describe(old))
