@@ -28,11 +28,22 @@ ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 FULL_DISK = "no space left on device; free space or use another output dir"
 
 
-def make_trainer(prepared, run_dir):
+@pytest.fixture(scope="module")
+def trainer(tiny_prepared):
+    """One Trainer (one compile) for every run of this file; `fit_in` points it at a run dir."""
     cfg = TrainConfig(batch_size=16, eval_batch_size=32, max_steps=40, eval_every=10, log_every=5,
                       warmup_steps=5, progress=False, patience=100)
-    return Trainer(task.build_model(TINY_MODEL, prepared, seed=0), cfg, loss_fn=task.make_loss_fn(0.5),
-                   predict_fn=task.predict_fn, context=prepared.context, run_dir=run_dir)
+    return Trainer(task.build_model(TINY_MODEL, tiny_prepared, seed=0), cfg,
+                   loss_fn=task.make_loss_fn(0.5), predict_fn=task.predict_fn,
+                   context=tiny_prepared.context)
+
+
+def fit_in(trainer, run_dir, prepared, evaluate=None):
+    """A fresh process's fit into `run_dir`: the initial parameters, then resume if it can."""
+    trainer.reset()
+    trainer.run_dir = run_dir
+    return trainer.fit(prepared.rows("train"),
+                       evaluate or (lambda tr: task.validation_metrics(tr, prepared)))
 
 
 def dies_at_eval(prepared, n):
@@ -114,25 +125,23 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
 
 
 # ---------------------------------------------------------------- metrics.jsonl
-def test_metrics_log_exact_after_kill_and_after_restart(tiny_prepared, tmp_path):
-    arrays = tiny_prepared.rows("train")
-    evaluate = lambda tr: task.validation_metrics(tr, tiny_prepared)  # noqa: E731
-    make_trainer(tiny_prepared, tmp_path / "straight").fit(arrays, evaluate)
+def test_metrics_log_exact_after_kill_and_after_restart(trainer, tiny_prepared, tmp_path):
+    fit_in(trainer, tmp_path / "straight", tiny_prepared)
     straight = log_keys(tmp_path / "straight")
 
     killed = tmp_path / "killed"  # killed after the checkpoint of step 20, mid-write
     with pytest.raises(KeyboardInterrupt):
-        make_trainer(tiny_prepared, killed).fit(arrays, dies_at_eval(tiny_prepared, 3))
+        fit_in(trainer, killed, tiny_prepared, dies_at_eval(tiny_prepared, 3))
     with (killed / "metrics.jsonl").open("a") as handle:
         handle.write('{"step": 30, "valid/')
-    make_trainer(tiny_prepared, killed).fit(arrays, evaluate)
+    fit_in(trainer, killed, tiny_prepared)
     assert log_keys(killed) == straight  # no repeats, no gaps
 
     scratch = tmp_path / "scratch"  # killed before its first checkpoint: restarts from scratch
     with pytest.raises(KeyboardInterrupt):
-        make_trainer(tiny_prepared, scratch).fit(arrays, dies_at_eval(tiny_prepared, 1))
+        fit_in(trainer, scratch, tiny_prepared, dies_at_eval(tiny_prepared, 1))
     assert log_keys(scratch) == [(5, straight[0][1]), (10, straight[1][1])]
-    make_trainer(tiny_prepared, scratch).fit(arrays, evaluate)
+    fit_in(trainer, scratch, tiny_prepared)
     assert log_keys(scratch) == straight
 
 
@@ -200,16 +209,14 @@ def _raise(err):
 
 
 # ---------------------------------------------------------------- killed Orbax saves
-def test_killed_orbax_saves_are_removed_on_resume(tiny_prepared, tmp_path):
-    arrays = tiny_prepared.rows("train")
+def test_killed_orbax_saves_are_removed_on_resume(trainer, tiny_prepared, tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        make_trainer(tiny_prepared, tmp_path).fit(arrays, dies_at_eval(tiny_prepared, 3))
+        fit_in(trainer, tmp_path, tiny_prepared, dies_at_eval(tiny_prepared, 3))
     partial = [tmp_path / "checkpoints" / "latest" / "30.orbax-checkpoint-tmp",
                tmp_path / "checkpoints" / "best" / "30.orbax-checkpoint-tmp-1700000000"]
     for path in partial:
         (path / "state").mkdir(parents=True)
         (path / "state" / "half_written").write_bytes(b"\0" * 10)
-    meta = make_trainer(tiny_prepared, tmp_path).fit(
-        arrays, lambda tr: task.validation_metrics(tr, tiny_prepared))
+    meta = fit_in(trainer, tmp_path, tiny_prepared)
     assert meta["step"] == 40 and meta["finished"]
     assert not any(path.exists() for path in partial)
