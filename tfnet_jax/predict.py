@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from tfnet_jax.atomic import publish
+from tfnet_jax.atomic import output_error, publish
 from tfnet_jax.cli import Command, hydra_command
 from tfnet_jax.data.gctx import GCTXWriter
 
@@ -50,12 +50,17 @@ class TableSink:
 
     def close(self):
         if self.writer is not None:
-            self.writer.close()
+            self.writer, writer = None, self.writer
+            writer.close()
         publish(self.tmp, self.path)
 
     def abort(self):
         if self.writer is not None:
-            self.writer.close()
+            self.writer, writer = None, self.writer
+            try:
+                writer.close()
+            except OSError:
+                pass  # a full disk: the file is dropped anyway
         self.tmp.unlink(missing_ok=True)
 
 
@@ -85,19 +90,25 @@ class GctxSink:
 
 
 def write_predictions(sinks: list, chunks) -> int:
-    """Streams every chunk into every sink; on any error no partial file is left."""
-    rows = 0
+    """Streams every chunk into every sink; on any error no partial or temporary file is
+    left, and a failed write (a full disk) is one line naming the file."""
+    rows, writing = 0, None
     try:
         for chunk in chunks:
             for sink in sinks:
+                writing = sink
                 sink.write(chunk)
+            writing = None  # an OSError from the chunks themselves is an input's, not ours
             rows += len(chunk.meta)
-    except BaseException:
+        for sink in sinks:
+            writing = sink
+            sink.close()
+    except BaseException as err:
         for sink in sinks:
             sink.abort()
+        if writing is not None and isinstance(err, OSError):
+            raise output_error(writing.path, err) from None
         raise
-    for sink in sinks:
-        sink.close()
     return rows
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from tfnet_jax import metrics_log
 from tfnet_jax.atomic import atomic_write_text, atomic_write_with
 from tfnet_jax.cli import Command, plain_command
 from tfnet_jax.errors import ConfigError, DataError
@@ -171,9 +172,9 @@ def write_figures(sweep_dir: Path, table, summary, methods_summary, weights, ref
             pd.read_parquet(run_dir / "truth_test.parquet"), out / "pred_vs_true.png")))
     curves = {}
     for arm, group in table.groupby("arm", sort=False):  # the first seed's run of each arm
-        log_file = sweep_dir / group["run"].iloc[0] / "metrics.jsonl"
-        if log_file.exists():
-            curves[arm] = pd.read_json(log_file, lines=True)
+        records = metrics_log.read(sweep_dir / group["run"].iloc[0] / metrics_log.FILE_NAME)
+        if records:
+            curves[arm] = pd.DataFrame.from_records(records)
     if curves:
         figures.append(("Learning curves (first seed per arm)",
                         plots.learning_curves(curves, out / "learning_curves.png")))

@@ -172,8 +172,10 @@ def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
             overrides: list[str] | None = None, on_eval=None) -> Outcome:
     """Train (or resume) one run and score it; metrics.json last, as the mark of a finished run.
 
-    `on_eval(step, validation metrics)`: see `Family.fit` (not called for a finished run)."""
-    from tfnet_jax.run_info import run_info
+    One writer per run dir: the run holds RUN/.lock throughout (a second run into the dir
+    stops at once, naming the first). `on_eval(step, validation metrics)`: see `Family.fit`
+    (not called for a finished run)."""
+    from tfnet_jax.run_lock import RunLock
     from tfnet_jax.tasks import identity
     from tfnet_jax.train import distributed
 
@@ -188,6 +190,16 @@ def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
     if identity.finished(run_dir, cfg):  # lets a re-run sweep finish only its missing arms
         log.info("Skipped %s: already finished (metrics.json present)", run_dir)
         return Outcome(identity.read_metrics(run_dir))
+    with RunLock(run_dir, owner=primary):  # process 0 holds it for every process of the run
+        return _execute_locked(cfg, run_dir, data, overrides, on_eval, primary)
+
+
+def _execute_locked(cfg: DictConfig, run_dir: Path, data: Any, overrides: list[str] | None,
+                    on_eval, primary: bool) -> Outcome:
+    from tfnet_jax.run_info import run_info
+    from tfnet_jax.tasks import identity
+    from tfnet_jax.train import distributed
+
     identity.check(run_dir, cfg)  # on every process: a refused dir stops them all alike
     if primary:
         identity.claim(run_dir, cfg, overrides)

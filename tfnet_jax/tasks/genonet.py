@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from tfnet_jax import metrics_log
 from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.data import splits
 from tfnet_jax.data.genotypes import GenotypeData, load_genotype_data
@@ -195,7 +196,11 @@ class GenoNetFamily:
             raise ConfigError("GenoNet fits one model per gene and has no single validation curve "
                               "to prune on; set sweep.pruner=null")
         cache = fitting.FitCache(None if run_dir is None else Path(run_dir) / "fits")
-        return self._fit(cfg, prepared, cache, None if run_dir is None else Path(run_dir) / "metrics.jsonl")
+        log_file = None
+        if run_dir is not None:  # rewritten from the start: a resumed fit logs its cached units again
+            log_file = Path(run_dir) / metrics_log.FILE_NAME
+            metrics_log.reset(log_file)
+        return self._fit(cfg, prepared, cache, log_file)
 
     def restore(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path,
                 which: str = "best") -> Fitted:

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from tfnet_jax import metrics_log
 from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.errors import ConfigError, TrainingError
 from tfnet_jax.eval.regression import per_gene_r2
@@ -348,12 +349,11 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                 unit["held"] = predict_block(unit, fold.dosage[held], linear_skip)[:, :len(block.genes)]
                 unit["record"] = np.asarray(json.dumps(record))
                 cache.put(unit_name, unit)
-                if log_file is not None:
-                    with log_file.open("a") as handle:
-                        handle.write(json.dumps(record) + "\n")
             pred[real, held] = unit["held"].T
             if "kept_step" in unit:
                 kept_start[np.ix_(np.arange(real.start, real.stop), held)] = \
                     (unit["kept_step"][:len(block.genes)] == 0)[:, None]
             records.append(json.loads(str(unit["record"])))
+            if log_file is not None:  # cached units too: the log was reset when the fit began
+                metrics_log.append(log_file, records[-1])
     return pred, kept_start, records

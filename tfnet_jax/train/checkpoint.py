@@ -8,10 +8,16 @@ All processes of a multi-process run call every method together (Orbax coordinat
 """
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
+
+log = logging.getLogger(__name__)
+# Orbax (0.12) writes a step to `<step>.orbax-checkpoint-tmp` and renames it when complete.
+PARTIAL_SAVE = "*.orbax-checkpoint-tmp*"
 
 
 def _abstract(tree):
@@ -66,3 +72,13 @@ class Checkpoints:
     def close(self):
         self.latest.close()
         self.best.close()
+
+
+def remove_partial_saves(directory: str | Path) -> list[Path]:
+    """Delete the temporary dirs of saves a kill cut short (under latest/ and best/); they are
+    never resumed from and would otherwise pile up. Returns what it removed."""
+    removed = sorted(Path(directory).glob(f"*/{PARTIAL_SAVE}"))
+    for path in removed:
+        log.warning("removing %s: a checkpoint save that never finished", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return removed

@@ -18,7 +18,6 @@ global batch is the same as with one process.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -31,11 +30,11 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
-from tfnet_jax.atomic import atomic_write_text
+from tfnet_jax import metrics_log
 from tfnet_jax.errors import ConfigError, RunDirError, TrainingError
 from tfnet_jax.schemas import TrainConfig  # noqa: F401 (re-exported: defined with the configs)
 from tfnet_jax.train import distributed
-from tfnet_jax.train.checkpoint import Checkpoints
+from tfnet_jax.train.checkpoint import Checkpoints, remove_partial_saves
 from tfnet_jax.train.optim import make_optimizer, make_schedule
 
 log = logging.getLogger(__name__)
@@ -277,23 +276,25 @@ class Trainer:
 
     # ------------------------------------------------------------ metrics log
     def _metrics_path(self) -> Path | None:
-        return None if self.run_dir is None else self.run_dir / "metrics.jsonl"
+        """RUN/metrics.jsonl; None without a run dir, and on every process but the first."""
+        if self.run_dir is None or jax.process_index() != 0:
+            return None
+        return self.run_dir / metrics_log.FILE_NAME
 
-    def _truncate_log(self, last_step: int):
-        """Drop records newer than the restored checkpoint, so a resumed log has no repeats."""
+    def _start_log(self, restored_step: int | None):
+        """From scratch: an empty log; resumed: only the records up to the restored
+        checkpoint, so a resumed log has no repeats and no gaps."""
         path = self._metrics_path()
-        if path is None or not path.exists() or not distributed.is_primary():
-            return
-        keep = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= last_step]
-        atomic_write_text(path, "".join(line + "\n" for line in keep))
+        if path is not None:
+            if restored_step is None:
+                metrics_log.reset(path)
+            else:
+                metrics_log.keep_until(path, restored_step)
 
     def _log(self, record: dict):
         path = self._metrics_path()
-        if path is None or not distributed.is_primary():
-            return
-        with path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        if path is not None:
+            metrics_log.append(path, record)
 
     # ------------------------------------------------------------ fit
     def fit(self, train_arrays: dict[str, np.ndarray],
@@ -314,14 +315,18 @@ class Trainer:
         meta = {"step": 0, "best_score": None, "best_step": None, "bad_evals": 0, "finished": False}
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if jax.process_index() == 0:  # a killed save's half-written step, before orbax lists steps
+                remove_partial_saves(self.run_dir / "checkpoints")
+            distributed.barrier("partial saves removed")  # before any process lists the steps
             ckpt = Checkpoints(self.run_dir / "checkpoints", cfg.keep_checkpoints, cfg.monitor_mode)
-            if ckpt.latest_step() is not None:
+            resumed = ckpt.latest_step() is not None
+            if resumed:
                 state, meta = ckpt.restore(nnx.to_pure_dict(self.state))
                 self._load_pure(state)
-                self._truncate_log(meta["step"])
                 verb = "already finished" if meta["finished"] else "resuming"
                 message = f"Resumed from checkpoint at step {meta['step']} in {self.run_dir} ({verb})"
                 log.info(message)
+            self._start_log(meta["step"] if resumed else None)
 
         step = meta["step"]
         progress = tqdm(total=cfg.max_steps, initial=step, disable=not cfg.progress or meta["finished"]
