@@ -228,7 +228,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
     evals = step = 0
 
     def evaluate(step: int) -> None:
-        nonlocal snapshot, best_r2, kept_step, bad, best_score, best_step, evals
+        nonlocal snapshot, best_r2, bad, best_score, best_step, evals
         # NaN for a constant gene (and padding): it never improves, so it leaves after `patience`.
         r2 = per_gene_r2(trainer.predict(valid_arrays), fold.y[valid_rows])
         active = context["active"] > 0
