@@ -319,9 +319,10 @@ class Trainer:
                 remove_partial_saves(self.run_dir / "checkpoints")
             distributed.barrier("partial saves removed")  # before any process lists the steps
             ckpt = Checkpoints(self.run_dir / "checkpoints", cfg.keep_checkpoints, cfg.monitor_mode)
-            resumed = ckpt.latest_step() is not None
+            found = ckpt.resume(nnx.to_pure_dict(self.state))  # sets aside what is unusable
+            resumed = found is not None
             if resumed:
-                state, meta = ckpt.restore(nnx.to_pure_dict(self.state))
+                state, meta = found
                 self._load_pure(state)
                 verb = "already finished" if meta["finished"] else "resuming"
                 message = f"Resumed from checkpoint at step {meta['step']} in {self.run_dir} ({verb})"
