@@ -166,6 +166,11 @@ def test_filters_order_and_missing(tmp_path, caplog):
         tmp_path / "genes.csv", index=False)
     cfg = {"bed": bed, "expression": tmp_path / "expr.csv", "genes": tmp_path / "genes.csv",
            "maf": 0.05, "window": 300}
+    # An expressed individual without genotypes: mismatched IDs, unless explicitly allowed.
+    with pytest.raises(DataError, match=r"expr.csv: 1 of 31 individuals are not in .*g.fam: "
+                                         r"\[stranger\] \(1 in all\); .* data.allow_missing_individuals=true"):
+        load_genotype_data(cfg)
+    cfg["allow_missing_individuals"] = True
     with caplog.at_level(logging.WARNING):
         data = load_genotype_data(cfg)
     assert "10 only in the .fam, 1 only in the expression" in caplog.text

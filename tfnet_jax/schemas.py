@@ -272,6 +272,7 @@ class GenotypeSource:
     max_variants: int = 2000       # nearest variants to the gene body kept per gene
     genes_subset: Optional[List[str]] = None
     chrom: Optional[str] = None    # only this chromosome's genes (one job per chromosome)
+    allow_missing_individuals: bool = False  # expression rows without genotypes: dropped, not an error
 
 
 # ---------------------------------------------------------------- models

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])  # the last byte marks variant-major mode
 CONFIG_KEYS = {"bed", "expression", "genes", "covariates", "annotations", "window", "maf",
-               "max_variants", "genes_subset", "chrom"}
+               "max_variants", "genes_subset", "chrom", "allow_missing_individuals"}
 
 
 @dataclass
@@ -201,12 +201,19 @@ def read_genes(path: str | Path) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- loader
 
-def _overlap(fam_iids: np.ndarray, expr_iids: np.ndarray, fam_path: Path, expr_path: Path) -> np.ndarray:
-    """Individuals in both files, in the expression table's order."""
+def _overlap(fam_iids: np.ndarray, expr_iids: np.ndarray, fam_path: Path, expr_path: Path,
+             allow_missing: bool = False) -> np.ndarray:
+    """Individuals in both files, in the expression table's order. Genotyped individuals
+    without expression are normal (another tissue's); expressed ones without genotypes
+    usually mean mismatched IDs: an error unless `allow_missing` (data.allow_missing_individuals)."""
     in_fam = pd.Index(expr_iids).isin(fam_iids)
     if not in_fam.any():
         raise DataError(f"no individual is in both {fam_path} (IIDs {preview(list(fam_iids), 4)}) and "
                         f"{expr_path} (first column {preview(list(expr_iids), 4)})")
+    if not in_fam.all() and not allow_missing:
+        raise DataError(f"{expr_path}: {(~in_fam).sum()} of {len(in_fam)} individuals are not in {fam_path}: "
+                        f"{preview(list(expr_iids[~in_fam]), 4)}; fix the IDs, or set "
+                        f"data.allow_missing_individuals=true to drop them")
     only_fam = int((~pd.Index(fam_iids).isin(expr_iids)).sum())
     if only_fam or not in_fam.all():
         log.warning("%d individuals in both %s and %s; %d only in the .fam, %d only in the expression "
@@ -261,7 +268,8 @@ def load_genotype_data(cfg: dict) -> GenotypeData:
     genes = read_genes(cfg["genes"])
 
     fam_iids = fam["iid"].to_numpy(dtype=str)
-    individuals = _overlap(fam_iids, expr_ids, fam_path, expr_path)
+    individuals = _overlap(fam_iids, expr_ids, fam_path, expr_path,
+                           bool(cfg.get("allow_missing_individuals")))
     covariates = None
     if cfg.get("covariates"):
         cov_path = Path(cfg["covariates"])
