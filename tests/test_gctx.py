@@ -206,6 +206,19 @@ def test_corrupt_compressed_chunk(tmp_path, matrix, monkeypatch):
         read_gctx(path, cids=["SIG_005"])
 
 
+def test_overwritten_matrix_bytes_are_an_error_not_silent_nans(tmp_path, matrix):
+    path = tmp_path / "overwritten.gctx"
+    write_gctx(path, matrix, GENES, SIGS, chunks=(4, 5))  # uncompressed: 64 bytes of 0xff = 16 NaNs
+    with h5py.File(path) as f:
+        offset = f["0/DATA/0/matrix"].id.get_chunk_info(0).byte_offset
+    content = bytearray(path.read_bytes())
+    content[offset + 8:offset + 72] = b"\xff" * 64
+    path.write_bytes(bytes(content))
+    with pytest.raises(DataError, match=r"overwritten\.gctx: 16 non-finite value\(s\) in /0/DATA/0/matrix, "
+                                        r"e\.g\. gene .*, signature 'SIG_00.'; the file is damaged"):
+        read_gctx(path)
+
+
 def test_layout_errors(tmp_path):
     no_matrix = write_raw(tmp_path / "no_matrix.gctx", None, ["1"], ["a"])
     with pytest.raises(DataError, match=r"no_matrix\.gctx: no dataset /0/DATA/0/matrix"):

@@ -192,6 +192,12 @@ class GCTXReader:
         rows, cols = self.positions(rids, "row"), self.positions(cids, "col")
         matrix = self.read_positions(rows, cols)
         row_meta, col_meta = self.read_meta(rows, cols)
+        bad = ~np.isfinite(matrix)
+        if bad.any():  # CMap matrices have no missing values: this is damage, not data
+            r, c = np.argwhere(bad)[0]
+            raise DataError(f"{self.path}: {int(bad.sum())} non-finite value(s) in /{MATRIX_PATH}, e.g. "
+                            f"gene {row_meta.index[r]!r}, signature {col_meta.index[c]!r}; the file "
+                            f"is damaged or not a signature matrix: re-download or re-create it")
         return GCTXData(matrix=matrix, row_meta=row_meta, col_meta=col_meta)
 
     def read_positions(self, rows: np.ndarray | None, cols: np.ndarray | None) -> np.ndarray:
