@@ -110,10 +110,11 @@ def _garble_meta(step_dir):
     (lambda c: _corrupt_state(c / "latest" / "30"), ["best-30", "latest-30"]),
     (lambda c: _garble_meta(c / "latest" / "30"), ["best-30", "latest-30"]),
     (lambda c: shutil.rmtree(c / "latest" / "30" / "meta"), ["best-30", "latest-30"]),
+    (lambda c: [f.unlink() for f in (c / "latest" / "30").rglob("*manifest*")], ["best-30", "latest-30"]),
     # the best checkpoint of the newest step is corrupt: back to step 20 as well
     (lambda c: _corrupt_state(c / "best" / "30"), ["best-30", "latest-30"]),
 ], ids=["best-before-latest", "best-lost", "state-truncated", "meta-garbled", "meta-deleted",
-        "best-corrupt"])
+        "manifest-deleted", "best-corrupt"])
 def test_resumes_from_the_newest_consistent_step(runs, tmp_path, caplog, damage, aside):
     caplog.set_level(logging.INFO, logger="tfnet_jax")
     assert _resume(runs, tmp_path, damage) == aside
@@ -126,3 +127,16 @@ def test_nothing_usable_starts_afresh(runs, tmp_path, caplog):
             _garble_meta(c / "latest" / str(step))
     assert _resume(runs, tmp_path, everything) == ["best-20", "best-30", "latest-20", "latest-30"]
     assert "Resumed from checkpoint" not in caplog.text
+
+
+def test_full_disk_during_a_checkpoint_save_is_one_line(tmp_path, monkeypatch):
+    import errno
+    from tfnet_jax.errors import RunDirError
+    from tfnet_jax.train import checkpoint
+
+    def full(*args, **kwargs):
+        raise RuntimeError("async save failed") from OSError(errno.ENOSPC, "No space left on device")
+    trainer = _trainer(tmp_path / "run")
+    monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", full)
+    with pytest.raises(RunDirError, match=r"checkpoints: no space left on device"):
+        trainer.fit(ARRAYS, _evaluate)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import jax
@@ -37,6 +38,7 @@ def _barriers(prefix: str):
 class Checkpoints:
     def __init__(self, directory: str | Path, keep_latest: int = 2, best_mode: str = "max"):
         directory = Path(directory).absolute()
+        self.directory = directory
         # Across processes every save ends in a named barrier per step: the two managers save
         # the same steps, so each needs its own barrier names.
         self.latest = ocp.CheckpointManager(
@@ -53,12 +55,13 @@ class Checkpoints:
 
     def save(self, step: int, state, meta: dict, score: float | None, is_best: bool):
         """best/ first and finished, then latest/ (the commit point; it saves in the background)."""
-        self.latest.wait_until_finished()
-        if is_best:
-            self.best.save(step, args=self._args(state, meta), metrics={"score": float(score)},
-                           force=True)
-            self.best.wait_until_finished()
-        self.latest.save(step, args=self._args(state, meta), force=True)
+        with _writing(self.directory):
+            self.latest.wait_until_finished()
+            if is_best:
+                self.best.save(step, args=self._args(state, meta), metrics={"score": float(score)},
+                               force=True)
+                self.best.wait_until_finished()
+            self.latest.save(step, args=self._args(state, meta), force=True)
 
     def resume(self, template_state):
         """(state, meta) of the newest latest step that restores and whose best step is in
@@ -118,12 +121,29 @@ class Checkpoints:
         return restored["state"], restored["meta"]
 
     def wait(self):
-        self.latest.wait_until_finished()
-        self.best.wait_until_finished()
+        with _writing(self.directory):
+            self.latest.wait_until_finished()
+            self.best.wait_until_finished()
 
     def close(self):
         self.latest.close()
         self.best.close()
+
+
+@contextmanager
+def _writing(directory: Path):
+    """A failed checkpoint write whose cause is an OSError (full disk, read-only, quota): the
+    one-line error naming the checkpoint dir, whatever Orbax wrapped it in."""
+    from tfnet_jax.atomic import output_error
+    try:
+        yield
+    except Exception as err:
+        cause = err
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise output_error(directory, cause) from err
 
 
 def _first_line(err: Exception) -> str:
