@@ -30,7 +30,8 @@ LOCK_FILE = ".lock"
 SIGTERM_EXIT = 128 + signal.SIGTERM  # the shell's status for a process ended by SIGTERM
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host is running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -119,7 +120,7 @@ class RunLock:
         host, pid = socket.gethostname(), os.getpid()
         old = _read_record(self.path)
         if old and old.get("pid") != pid:
-            alive = old.get("host") != host or _pid_alive(int(old.get("pid", -1)))
+            alive = old.get("host") != host or pid_alive(int(old.get("pid", -1)))
             if not flocked and alive:  # no flock to tell: trust the record
                 raise self.busy(old)
             log.warning("%s: taking over a stale lock of %s (that process is gone)",

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from tfnet_jax.errors import ConfigError
+from tfnet_jax.run_lock import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -75,22 +76,12 @@ def is_stale(trial, host: str, now: float, grace: float) -> bool:
     worker = trial.user_attrs.get(WORKER)
     if worker:
         worker_host, _, pid = str(worker).rpartition(":")
-        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+        if worker_host == host and pid.isdigit() and not pid_alive(int(pid)):
             return True
         last = float(trial.user_attrs.get(HEARTBEAT, 0))
     else:
         last = trial.datetime_start.timestamp() if trial.datetime_start else now
     return now - last > grace
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def recover_stale(study, storage, grace_period: float, max_retry: int | None) -> None:
