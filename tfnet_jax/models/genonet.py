@@ -57,6 +57,13 @@ def screened(screen, *arrays):
             for a in arrays]
 
 
+def elastic_net_path(dosage, lin, mu, sd, vmask):
+    """sum_v lin * (d - mu) / sd over every real variant [B, G], from raw dosages [B, G, P],
+    without standardising them all (the start's additive fit; `prescreen` uses it too)."""
+    w = jnp.where(vmask, lin / sd[..., 0], 0.0)
+    return jnp.einsum("bgp,gp->bg", dosage, w) - jnp.sum(w * mu[..., 0], -1)
+
+
 def forward(params, dosage, mu, sd, vmask, *, linear_skip: bool, dropout: float = 0.0, key=None,
             offset=None):
     """Predictions [B, G] from per-gene parameters (`PER_GENE` names) and raw dosages [B, G, P].
@@ -80,9 +87,8 @@ def forward(params, dosage, mu, sd, vmask, *, linear_skip: bool, dropout: float 
             out = out + offset
         elif screen is None:
             out = out + jnp.sum(x[..., 0] * params["lin"][None], axis=-1)
-        else:  # sum_v lin * (d - mu) / sd over every variant, without standardising them all
-            w = jnp.where(vmask, params["lin"] / sd[..., 0], 0.0)
-            out = out + jnp.einsum("bgp,gp->bg", dosage, w) - jnp.sum(w * mu[..., 0], -1)
+        else:
+            out = out + elastic_net_path(dosage, params["lin"], mu, sd, vmask)
         out = out + params["lin_b"]
     elif linear_skip:
         out = out + jnp.sum(x[..., 0] * params["scale"][None], axis=-1)  # additive x scale: a lasso

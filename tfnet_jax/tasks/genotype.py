@@ -21,7 +21,7 @@ from flax import nnx
 
 from tfnet_jax.data.genotypes import GenotypeData, impute_train_mean, regress_out_covariates
 from tfnet_jax.data.scaling import Standardiser
-from tfnet_jax.models.genonet import GenoNet, forward
+from tfnet_jax.models.genonet import GenoNet, elastic_net_path, forward
 
 
 @dataclass
@@ -128,6 +128,11 @@ class FoldBlock:
         return pred * self.y_sd + self.y_mean
 
 
+def codings(dosage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The additive (A1 count) and dominance (heterozygote) codings of raw dosages (`encode`'s)."""
+    return dosage, np.clip(1.0 - np.abs(dosage - 1.0), 0.0, 1.0)
+
+
 def coding_stats(dosage: np.ndarray, genes_per_slice: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sd [G, P, 2] of the additive and dominance codings of training dosages [n, G, P].
 
@@ -138,9 +143,7 @@ def coding_stats(dosage: np.ndarray, genes_per_slice: int = 16) -> tuple[np.ndar
     mu, sd = np.empty((g, p, 2)), np.empty((g, p, 2))
     for start in range(0, g, genes_per_slice):
         genes = slice(start, start + genes_per_slice)
-        d = dosage[:, genes]
-        coding = Standardiser.fit(np.stack([d, np.clip(1.0 - np.abs(d - 1.0), 0.0, 1.0)], -1),
-                                  name="dosage coding")
+        coding = Standardiser.fit(np.stack(codings(dosage[:, genes]), -1), name="dosage coding")
         mu[genes], sd[genes] = coding.mean, coding.sd
     return mu, sd
 
@@ -151,7 +154,8 @@ def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bo
     n, g, p = raw.shape
     dosage = impute_train_mean(raw.reshape(n, g * p), train).reshape(n, g, p)
     del raw
-    mu, sd = coding_stats(dosage[np.asarray(train)])
+    training = dosage[np.asarray(train)]
+    mu, sd = coding_stats(training)
     y_full = np.zeros((n, g), np.float64)
     y_full[:, :y.shape[1]] = y
     target = Standardiser.fit(y_full, train, name="expression")
@@ -164,7 +168,7 @@ def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bo
         context["annotations"] = block.annotations
     # Imputed training rows average to the observed mean (fills equal it): impute_train_mean's fill.
     return FoldBlock(block, dosage.astype(np.float32), ((y_full - y_mean) / y_sd).astype(np.float32),
-                     y_mean, y_sd, context, dosage[train].mean(0).astype(np.float32))
+                     y_mean, y_sd, context, training.mean(0).astype(np.float32))
 
 
 def screen_width(model_cfg: dict, block: Block) -> int | None:
@@ -190,9 +194,7 @@ def screen_variants(fold: FoldBlock, train: np.ndarray, width: int, coef: np.nda
     score = np.zeros((g, p), np.float32)
     for start in range(0, g, genes_per_slice):
         genes = slice(start, start + genes_per_slice)
-        dosage = fold.dosage[rows, genes]
-        codings = (dosage, np.clip(1.0 - np.abs(dosage - 1.0), 0.0, 1.0))
-        for j, coding in enumerate(codings):
+        for j, coding in enumerate(codings(fold.dosage[rows, genes])):
             x = (coding - mu[genes, :, j]) / sd[genes, :, j]
             corr = np.abs(np.matmul(x.transpose(1, 2, 0), y[:, genes].T[:, :, None])[..., 0]) / len(rows)
             score[genes] = np.maximum(score[genes], corr)
@@ -211,10 +213,8 @@ def prescreen(fold: FoldBlock) -> None:
     ctx = fold.context
     screen = ctx["screen"]
     dosage = np.take_along_axis(fold.dosage, screen[None], axis=2)
-    if "lin" in ctx:  # sum_v lin * (d - mu) / sd, as forward() computes it from full dosages
-        w = np.where(ctx["vmask"], ctx["lin"] / ctx["sd"][..., 0], 0.0).astype(np.float32)
-        offset = (np.matmul(fold.dosage.transpose(1, 0, 2), w[:, :, None])[..., 0].T
-                  - (w * ctx["mu"][..., 0]).sum(-1))
+    if "lin" in ctx:  # what forward() adds from full dosages
+        offset = np.asarray(elastic_net_path(fold.dosage, ctx["lin"], ctx["mu"], ctx["sd"], ctx["vmask"]))
     else:
         offset = np.zeros(fold.y.shape)
     fold.screened = (dosage, offset.astype(np.float32))
