@@ -200,10 +200,11 @@ def _execute_locked(cfg: DictConfig, run_dir: Path, data: Any, overrides: list[s
     from tfnet_jax.tasks import identity
     from tfnet_jax.train import distributed
 
-    identity.check(run_dir, cfg)  # on every process: a refused dir stops them all alike
-    if primary:
+    if primary:  # claim checks first; the others check alike, so a refused dir stops them all
         identity.claim(run_dir, cfg, overrides)
         atomic_write_json(run_dir / "run_info.json", {"seed": cfg.seed, **run_info()})
+    else:
+        identity.check(run_dir, cfg)
     distributed.barrier("run dir claimed")  # nobody reads or trains in a half-claimed dir
 
     pipeline = Pipeline.build(cfg, data)
