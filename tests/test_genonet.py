@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from flax import nnx
 
-from conftest import execute_notebook
+from conftest import GENONET_TINY_RUN as TINY_RUN, compose_genonet as _compose, execute_notebook
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.models.genonet import PER_GENE, GenoNet
 from tfnet_jax.tasks import genotype as task
@@ -16,12 +16,7 @@ from tfnet_jax.tasks import genotype as task
 G, P, K, B = 3, 12, 2, 8
 TINY_SIM = ["data.num_genes=5", "data.num_individuals=64", "data.max_variants=24",
             "data.region_length=60000", "data.null_fraction=0.2"]
-TINY_RUN = ["split.folds=2", "model.elastic_net.inner_folds=2", "model.elastic_net.n_lambdas=4",
-            # block=8 >= 5 genes: one elastic-net compile (compiles, not steps, dominate here)
-            "model.elastic_net.block=8", "model.elastic_net.max_iter=10",
-            "model.channels=2", "model.hidden=4", "model.kernel=3",
-            "train.max_steps=10", "train.eval_every=5", "train.log_every=5", "train.patience=1",
-            "train.batch_size=16", "train.eval_batch_size=64", "train.warmup_steps=2"]
+
 
 
 @nnx.jit
@@ -188,48 +183,8 @@ def test_variant_screen_ranks_elastic_net_picks_then_correlation_on_training_row
     np.testing.assert_allclose(fast, full, rtol=1e-4, atol=1e-4)
 
 
-def _compose(overrides):
-    from hydra import compose, initialize_config_dir
-    from tfnet_jax.cli import CONFIG_DIR
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=["model=genonet", *overrides])
-
-
-@pytest.fixture(scope="module")
-def tiny_files(tmp_path_factory):
-    """A tiny simulation, plus a gene whose window holds no variant."""
-    from tfnet_jax.data.genosim import GenoSimConfig, simulate_genotypes
-    root = tmp_path_factory.mktemp("genosim")
-    cfg = GenoSimConfig(num_genes=5, num_individuals=64, max_variants=24, region_length=60_000)
-    sim = simulate_genotypes(cfg, root)
-    genes = pd.read_csv(sim["genes"], dtype={"chrom": str})
-    genes.loc[len(genes)] = ["lonely", "1", 400_000_000, 400_001_000]
-    genes.to_csv(sim["genes"], index=False)
-    expr = pd.read_csv(sim["expression"], index_col=0)
-    expr["lonely"] = np.random.default_rng(0).normal(size=len(expr))
-    expr.to_csv(sim["expression"])
-    return sim
-
-
-def _tiny_files_cfg(tiny_files):
-    return _compose(["data=genotypes", f"data.bed={tiny_files['bed']}",
-                     f"data.expression={tiny_files['expression']}", f"data.genes={tiny_files['genes']}",
-                     f"data.annotations={tiny_files['annotations']}", "data.window=100000",
-                     "model.genes_per_block=3",  # 5 genes: 2 blocks, one padded
-                     "model.screen_variants=16",  # the network screens the widest windows
-                     *TINY_RUN, "model.elastic_net.n_lambdas=8", "model.elastic_net.max_iter=30"])
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_files, tmp_path_factory):
-    from tfnet_jax.run import train_and_evaluate
-    cfg = _tiny_files_cfg(tiny_files)
-    run_dir = tmp_path_factory.mktemp("genonet_run")
-    return cfg, run_dir, train_and_evaluate(cfg, run_dir)
-
-
-def test_tiny_run_writes_tables_and_skips_bad_gene(tiny_run, tiny_files):
-    cfg, tmp_path, metrics = tiny_run
+def test_tiny_run_writes_tables_and_skips_bad_gene(genonet_run, genonet_files):
+    cfg, tmp_path, metrics = genonet_run
     genes = pd.read_csv(tmp_path / "genes.csv")
     assert list(genes.columns[:8]) == ["gene", "n_variants", "heritable", "r2_genonet",
                                        "r2_genonet_noannot", "r2_genonet_choice", "r2_elastic_net",
@@ -244,22 +199,22 @@ def test_tiny_run_writes_tables_and_skips_bad_gene(tiny_run, tiny_files):
     assert np.isfinite(genes[["r2_genonet", "r2_genonet_choice", "r2_elastic_net",
                               "r2_elastic_net_annot"]].to_numpy()).all()
     weights = pd.read_csv(tmp_path / "weights.csv")
-    assert list(weights.columns[:3]) == ["gene", "variant", "chrom"]
+    assert list(weights.columns[:4]) == ["gene", "variant", "varID", "chrom"]
 
     from tfnet_jax.twas import associate
-    z = associate(tmp_path, tiny_files["trait"])
+    z = associate(tmp_path, genonet_files["trait"])
     assert set(z["gene"]) <= set(genes["gene"]) and "z" in z
 
 
-def test_mismatched_individuals_is_a_data_error(tiny_files, tmp_path):
+def test_mismatched_individuals_is_a_data_error(genonet_files, tmp_path):
     from tfnet_jax.tasks.genonet import load_data
-    expr = pd.read_csv(tiny_files["expression"], index_col=0)
+    expr = pd.read_csv(genonet_files["expression"], index_col=0)
     expr.index = [f"other{i}" for i in range(len(expr))]
     expr.index.name = "IID"
     expr.to_csv(tmp_path / "expr.csv")
     with pytest.raises(DataError, match="no individual"):
-        load_data({"name": "genotypes", "bed": tiny_files["bed"], "expression": str(tmp_path / "expr.csv"),
-                   "genes": tiny_files["genes"]}, tmp_path)
+        load_data({"name": "genotypes", "bed": genonet_files["bed"], "expression": str(tmp_path / "expr.csv"),
+                   "genes": genonet_files["genes"]}, tmp_path)
 
 
 @pytest.mark.slow
@@ -321,10 +276,10 @@ def test_named_loop_stops_a_flat_gene_early_keeps_its_start_and_never_recompiles
     assert trainer._train_step._cache_size() == 1 and trainer._predict_step._cache_size() == 1
 
 
-def test_resume_after_a_kill_redoes_only_the_missing_unit(tiny_run, tmp_path):
+def test_resume_after_a_kill_redoes_only_the_missing_unit(genonet_run, tmp_path):
     import shutil
     from tfnet_jax.run import train_and_evaluate
-    cfg, finished, _ = tiny_run
+    cfg, finished, _ = genonet_run
     run_dir = tmp_path / "run"
     shutil.copytree(finished, run_dir)
     units = sorted((run_dir / "fits").rglob("*.npz"))
@@ -339,9 +294,9 @@ def test_resume_after_a_kill_redoes_only_the_missing_unit(tiny_run, tmp_path):
     assert (run_dir / "genes.csv").read_bytes() == (finished / "genes.csv").read_bytes()
 
 
-def _restored(tiny_run):
+def _restored(genonet_run):
     from tfnet_jax.tasks.genonet import GenoNetFamily
-    cfg, run_dir, _ = tiny_run
+    cfg, run_dir, _ = genonet_run
     family = GenoNetFamily()
     data = family.load(cfg)
     prepared = family.prepare(cfg, data, family.split(cfg, data))
@@ -354,9 +309,9 @@ def _training_dosages(data):
     return table.loc[:, ~table.columns.duplicated()]
 
 
-def test_predict_new_genotypes(tiny_run, tiny_files):
+def test_predict_new_genotypes(genonet_run, genonet_files):
     from tfnet_jax.tasks.genonet import predict_expression
-    family, cfg, prepared, fitted, run_dir = _restored(tiny_run)
+    family, cfg, prepared, fitted, run_dir = _restored(genonet_run)
     table = _training_dosages(prepared.data)
     # Elastic net: the final weights of weights.csv applied by hand, plus the intercept.
     got = predict_expression(prepared, fitted.predictor, table, method="elastic_net")
@@ -373,7 +328,7 @@ def test_predict_new_genotypes(tiny_run, tiny_files):
     chunks = list(family.predict(cfg, prepared, fitted, table))
     frame = chunks[0].frame().set_index("individual")
     assert list(frame.columns) == prepared.genes and np.isfinite(frame.to_numpy()).all()
-    from_plink = predict_expression(prepared, fitted.predictor, tiny_files["bed"])
+    from_plink = predict_expression(prepared, fitted.predictor, genonet_files["bed"])
     np.testing.assert_allclose(from_plink.loc[frame.index].to_numpy(), frame.to_numpy(), rtol=1e-6)
     assert not np.allclose(frame.to_numpy(), got.to_numpy())  # not the elastic net
     # A missing variant is named; a missing dosage takes the training mean.
@@ -384,10 +339,10 @@ def test_predict_new_genotypes(tiny_run, tiny_files):
     assert np.isfinite(predict_expression(prepared, fitted.predictor, holes).to_numpy()).all()
 
 
-def test_per_gene_choice_uses_the_elastic_net_where_genonet_kept_its_start(tiny_run):
+def test_per_gene_choice_uses_the_elastic_net_where_genonet_kept_its_start(genonet_run):
     from tfnet_jax.models.elastic_net import fold_masks
     from tfnet_jax.tasks.genonet_fit import genonet_unit
-    family, cfg, prepared, fitted, run_dir = _restored(tiny_run)
+    family, cfg, prepared, fitted, run_dir = _restored(genonet_run)
     pred, folds = fitted.predictor.pred, prepared.folds
     inner = fold_masks(folds, int(cfg.model.elastic_net.inner_folds), int(cfg.seed))["inner"]
     name = "genonet" if prepared.use_annotations else "genonet_noannot"

@@ -2,7 +2,8 @@
 
 `load_genotype_data` reads a PLINK fileset (PREFIX.bed/.bim/.fam) with bed_reader and, for each
 gene, only the variant columns inside its window [start - window, end + window]. Dosages count
-the A1 allele (.bim column 5, PLINK's default); NaN is missing. Missing genotypes are NOT imputed
+the A1 allele (.bim column 5, PLINK's default; each window keeps its variants' A1/A2); NaN is
+missing. Missing genotypes are NOT imputed
 here: `impute_train_mean` does that per CV fold so held-out individuals never shape the fill.
 
 Variant filters (monomorphic, MAF) use genotypes only, over the individuals kept, so they are
@@ -40,6 +41,7 @@ class GeneWindow:
     positions: np.ndarray         # int64 [V]
     dosages: np.ndarray           # float32 [individuals, V], A1 count, NaN = missing
     annotations: np.ndarray | None = None  # float32 [V, k]
+    alleles: np.ndarray | None = None      # str [V, 2]: .bim A1 (the counted allele), A2
 
 
 @dataclass
@@ -123,6 +125,22 @@ def read_bim(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}, line {line}, field 'bp': negative position")
     frame["chrom"] = _norm_chrom(frame["chrom"].to_numpy(dtype=str))
     return frame
+
+
+def allele_flips(expected: np.ndarray, found: np.ndarray, variant_ids, source) -> np.ndarray:
+    """Per variant, True where `found` (A1, A2) is `expected` swapped, so its dosages count the
+    other allele (use 2 - d). Alleles compare case-insensitively; a variant whose alleles are
+    neither the same pair nor the swapped pair (another strand or another variant) is an error."""
+    expected, found = np.char.upper(np.asarray(expected, str)), np.char.upper(np.asarray(found, str))
+    same = (expected == found).all(axis=1)
+    flip = (expected == found[:, ::-1]).all(axis=1) & ~same
+    bad = ~(same | flip)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{source}: {int(bad.sum())} variant(s) have other alleles than the run's, e.g. "
+                        f"{variant_ids[i]}: {'/'.join(found[i])} there, {'/'.join(expected[i])} in the run "
+                        f"(A1/A2); they cannot be aligned")
+    return flip
 
 
 def check_bed(path: Path, n_individuals: int, n_variants: int) -> None:
@@ -306,6 +324,7 @@ def load_genotype_data(cfg: dict) -> GenotypeData:
         idx = idx[np.argsort(bp_all[idx], kind="stable")]
         by_chrom[chrom] = (bp_all[idx], idx)
     sids = bim["sid"].to_numpy(dtype=str)
+    alleles = bim[["allele_1", "allele_2"]].to_numpy(dtype=str)
 
     wanted = genes
     skipped: dict[str, str] = {}
@@ -356,7 +375,7 @@ def load_genotype_data(cfg: dict) -> GenotypeData:
                 n_unannotated += int((annot_row[idx] < 0).sum())
                 annotations = annot_table[annot_row[idx]]  # -1 picks the appended means row
             windows.append(GeneWindow(gene, chrom, int(start), int(end), sids[idx], bp_all[idx].astype(np.int64),
-                                      np.ascontiguousarray(dosages), annotations))
+                                      np.ascontiguousarray(dosages), annotations, alleles[idx]))
     if not windows:
         raise DataError(f"{bed_path}: no gene could be loaded; reasons, e.g. {preview(list(skipped.items()), 3)}")
     if n_unannotated:

@@ -5,14 +5,15 @@ held-out prediction comes from the model of the fold that held it out, and a gen
 held-out R^2 is the squared Pearson r (and 1 - SSE/SST, `r2sse_*`) of those predictions.
 The fitting procedure (the fold x gene-block loop, the elastic nets, the one fit cache
 RUN/fits/) is `tasks/genonet_fit.py`. Writes in the run dir: `folds.csv`, `genes.csv` (one
-row per gene), `weights.csv` (elastic net refit on all individuals: the stage-2 weights),
-`metrics.jsonl` (one record per GenoNet fit); the orchestration writes `metrics.json` last.
+row per gene), the TWAS exports (`weights.csv`: the elastic net refit on all individuals,
+with alleles; `predictdb.db`; `covariances.txt.gz`: `tasks/genonet_export.py`), `metrics.jsonl` (one record per GenoNet fit); the orchestration writes `metrics.json` last.
 
 Predictions for new genotypes (`predict`) are residual expression (covariates regressed
 out, as in training): the elastic net's final weights, or GenoNet as the mean of its K
 outer-fold models. Every variant of the run's gene windows must be present (matched by
-variant id, dosages counting the same A1 allele); a missing variant is an error naming it,
-a missing dosage gets the training mean.
+variant id); a PLINK input's dosages are aligned to the run's counted allele (A1/A2 swapped in
+its .bim: 2 - d; other alleles: an error), a missing variant is an error naming it, a missing
+dosage gets the training mean.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from tfnet_jax.errors import ConfigError, DataError, RunDirError
 from tfnet_jax.tasks import genonet_fit as fitting
 from tfnet_jax.tasks import genotype as task
 from tfnet_jax.tasks.base import Fitted
+from tfnet_jax.tasks.genonet_export import write_twas_exports
 from tfnet_jax.tasks.genonet_scores import METHODS, evaluate, format_table, gene_table
 
 log = logging.getLogger(__name__)
@@ -265,8 +267,8 @@ class GenoNetFamily:
         atomic_write_with(run_dir / "folds.csv", lambda tmp: folds.to_csv(tmp, index=False))
         genes = gene_table(prepared, fitted.predictor.pred)
         atomic_write_with(run_dir / "genes.csv", lambda tmp: genes.to_csv(tmp, index=False))
-        write_weights(run_dir / "weights.csv", prepared.data, prepared.blocks,
-                      fitted.predictor.cache.get("elastic_net")["coef"])
+        write_twas_exports(run_dir, prepared.data, prepared.blocks,
+                           fitted.predictor.cache.get("elastic_net"), genes)
 
     def predict(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted, inputs: Any = None,
                 method: str = "genonet", **_):
@@ -283,32 +285,18 @@ class GenoNetFamily:
 
 
 # ---------------------------------------------------------------- outputs and prediction
-def write_weights(path: Path, data: GenotypeData, blocks, coef: np.ndarray) -> None:
-    rows = []
-    windows = {w.gene: w for w in data.windows}
-    i = 0
-    for b in blocks:
-        for gene in b.genes:
-            w = windows[gene]
-            v = len(w.variant_ids)
-            nz = np.flatnonzero(coef[i, :v])
-            rows.append(pd.DataFrame({"gene": gene, "variant": w.variant_ids[nz], "chrom": w.chrom,
-                                      "position": w.positions[nz], "weight": coef[i, nz]}))
-            i += 1
-    frame = pd.concat(rows, ignore_index=True)
-    atomic_write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def read_dosages(inputs, variant_ids: np.ndarray) -> pd.DataFrame:
+def read_dosages(inputs, variant_ids: np.ndarray, alleles: np.ndarray | None = None) -> pd.DataFrame:
     """Individuals x `variant_ids` dosages from a PLINK prefix or a table (index: individual).
 
     A variant of the run missing from the input is an error naming it; NaN stays (imputed later).
+    alleles: the run's (A1, A2) per variant id; a PLINK input with them swapped gets 2 - d, so
+    the dosages count the run's allele (a table is taken as counting it).
     """
     if isinstance(inputs, pd.DataFrame):
         table, source = inputs.rename(columns=str), "inputs"
     else:
         from bed_reader import open_bed
-        from tfnet_jax.data.genotypes import check_bed, read_bim, read_fam
+        from tfnet_jax.data.genotypes import allele_flips, check_bed, read_bim, read_fam
 
         prefix = str(inputs)
         prefix = prefix[:-4] if prefix.endswith(".bed") else prefix
@@ -322,8 +310,13 @@ def read_dosages(inputs, variant_ids: np.ndarray) -> pd.DataFrame:
                       skip_format_check=True) as bed:
             values = bed.read(index=np.s_[:, wanted], dtype="float32", num_threads=1) if len(wanted) \
                 else np.zeros((len(fam), 0), np.float32)
-        table = pd.DataFrame(values, index=fam["iid"].to_numpy(dtype=str), columns=sids[wanted])
         source = prefix + ".bim"
+        if alleles is not None and len(wanted):
+            found = bim[["allele_1", "allele_2"]].to_numpy(dtype=str)[wanted]
+            expected = alleles[pd.Index(variant_ids).get_indexer(sids[wanted])]
+            flip = allele_flips(expected, found, sids[wanted], source)
+            values[:, flip] = 2 - values[:, flip]
+        table = pd.DataFrame(values, index=fam["iid"].to_numpy(dtype=str), columns=sids[wanted])
     missing = [v for v in variant_ids if v not in table.columns]
     if missing:
         raise DataError(f"{source}: {len(missing)} variant(s) of the run are missing, e.g. "
@@ -355,14 +348,17 @@ def predict_expression(prepared: GenoNetPrepared, models: GenoNetModels, inputs=
     if method == "genonet" and not prepared.use_annotations:
         method = "genonet_noannot"  # the model is the annotation-free GenoNet then
     data, blocks = prepared.data, prepared.blocks
-    variant_ids = np.unique(np.concatenate([w.variant_ids for w in data.windows]))
+    variant_ids, first = np.unique(np.concatenate([w.variant_ids for w in data.windows]), return_index=True)
+    alleles = None
+    if all(w.alleles is not None for w in data.windows):  # read from PLINK (not built in memory)
+        alleles = np.concatenate([w.alleles for w in data.windows])[first]
     if inputs is None:
         table = pd.DataFrame(np.concatenate([w.dosages for w in data.windows], axis=1),
                              index=data.individuals,
                              columns=np.concatenate([w.variant_ids for w in data.windows]))
         table = table.loc[:, ~table.columns.duplicated()]
     else:
-        table = read_dosages(inputs, variant_ids)
+        table = read_dosages(inputs, variant_ids, alleles)
     x = [block_dosages(data, b, table) for b in blocks]
     if method.startswith("elastic_net"):
         unit = models.cache.get(method)
