@@ -177,3 +177,12 @@ def test_extra_table_by_hand():
         "pred.perf.pval": [1e-4, 0.2], "intercept": [0.5, -1.0], "genonet_chosen": [0, 0]}
     genes.loc[2, "r2_genonet"] = 0.15
     assert extra_table(weights, genes, np.zeros(3))["genonet_chosen"].tolist() == [0, 1]
+
+
+def test_allele_flips_by_hand():
+    from tfnet_jax.data.genotypes import allele_flips
+    run = np.array([["T", "C"], ["A", "G"], ["G", "T"]])
+    np.testing.assert_array_equal(allele_flips(run, np.array([["t", "c"], ["G", "A"], ["G", "T"]]),
+                                               ["s0", "s1", "s2"], "x.bim"), [False, True, False])
+    with pytest.raises(DataError, match=r"x\.bim: 1 variant\(s\).*s2: G/C there, G/T in the run"):
+        allele_flips(run, np.array([["T", "C"], ["A", "G"], ["G", "C"]]), ["s0", "s1", "s2"], "x.bim")
