@@ -6,7 +6,8 @@ held-out R^2 is the squared Pearson r (and 1 - SSE/SST, `r2sse_*`) of those pred
 The fitting procedure (the fold x gene-block loop, the elastic nets, the one fit cache
 RUN/fits/) is `tasks/genonet_fit.py`. Writes in the run dir: `folds.csv`, `genes.csv` (one
 row per gene), the TWAS exports (`weights.csv`: the elastic net refit on all individuals,
-with alleles; `predictdb.db`; `covariances.txt.gz`: `tasks/genonet_export.py`), `metrics.jsonl` (one record per GenoNet fit); the orchestration writes `metrics.json` last.
+with alleles; `predictdb.db`; `covariances.txt.gz`: `tasks/genonet_export.py`),
+`metrics.jsonl` (one record per GenoNet fit); the orchestration writes `metrics.json` last.
 
 Predictions for new genotypes (`predict`) are residual expression (covariates regressed
 out, as in training): the elastic net's final weights, or GenoNet as the mean of its K
