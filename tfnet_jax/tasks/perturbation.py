@@ -280,8 +280,9 @@ def score_predictions(prepared: PreparedData, per_type: dict[str, np.ndarray], s
     out = {}
     for t, pred in per_type.items():
         t_id = prepared.types.index(t)
-        truth = prepared.data.signatures[t].values[prepared.splits[t] == split]
-        out[t] = signature_metrics(pred, truth, prepared.target_mean[t_id])
+        table, chosen = prepared.data.signatures[t], prepared.splits[t] == split
+        out[t] = signature_metrics(pred, table.values[chosen], prepared.target_mean[t_id],
+                                   own_col=prepared.readout_col[table.pert_index[chosen]])
     return out
 
 
