@@ -131,11 +131,13 @@ def replicate_halves(sigs: pd.DataFrame) -> np.ndarray:
     """
     half = np.full(len(sigs), -1, dtype=np.int64)
     sig_ids = sigs["sig_id"].to_numpy(dtype=str)
-    for (pert_type, gene), members in sigs.groupby(["pert_type", "pert_gene"], sort=False).indices.items():
+    groups = sigs.groupby(["pert_type", "pert_gene"], sort=False).indices
+    for (pert_type, gene), members in groups.items():
         if len(members) < 2:
             continue
         rng = np.random.default_rng(zlib.crc32(f"{pert_type}\t{gene}".encode()))
-        shuffled = members[np.argsort(sig_ids[members], kind="stable")][rng.permutation(len(members))]
+        in_order = members[np.argsort(sig_ids[members], kind="stable")]
+        shuffled = in_order[rng.permutation(len(members))]
         half[shuffled] = np.arange(len(members)) >= len(members) // 2
     return half
 

@@ -117,7 +117,8 @@ def de_weights(true_delta) -> np.ndarray:
 def de_weighted_error(pred, true, train_mean) -> np.ndarray:
     """Per row, sum_j w_j (pred_j - true_j)^2 with w = de_weights(true - train_mean)."""
     pred, true = _check_pair(pred, true)
-    return np.sum(de_weights(true - np.asarray(train_mean, np.float64)) * (pred - true) ** 2, axis=1)
+    weights = de_weights(true - np.asarray(train_mean, np.float64))
+    return np.sum(weights * (pred - true) ** 2, axis=1)
 
 
 def _own_columns(own_col, n: int, num_readouts: int) -> np.ndarray:
@@ -167,8 +168,8 @@ def rank_scores(pred, true, own_col=None) -> np.ndarray:
         b = np.where(has[rows, None], zt[:, col[rows]].T, 0.0)  # [block, n]: zt_j at c_i
         r = dropped_r(zp[rows] @ zt.T, a[rows, None], b, var_p[rows, None])
         # Own score by the elementwise formula (as retrieval_hits), the diagonal excluded.
-        own_r = dropped_r(np.sum(zp[rows] * zt[rows], axis=1), a[rows], b[np.arange(rows.size), rows],
-                          var_p[rows])[:, None]
+        own_r = dropped_r(np.sum(zp[rows] * zt[rows], axis=1), a[rows],
+                          b[np.arange(rows.size), rows], var_p[rows])[:, None]
         r[np.arange(rows.size), rows] = np.nan
         closer = np.sum(r > own_r + _TIE_TOL, axis=1)
         ties = np.sum(np.abs(r - own_r) <= _TIE_TOL, axis=1)

@@ -244,7 +244,8 @@ def collect(sweep_dir: str | Path, reference: str | None = None, metric: str | N
              (f"{table['run'].nunique()} finished runs, {len(arms)} arms x seeds {seeds}; "
               f"reference arm `{reference}`. Intervals: mean and 95% t interval over seeds. "
               f"Paired tests by seed: t-test (n >= 2), Wilcoxon signed-rank "
-              f"(n >= {stats.WILCOXON_MIN_PAIRS})."), "", multiple_testing_note(paired, vs_model), ""]
+              f"(n >= {stats.WILCOXON_MIN_PAIRS})."), "",
+             multiple_testing_note(paired, vs_model), ""]
     if missing:
         lines += [f"**Unfinished runs (no metrics.json):** {', '.join(p.name for p in missing)}", ""]
     legend = table.drop_duplicates("arm")[["arm"] + [c for c in table.columns if c not in (

@@ -316,7 +316,8 @@ def replicate_ceiling_metrics(prepared: PreparedData, split: str = "test") -> di
         genes, half_a, half_b = halves[t]
         row_of = {g: i for i, g in enumerate(genes.tolist())}
         table = prepared.data.signatures[t]
-        chosen = [i for i in np.flatnonzero(prepared.splits[t] == split) if table.pert_genes[i] in row_of]
+        chosen = [i for i in np.flatnonzero(prepared.splits[t] == split)
+                  if table.pert_genes[i] in row_of]
         if not chosen:
             continue
         rows = np.asarray([row_of[table.pert_genes[i]] for i in chosen])
