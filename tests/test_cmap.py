@@ -5,10 +5,11 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from tfnet_jax.data.cmap import CMapConfig, load_cmap
-from tfnet_jax.data.dataset import DataError, PerturbationData
+from tfnet_jax.data.cmap import CMapConfig, load_cmap, replicate_halves
+from tfnet_jax.data.dataset import REPLICATE_HALVES, DataError, PerturbationData
 from tfnet_jax.data.gctx import GCTXReader, write_gctx
 from tfnet_jax.data.gene_ids import GeneTable
 from tfnet_jax.data.load import load_perturbation_data
@@ -195,3 +196,81 @@ def test_real_gene_meta():
     assert ids == ["7157", "4609", "3845", None] and unmapped == ["NOT_A_GENE"]
     symbols, unmapped = genes.to_symbols(["1", "7157"])
     assert symbols == ["A1BG", "TP53"] and unmapped == []
+
+
+# --- split-half replicate ceiling -----------------------------------------------------------
+
+def test_replicate_halves_partition_each_group_by_its_key():
+    sigs = pd.DataFrame({"sig_id": [f"s{i}" for i in range(7)], "pert_type": ["RNAi"] * 6 + ["OE"],
+                         "pert_gene": ["1", "1", "1", "2", "3", "3", "1"]})
+    half = replicate_halves(sigs)
+    assert half[3] == -1 and half[6] == -1  # single signatures: no halves
+    assert sorted(half[:3]) == [0, 1, 1] and sorted(half[4:6]) == [0, 1]  # floor(k/2) in half 0
+    # Seeded by the (type, gene) key: the same halves whatever else is loaded, in any order.
+    alone = replicate_halves(sigs.iloc[[2, 1, 0]].reset_index(drop=True))
+    np.testing.assert_array_equal(alone, half[[2, 1, 0]])
+
+
+def _replicate_files(tmp_path, replicates: dict[str, list[np.ndarray]]) -> dict[str, str]:
+    """A GCTX of landmarks 101..104 with the given signatures per perturbed symbol."""
+    rows = ["101", "102", "103", "104"]
+    sig_ids, columns, lines = [], [], ["sig_id\tpert_type\tcmap_name"]
+    for symbol, signatures in replicates.items():
+        for k, values in enumerate(signatures):
+            sig_ids.append(f"{symbol}_{k}")
+            columns.append(values)
+            lines.append(f"{symbol}_{k}\ttrt_sh\t{symbol}")
+    write_gctx(tmp_path / "rep.gctx", np.array(columns, np.float32).T, rows, sig_ids)
+    (tmp_path / "rep_siginfo.txt").write_text("\n".join(lines) + "\n")
+    symbols = [s for s in replicates if s != "LM1"]
+    (tmp_path / "rep_geneinfo.txt").write_text(
+        "gene_id\tgene_symbol\tfeature_space\n"
+        + "".join(f"{r}\tLM{i + 1}\tlandmark\n" for i, r in enumerate(rows))
+        + "".join(f"{i + 1}\t{s}\tinferred\n" for i, s in enumerate(symbols)))
+    networks = tmp_path / "rep_networks"
+    networks.mkdir()
+    (networks / "ppi.tsv").write_text("gene_a\tgene_b\n1\t2\n2\t3\n")
+    return dict(gctx=str(tmp_path / "rep.gctx"), siginfo=str(tmp_path / "rep_siginfo.txt"),
+                geneinfo=str(tmp_path / "rep_geneinfo.txt"), networks=str(networks))
+
+
+def test_replicate_ceiling_from_cmap_halves(tmp_path):
+    from tfnet_jax.eval.metrics import signature_metrics
+    from tfnet_jax.tasks.perturbation import prepare, replicate_ceiling_metrics
+
+    rng = np.random.default_rng(0)
+    base = {s: rng.normal(size=4) for s in ("A", "B", "C", "D", "E", "LM1")}
+    replicates = {s: [v + rng.normal(scale=0.3, size=4) for _ in range(2 + i % 3)]
+                  for i, (s, v) in enumerate(base.items())}
+    replicates["E"] = replicates["E"][:1]  # one signature: no halves
+    data = load_cmap(CMapConfig(**_replicate_files(tmp_path, replicates)))
+    genes, half_a, half_b = data.extras[REPLICATE_HALVES]["RNAi"]
+    table = table_of(data, "RNAi")
+    assert sorted(genes) == sorted(set(table) - {"5"})  # E (Entrez 5) has one signature
+    for gene, a, b in zip(genes, half_a, half_b):  # halves of k: floor(k/2) and the rest
+        symbol = "LM1" if gene == "101" else "ABCD"[int(gene) - 1]
+        k = len(replicates[symbol])
+        np.testing.assert_allclose((k // 2) * a + (k - k // 2) * b, k * table[gene], rtol=1e-5)
+
+    # Held out: A, C, LM1 (the landmark 101: its own readout, column 0, is left out).
+    pert = data.signatures["RNAi"].pert_genes.tolist()
+    split = np.array(["test" if g in ("1", "3", "101") else "train" for g in pert])
+    prepared = prepare(data, {"RNAi": split})
+    got = replicate_ceiling_metrics(prepared)["RNAi"]
+    order = [genes.tolist().index(g) for g in pert if g in ("1", "3", "101")]
+    own = np.array([0 if g == "101" else -1 for g in pert if g in ("1", "3", "101")])
+    expected = signature_metrics(half_a[order], half_b[order], prepared.target_mean[0], own_col=own)
+    assert got == pytest.approx(expected) and got["n"] == 3
+    assert replicate_ceiling_metrics(prepare(data, {"RNAi": np.where(
+        np.isin(pert, ["5"]), "test", "train")})) is None  # the only held-out gene has no halves
+
+
+def test_identical_replicates_make_a_perfect_ceiling(tmp_path):
+    from tfnet_jax.tasks.perturbation import prepare, replicate_ceiling_metrics
+
+    rng = np.random.default_rng(1)
+    replicates = {s: [rng.normal(size=4)] * 3 for s in ("A", "B", "C", "D")}
+    data = load_cmap(CMapConfig(**_replicate_files(tmp_path, replicates)))
+    got = replicate_ceiling_metrics(prepare(data, {"RNAi": np.array(["test"] * 3 + ["train"])}))
+    assert got["RNAi"]["mse"] == pytest.approx(0, abs=1e-10)
+    assert got["RNAi"]["rank_score"] == 1.0 and got["RNAi"]["pearson_delta"] == pytest.approx(1)

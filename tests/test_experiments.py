@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO_ROOT, TINY_DATA, TINY_MODEL, execute_notebook
 from tfnet_jax.data.dataset import DataError
 from tfnet_jax.errors import TfnetError
-from tfnet_jax.eval.stats import mean_ci, paired_test
+from tfnet_jax.eval.stats import bh_adjust, mean_ci, paired_test
 from tfnet_jax.experiments.collect import arm_name, collect, varying_keys
 from tfnet_jax.tasks.transcriptionnet import resolve_ablation
 
@@ -128,13 +128,37 @@ def test_collect_tidy_table_intervals_and_paired_tests(sweep):
     # ridge is the model minus 0.1 on RNAi in every seed: diff exactly -0.1
     vs_model = result["methods_paired"].set_index(["pert_type", "metric", "method"])
     assert vs_model.loc[("RNAi", "pearson_delta", "ridge"), "diff"] == pytest.approx(-0.1)
+    # Benjamini-Hochberg beside every raw p-value, over all tests of that column in the file.
+    for name, frame in (("paired", result["paired"]), ("methods_paired", result["methods_paired"])):
+        columns = list(frame.columns)
+        assert columns.index("t_p_bh") == columns.index("t_p") + 1
+        assert columns.index("wilcoxon_p_bh") == columns.index("wilcoxon_p") + 1
+        np.testing.assert_allclose(frame["t_p_bh"], bh_adjust(frame["t_p"]))
+        assert (frame["t_p_bh"] >= frame["t_p"]).all()
+        saved = pd.read_csv(sweep / f"{name}.csv")
+        np.testing.assert_allclose(saved["t_p_bh"], frame["t_p_bh"])
+    assert vs_model["t_p"].notna().sum() == 2 * 2 * 2  # 2 baselines x 2 types x 2 metrics
 
     report = (sweep / "report.md").read_text()
     assert "reference arm `all`" in report and "6_network.ablation=drop_0" in report
     assert "0.600 [" in report  # the interval cell of arm `all`, RNAi
+    assert "`t_p_bh`, `wilcoxon_p_bh`: Benjamini-Hochberg adjusted" in report
+    assert "methods_paired.csv 8 / 0" in report and "| t_p | t_p_bh |" in report
     for figure in ("arms", "methods", "learning_curves", "fusion_weights"):
         assert (sweep / "figures" / f"{figure}.png").stat().st_size > 1000
         assert f"figures/{figure}.png" in report
+
+
+def test_replicate_ceiling_is_a_row_but_never_tested_against_the_model(sweep):
+    for run in sweep.glob("*/metrics.json"):
+        metrics = json.loads(run.read_text())
+        metrics["replicate_ceiling"] = {"RNAi": {"pearson_delta": 0.9, "mse": 0.1, "n": 4.0}}
+        run.write_text(json.dumps(metrics))
+    result = collect(sweep)
+    ceiling = result["table"][result["table"]["method"] == "replicate_ceiling"]
+    assert set(ceiling["role"]) == {"ceiling"} and len(ceiling) == 6 * 2
+    assert "replicate_ceiling" in set(result["summary"]["method"])
+    assert "replicate_ceiling" not in set(result["methods_paired"]["method"])
 
 
 def test_collect_reference_choice(sweep):

@@ -9,6 +9,7 @@ from hydra.errors import ConfigCompositionException
 
 from conftest import TINY_DATA, TINY_MODEL
 from tfnet_jax.cli import CONFIG_DIR as CONFIGS
+from tfnet_jax.eval.metrics import METRIC_NAMES
 from tfnet_jax.run import run_name, train_and_evaluate
 
 
@@ -80,6 +81,10 @@ def test_end_to_end_beats_mean_baseline(tiny_run):
         assert m["pearson_delta"] > 0.25, (t, m)
         assert m["pearson_delta"] > 0.3 * saved["oracle"][t]["pearson_delta"]
         assert m["retrieval_top10"] > 10 / m["n"]
+    # The full signature panel for the model and every baseline; no replicates, no ceiling.
+    for method in [saved["model"], *saved["baselines"].values()]:
+        assert all(set(METRIC_NAMES) <= set(m) for m in method.values())
+    assert "replicate_ceiling" not in saved
     assert abs(sum(saved["fusion_weights"].values()) - 1.0) < 1e-5
     assert (run_dir / "checkpoints" / "best").is_dir()
     assert (run_dir / "metrics.jsonl").read_text().count("valid/pearson_delta") >= 1

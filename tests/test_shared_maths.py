@@ -9,7 +9,7 @@ from tfnet_jax.data.scaling import Standardiser, constant_columns
 from tfnet_jax.data.splits import hash_order, holdout, kfold, validation_slice
 from tfnet_jax.errors import DataError
 from tfnet_jax.eval.regression import expression_metrics, per_gene_r2, r2_summary
-from tfnet_jax.eval.stats import paired_test, pearson_test, row_pearson
+from tfnet_jax.eval.stats import bh_adjust, paired_test, pearson_test, row_pearson, with_bh
 from tfnet_jax.models.elastic_net import cv_r2
 from tfnet_jax.models.linear import ridge_fit, variance_explained
 
@@ -148,6 +148,29 @@ def test_paired_test_per_gene_drops_nan_and_reports_fraction_better():
     assert got["wilcoxon_p"] == pytest.approx(sps.wilcoxon(kept_a, kept_b).pvalue)
     assert got["t_p"] == pytest.approx(sps.ttest_rel(kept_a, kept_b).pvalue)
     assert np.isnan(paired_test(a, b)["wilcoxon_p"])  # default: too few pairs for p < 0.05
+
+
+def test_bh_adjust_hand_values_and_scipy():
+    # m = 4 finite: sorted .01 .03 .04 .20 -> p m / rank = .04 .06 .0533 .20; the running
+    # minimum from the top makes it monotone: .04 .0533 .0533 .20. NaN is not in the family.
+    got = bh_adjust([0.04, 0.01, np.nan, 0.2, 0.03])
+    np.testing.assert_allclose(got, [0.16 / 3, 0.04, np.nan, 0.2, 0.16 / 3])
+    assert bh_adjust([0.9, 0.8]).tolist() == [0.9, 0.9] and bh_adjust([0.5] * 3).max() == 0.5
+    assert bh_adjust([0.6, 0.7, 0.99]).max() <= 1.0 and bh_adjust([]).size == 0
+    p = np.random.default_rng(3).uniform(size=40) ** 3
+    np.testing.assert_allclose(bh_adjust(p), sps.false_discovery_control(p), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        bh_adjust([0.1, 1.5])
+
+
+def test_with_bh_puts_each_adjusted_column_beside_its_raw_one():
+    import pandas as pd
+    table = pd.DataFrame({"arm": list("abc"), "t_p": [0.01, 0.04, 0.03], "wilcoxon_p": np.nan,
+                          "n": 3})
+    out = with_bh(table)
+    assert list(out.columns) == ["arm", "t_p", "t_p_bh", "wilcoxon_p", "wilcoxon_p_bh", "n"]
+    np.testing.assert_allclose(out["t_p_bh"], [0.03, 0.04, 0.04])
+    assert out["wilcoxon_p_bh"].isna().all() and "t_p_bh" not in table
 
 
 # ---------------------------------------------------------------- ridge

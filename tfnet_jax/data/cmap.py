@@ -22,11 +22,15 @@ Rules:
 - All signatures of one (type, gene) are collapsed into one: over every cell
   (`cell=None`) or only those of one cell; `collapse="mean"` is the plain mean,
   `"weighted"` the mean weighted by replicate count.
+- Where a (type, gene) has >= 2 signatures, they are also split into two seeded halves,
+  each collapsed alike, in `extras[REPLICATE_HALVES]` = {type: (genes, half A, half B)}: the
+  split-half replicate ceiling (`tasks.perturbation.replicate_ceiling_metrics`).
 - The gene index follows `data=dir` (`datadir.assemble_perturbation_data`).
 """
 from __future__ import annotations
 
 import logging
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -34,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.datadir import assemble_perturbation_data, read_network_layers
-from tfnet_jax.data.dataset import DataError, PerturbationData
+from tfnet_jax.data.dataset import REPLICATE_HALVES, DataError, PerturbationData
 from tfnet_jax.data.gctx import GCTXReader
 from tfnet_jax.data.gene_ids import GeneTable
 from tfnet_jax.data.signatures import read_node_features
@@ -118,14 +122,38 @@ def _selected_signatures(cfg: CMapConfig, type_map: dict[str, str], genes: GeneT
     return chosen, unmapped
 
 
-def _collapsed(gctx: GCTXReader, sigs: pd.DataFrame,
-               rows: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Weighted mean signature of each (type, gene), reading the GCTX batch by batch."""
+def replicate_halves(sigs: pd.DataFrame) -> np.ndarray:
+    """Per signature, its half (0 or 1) in its (type, gene) group; -1 in groups of one.
+
+    Each group's members, in sig_id order, are shuffled by a generator seeded with the group's
+    key, so a gene's halves are the same in every run, whatever else is loaded and in whatever
+    order; the first floor(k/2) shuffled members form half 0.
+    """
+    half = np.full(len(sigs), -1, dtype=np.int64)
+    sig_ids = sigs["sig_id"].to_numpy(dtype=str)
+    groups = sigs.groupby(["pert_type", "pert_gene"], sort=False).indices
+    for (pert_type, gene), members in groups.items():
+        if len(members) < 2:
+            continue
+        rng = np.random.default_rng(zlib.crc32(f"{pert_type}\t{gene}".encode()))
+        in_order = members[np.argsort(sig_ids[members], kind="stable")]
+        shuffled = in_order[rng.permutation(len(members))]
+        half[shuffled] = np.arange(len(members)) >= len(members) // 2
+    return half
+
+
+def _collapsed(gctx: GCTXReader, sigs: pd.DataFrame, rows: np.ndarray
+               ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple]]:
+    """Weighted mean signature of each (type, gene), reading the GCTX batch by batch; and,
+    per type, (genes, half A mean, half B mean) of the groups with >= 2 signatures
+    (`replicate_halves`), for the split-half replicate ceiling."""
     grouped = sigs.groupby(["pert_type", "pert_gene"], sort=True)
     codes = grouped.ngroup().to_numpy()
     keys = grouped.size().index
     weights = sigs["weight"].to_numpy(dtype=np.float64)
+    half = replicate_halves(sigs)
     sums = np.zeros((len(keys), len(rows)), dtype=np.float64)
+    half_sums = np.zeros((2, len(keys), len(rows)), dtype=np.float64)
     cols = gctx.positions(sigs["sig_id"].tolist(), "col")
     order = np.argsort(cols, kind="stable")  # disk order: each batch is a sorted, local read
     step = max(1, _BATCH_BYTES // (4 * len(rows)))
@@ -136,11 +164,22 @@ def _collapsed(gctx: GCTXReader, sigs: pd.DataFrame,
         if bad.any():
             raise DataError(f"{gctx.path}: non-finite values in signature(s) "
                             f"{preview(sigs['sig_id'].to_numpy()[part][bad].tolist(), 5)}")
-        np.add.at(sums, codes[part], block * weights[part, None])
+        weighted = block * weights[part, None]
+        np.add.at(sums, codes[part], weighted)
+        split = half[part] >= 0
+        np.add.at(half_sums, (half[part][split], codes[part][split]), weighted[split])
     means = (sums / np.bincount(codes, weights=weights)[:, None]).astype(np.float32)
+    half_weights = np.stack([np.bincount(codes[half == h], weights=weights[half == h],
+                                         minlength=len(keys)) for h in (0, 1)])
+    replicated = half_weights[0] > 0
+    half_means = (half_sums[:, replicated] / half_weights[:, replicated, None]).astype(np.float32)
     types = keys.get_level_values(0).to_numpy(dtype=object)
     genes = keys.get_level_values(1).to_numpy(dtype=object)
-    return {t: (genes[types == t].astype(str), means[types == t]) for t in sorted(set(types))}
+    tables = {t: (genes[types == t].astype(str), means[types == t]) for t in sorted(set(types))}
+    rep_types, rep_genes = types[replicated], genes[replicated]
+    halves = {t: (rep_genes[rep_types == t].astype(str), half_means[0][rep_types == t],
+                  half_means[1][rep_types == t]) for t in sorted(set(rep_types))}
+    return tables, halves
 
 
 def load_cmap(cfg: CMapConfig, pert_types: Sequence[str] | None = None) -> PerturbationData:
@@ -166,7 +205,7 @@ def load_cmap(cfg: CMapConfig, pert_types: Sequence[str] | None = None) -> Pertu
                         len(landmarks) - len(rows), len(landmarks), cfg.geneinfo)
         readout_genes = gctx.row_ids[rows].astype(str)
         sigs, unmapped = _selected_signatures(cfg, type_map, genes, gctx.col_ids)
-        tables = _collapsed(gctx, sigs, rows)
+        tables, halves = _collapsed(gctx, sigs, rows)
 
     feature_genes, features = (read_node_features(cfg.node_features) if cfg.node_features
                                else (None, None))
@@ -176,4 +215,8 @@ def load_cmap(cfg: CMapConfig, pert_types: Sequence[str] | None = None) -> Pertu
     data = assemble_perturbation_data(edge_lists, readout_genes, tables, feature_genes, features,
                                       source=str(cfg.gctx))
     data.extras.update(unmapped_pert_symbols=unmapped, signatures_per_type=counts)
+    if halves:
+        data.extras[REPLICATE_HALVES] = halves
+        log.info("%s: split-half replicate ceiling from perturbed genes with >= 2 signatures: %s",
+                 cfg.gctx, {t: len(g) for t, (g, _, _) in halves.items()})
     return data

@@ -13,6 +13,9 @@ import numpy as np
 from tfnet_jax.errors import DataError  # noqa: F401  (re-exported for the loaders)
 
 SPLIT_NAMES = ("train", "valid", "test")
+# extras key: {type: (genes, half A, half B)}, each half the mean of a seeded half of a
+# perturbation's replicate signatures (data=cmap), for the split-half replicate ceiling.
+REPLICATE_HALVES = "replicate_halves"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 `row_pearson` / `pearson_test` score predictions row by row (a zero-variance row gives
 r = 0, p = 1: a constant prediction carries no signal). `paired_test` is THE paired
 comparison (per seed in experiment tables, per gene in GenoNet's): mean difference,
-fraction better, paired t and Wilcoxon signed-rank p-values.
+fraction better, paired t and Wilcoxon signed-rank p-values. `bh_adjust` is the
+Benjamini-Hochberg step-up adjustment of a family of p-values; `with_bh` adds it beside
+each p-value column of a table.
 
 Experiment tables are the tidy results of `tfnet_jax.experiments.collect` (columns `arm`,
 `seed`, `pert_type`, `method`, `metric`, `value`). Seeds are the unit of replication: each
@@ -111,6 +113,40 @@ def paired_test(a, b, wilcoxon_min_pairs: int = WILCOXON_MIN_PAIRS) -> dict:
         out["t_p"] = 1.0 if np.all(diff == 0) else float(stats.ttest_rel(a, b).pvalue)
     if diff.size >= max(wilcoxon_min_pairs, 1) and np.any(diff != 0):
         out["wilcoxon_p"] = float(stats.wilcoxon(a, b).pvalue)
+    return out
+
+
+def bh_adjust(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (step-up, monotone), same order as the input.
+
+    The family is every finite p-value given (m of them); NaN stays NaN and is not counted.
+    With p_(1) <= ... <= p_(m): q_(i) = min(1, min_{k >= i} p_(k) m / k).
+    """
+    p = np.asarray(p_values, dtype=float).reshape(-1)
+    finite = np.isfinite(p)
+    if np.any((p[finite] < 0) | (p[finite] > 1)):
+        raise ValueError("p-values must lie in [0, 1]")
+    q = np.full(p.shape, np.nan)
+    m = int(finite.sum())
+    if m:
+        order = np.argsort(p[finite], kind="stable")
+        scaled = p[finite][order] * m / np.arange(1, m + 1)
+        adjusted = np.empty(m)
+        adjusted[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+        q[finite] = adjusted
+    return q
+
+
+BH_SUFFIX = "_bh"
+
+
+def with_bh(table: pd.DataFrame, columns=("t_p", "wilcoxon_p")) -> pd.DataFrame:
+    """`table` with COLUMN + BH_SUFFIX (Benjamini-Hochberg over all of that column's tests in
+    the table) right after each raw p-value COLUMN present."""
+    out = table.copy()
+    for column in columns:
+        if column in out:
+            out.insert(out.columns.get_loc(column) + 1, column + BH_SUFFIX, bh_adjust(out[column]))
     return out
 
 

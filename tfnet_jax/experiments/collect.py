@@ -5,7 +5,10 @@
 Reads every `SWEEP_DIR/*/metrics.json` with its `.hydra/config.yaml` and `.hydra/overrides.yaml`
 and writes, in SWEEP_DIR: `results.parquet` / `results.csv` (one row per run x perturbation
 type x method x metric), `summary.csv` (mean and 95% t interval over seeds), `paired.csv`
-(each arm vs the reference arm, paired by seed), `report.md` and `figures/*.png`.
+(each arm vs the reference arm, paired by seed), `methods_paired.csv` (each baseline vs the
+model in the reference arm), `report.md` and `figures/*.png`. Paired tables give raw p-values
+(`t_p`, `wilcoxon_p`) and, beside each, its Benjamini-Hochberg adjustment over all the tests of
+that column in that file (`t_p_bh`, `wilcoxon_p_bh`).
 Runs without metrics.json (unfinished) are listed in the report, never silently dropped.
 """
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tfnet_jax.atomic import atomic_write_text, atomic_write_with
 from tfnet_jax.cli import Command, plain_command
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.eval import plots, stats
+from tfnet_jax.eval.metrics import CEILING_KEY
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,8 @@ def load_runs(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
                    **{name: ("baseline", t) for name, t in metrics.get("baselines", {}).items()}}
         if "oracle" in metrics:
             methods["oracle"] = ("oracle", metrics["oracle"])
+        if CEILING_KEY in metrics:  # a reference: shown, never tested against the model
+            methods[CEILING_KEY] = ("ceiling", metrics[CEILING_KEY])
         for method, (role, per_type) in methods.items():
             for pert_type, values in per_type.items():
                 rows += [{**base, "pert_type": pert_type, "method": method, "role": role,
@@ -196,6 +202,17 @@ def report_metric(table: pd.DataFrame, requested: str | None) -> str:
     return requested
 
 
+def multiple_testing_note(paired: pd.DataFrame, vs_model: pd.DataFrame) -> str:
+    """What the report's raw and adjusted p-value columns are, and each adjustment's family."""
+    def family(frame, column):
+        return int(frame[column].notna().sum()) if column in frame else 0
+    return ("`t_p`, `wilcoxon_p`: raw two-sided p-values. `t_p_bh`, `wilcoxon_p_bh`: "
+            "Benjamini-Hochberg adjusted, each over every test of its column in its file, all "
+            "types and metrics (not only the rows shown): paired.csv "
+            f"{family(paired, 't_p')} t-tests / {family(paired, 'wilcoxon_p')} Wilcoxon tests, "
+            f"methods_paired.csv {family(vs_model, 't_p')} / {family(vs_model, 'wilcoxon_p')}.")
+
+
 def collect(sweep_dir: str | Path, reference: str | None = None, metric: str | None = None) -> dict:
     sweep_dir = Path(sweep_dir)
     table, weights, missing = load_runs(sweep_dir)
@@ -209,10 +226,12 @@ def collect(sweep_dir: str | Path, reference: str | None = None, metric: str | N
     reference = pick_reference(arms, reference)
     summary = stats.summarise(table)
     # Arms compare the model of each arm (built-in or plug-in: role "model") under one name.
-    paired = stats.paired_against(table[table["role"] == "model"].assign(method="model"), "arm", reference)
+    paired = stats.with_bh(stats.paired_against(
+        table[table["role"] == "model"].assign(method="model"), "arm", reference))
     in_reference = table[table["arm"] == reference]
     reference_model = in_reference.loc[in_reference["role"] == "model", "method"].iloc[0]
-    vs_model = stats.paired_against(in_reference, "method", reference_model)
+    vs_model = stats.with_bh(stats.paired_against(
+        in_reference[in_reference["role"] != "ceiling"], "method", reference_model))
     for name, frame in (("summary", summary), ("paired", paired), ("methods_paired", vs_model)):
         atomic_write_with(sweep_dir / f"{name}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))
 
@@ -225,7 +244,8 @@ def collect(sweep_dir: str | Path, reference: str | None = None, metric: str | N
              (f"{table['run'].nunique()} finished runs, {len(arms)} arms x seeds {seeds}; "
               f"reference arm `{reference}`. Intervals: mean and 95% t interval over seeds. "
               f"Paired tests by seed: t-test (n >= 2), Wilcoxon signed-rank "
-              f"(n >= {stats.WILCOXON_MIN_PAIRS})."), ""]
+              f"(n >= {stats.WILCOXON_MIN_PAIRS})."), "",
+             multiple_testing_note(paired, vs_model), ""]
     if missing:
         lines += [f"**Unfinished runs (no metrics.json):** {', '.join(p.name for p in missing)}", ""]
     legend = table.drop_duplicates("arm")[["arm"] + [c for c in table.columns if c not in (
@@ -251,8 +271,10 @@ COLLECT = Command(
     usage="SWEEP_DIR [--reference ARM] [--metric METRIC]",
     summary=("Aggregate a Hydra multirun: read every SWEEP_DIR/*/metrics.json with its config "
              "and overrides, and write results.parquet/.csv (tidy), summary.csv (mean and 95% "
-             "interval over seeds), paired.csv (each arm vs the reference arm, paired by seed), "
-             "report.md and figures/ into SWEEP_DIR. --reference names the arm the others are "
+             "interval over seeds), paired.csv (each arm vs the reference arm, paired by seed; "
+             "raw p-values t_p/wilcoxon_p and Benjamini-Hochberg adjusted t_p_bh/wilcoxon_p_bh "
+             "over all tests of the file), report.md and figures/ into SWEEP_DIR. "
+             "--reference names the arm the others are "
              "tested against (default: all/base/null/default, else the first)."),
     example="tfnet-collect outputs/experiments/ablate_networks --reference all",
 )

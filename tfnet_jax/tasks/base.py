@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from tfnet_jax.atomic import atomic_write_json
 from tfnet_jax.errors import ConfigError
-from tfnet_jax.eval.metrics import format_results_table
+from tfnet_jax.eval.metrics import CEILING_KEY, format_results_table
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ FAMILIES = {"transcriptionnet": "tfnet_jax.tasks.transcriptionnet:TranscriptionN
             "tfnet": "tfnet_jax.tasks.tfnet:TFNetFamily",
             "genonet": "tfnet_jax.tasks.genonet:GenoNetFamily"}
 # Keys of metrics.json that hold method tables: {method: {row group: {metric: value}}}.
-METHOD_KEYS = ("model", "baselines", "oracle")
+METHOD_KEYS = ("model", "baselines", "oracle", CEILING_KEY)
 
 
 @dataclass
@@ -90,7 +90,8 @@ class Family(Protocol):
         """The finished run's best model, without training."""
 
     def score(self, cfg: DictConfig, prepared: Any, fitted: Fitted) -> dict:
-        """Test metrics: {'model': T, 'baselines': {name: T}, 'oracle': T?, ...extras},
+        """Test metrics: {'model': T, 'baselines': {name: T}, 'oracle': T?,
+        'replicate_ceiling': T?, ...extras},
         T = {row group: {metric: value}}."""
 
     def write_outputs(self, cfg: DictConfig, prepared: Any, fitted: Fitted, metrics: dict,
@@ -223,7 +224,7 @@ def _execute_locked(cfg: DictConfig, run_dir: Path, data: Any, overrides: list[s
     distributed.barrier("run finished")
 
     log.info("Test-set results (%s):\n%s", run_dir, format_results_table(
-        {k: metrics[k] for k in ("model", "baselines") if k in metrics}))
+        {k: metrics[k] for k in ("model", "baselines", CEILING_KEY) if k in metrics}))
     for line in family.summary_lines(metrics):
         log.info("%s", line)
     return Outcome(metrics, pipeline, fitted)
@@ -237,7 +238,8 @@ def tidy_metrics(metrics: dict) -> pd.DataFrame:
         tables = metrics.get(key)
         if not tables:
             continue
-        single = {"model": metrics.get("method", "model"), "oracle": "oracle"}
+        single = {"model": metrics.get("method", "model"), "oracle": "oracle",
+                  CEILING_KEY: CEILING_KEY}
         named = {single[key]: tables} if key in single else tables
         for method, groups in named.items():
             for group, values in groups.items():

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from tfnet_jax.data.dataset import PerturbationData
+from tfnet_jax.data.dataset import REPLICATE_HALVES, PerturbationData
 from tfnet_jax.data.scaling import Standardiser
 from tfnet_jax.errors import DataError
 from tfnet_jax.eval.metrics import signature_metrics
@@ -280,8 +280,9 @@ def score_predictions(prepared: PreparedData, per_type: dict[str, np.ndarray], s
     out = {}
     for t, pred in per_type.items():
         t_id = prepared.types.index(t)
-        truth = prepared.data.signatures[t].values[prepared.splits[t] == split]
-        out[t] = signature_metrics(pred, truth, prepared.target_mean[t_id])
+        table, chosen = prepared.data.signatures[t], prepared.splits[t] == split
+        out[t] = signature_metrics(pred, table.values[chosen], prepared.target_mean[t_id],
+                                   own_col=prepared.readout_col[table.pert_index[chosen]])
     return out
 
 
@@ -298,3 +299,28 @@ def oracle_metrics(prepared: PreparedData, split: str = "test") -> dict | None:
         return None
     return score_predictions(
         prepared, {t: oracle[t][prepared.splits[t] == split] for t in prepared.types}, split)
+
+
+def replicate_ceiling_metrics(prepared: PreparedData, split: str = "test") -> dict | None:
+    """Split-half replicate agreement on the `split` rows that have >= 2 replicates (data=cmap):
+    half A's mean signature scored as a prediction of half B's with the same metrics (the
+    training mean and own readouts as for the methods; rank_score and retrieval rank among
+    those rows only). None when the data has no replicates."""
+    halves = prepared.data.extras.get(REPLICATE_HALVES)
+    if not halves:
+        return None
+    out = {}
+    for t_id, t in enumerate(prepared.types):
+        if t not in halves:
+            continue
+        genes, half_a, half_b = halves[t]
+        row_of = {g: i for i, g in enumerate(genes.tolist())}
+        table = prepared.data.signatures[t]
+        chosen = [i for i in np.flatnonzero(prepared.splits[t] == split)
+                  if table.pert_genes[i] in row_of]
+        if not chosen:
+            continue
+        rows = np.asarray([row_of[table.pert_genes[i]] for i in chosen])
+        out[t] = signature_metrics(half_a[rows], half_b[rows], prepared.target_mean[t_id],
+                                   own_col=prepared.readout_col[table.pert_index[chosen]])
+    return out or None

@@ -20,6 +20,7 @@ from tfnet_jax.data.load import DATA_SOURCES, load_perturbation_data
 from tfnet_jax.data.synthetic import PERT_TYPES
 from tfnet_jax.data.splits import assign_splits, split_counts
 from tfnet_jax.errors import ConfigError, DataError
+from tfnet_jax.eval.metrics import CEILING_KEY
 from tfnet_jax.tasks import perturbation as task
 from tfnet_jax.tasks.base import Fitted, PredictionChunk
 from tfnet_jax.tasks.engine_family import EngineFamily, model_options
@@ -203,6 +204,9 @@ class TranscriptionNetFamily(EngineFamily):
         oracle = task.oracle_metrics(prepared, "test")
         if oracle is not None:
             metrics["oracle"] = oracle
+        ceiling = task.replicate_ceiling_metrics(prepared, "test")
+        if ceiling is not None:
+            metrics[CEILING_KEY] = ceiling
         model = fitted.predictor.model
         if hasattr(model, "embed"):  # the built-in network's fusion attention per layer
             metrics["fusion_weights"] = task.fusion_weights(model, prepared)
