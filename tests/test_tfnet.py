@@ -70,10 +70,13 @@ def test_lightup_cli_writes_parquet_and_validates_against_planted_edges(grn_run)
     run_dir, _ = grn_run
     summary = run_lightup(compose_cfg([f"run_dir={run_dir}"], name="lightup"))
     table = pd.read_parquet(run_dir / "lightup.parquet")
-    assert list(table.columns[:3]) == ["tf", "target", "score"]
+    assert list(table.columns[:3]) == ["source", "target", "weight"]
     assert len(table) == TINY_GRN["num_tfs"] * TINY_GRN["num_targets"]
-    assert summary["score"]["auroc"] > 0.6  # chance is 0.5; even this tiny model finds edges
-    assert (run_dir / "lightup_validation.json").exists()
+    assert summary["weight"]["auroc"] > 0.6  # chance is 0.5; even this tiny model finds edges
+    for part in (summary["weight"], summary["weight"]["correlation"], summary["jacobian"]):
+        assert part["auprc_ratio"] > 1 and part["epr"] > 1  # 1 = a random ranking
+    saved = json.loads((run_dir / "lightup_validation.json").read_text())
+    assert saved["weight"]["correlation"]["epr"] == pytest.approx(summary["weight"]["correlation"]["epr"])
 
 
 def test_lightup_is_the_loop_over_tfs_and_the_jacobian_its_linearisation():
@@ -172,7 +175,7 @@ def test_expression_h5ad_with_tf_list_trains_and_lights_up(tmp_path):
     assert "oracle" not in saved  # a file has no planted truth
     run_lightup(compose_cfg([f"run_dir={run_dir}"], name="lightup"))
     table = pd.read_parquet(run_dir / "lightup.parquet")
-    assert set(table["tf"].astype(str)) == set(data.tf_genes)
+    assert set(table["source"].astype(str)) == set(data.tf_genes)
     assert not (run_dir / "lightup_validation.json").exists()  # nothing known to validate against
 
 
