@@ -200,13 +200,15 @@ def match_known_pairs(known: pd.DataFrame, sources, targets, genes: GeneTable | 
                         f"(known TFs {preview(sorted(set(known['source'])), 3)}, scored TFs "
                         f"{preview(sources, 3)}, scored targets {preview(targets, 3)}){hint}")
     if len(usable) < len(known):
-        lost_tfs = sorted(set(known.loc[~tf_ok.to_numpy(), "source"]))
-        lost_targets = sorted(set(known.loc[~target_ok.to_numpy(), "target"]))
-        log.warning("%s: %d of %d pairs are not scored pairs and are left out: %d of %d TFs are not "
-                    "scored TFs (e.g. %s), %d of %d targets are not scored targets (e.g. %s)",
-                    label, len(known) - len(usable), len(known), len(lost_tfs),
-                    known["source"].nunique(), ", ".join(lost_tfs[:4]), len(lost_targets),
-                    known["target"].nunique(), ", ".join(lost_targets[:4]))
+        lost = []
+        for role, column, ok, scored in (("TFs", "source", tf_ok, "scored TFs"),
+                                         ("targets", "target", target_ok, "scored targets")):
+            names = sorted(set(known.loc[~ok.to_numpy(), column]))
+            if names:
+                lost.append(f"{len(names)} of {known[column].nunique()} {role} are not {scored} "
+                            f"(e.g. {', '.join(names[:4])})")
+        log.warning("%s: %d of %d pairs are not scored pairs and are left out: %s", label,
+                    len(known) - len(usable), len(known), "; ".join(lost))
     return usable
 
 
