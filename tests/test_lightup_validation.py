@@ -207,11 +207,18 @@ def test_read_known_pairs(tmp_path):
         read_known_pairs(path)
     with pytest.raises(DataError, match="not found"):
         read_known_pairs(tmp_path / "none.tsv")
+    # decoupler / CollecTRI networks: source, target, weight (csv or tsv); the sign is the mode.
+    (tmp_path / "collectri.csv").write_text("source,target,weight,PMID\nMYC,TERT,1,1\nTP53,MYC,-1,2\nA,B,0,\n")
+    assert read_known_pairs(tmp_path / "collectri.csv").values.tolist() == [
+        ["MYC", "TERT", "Activation"], ["TP53", "MYC", "Repression"], ["A", "B", "Unknown"]]
+    (tmp_path / "bad.tsv").write_text("source\ttarget\tweight\nMYC\tTERT\tup\n")
+    with pytest.raises(DataError, match=r"bad\.tsv, line 2: weight 'up' is not a finite number"):
+        read_known_pairs(tmp_path / "bad.tsv")
 
 
 def test_real_trrust():
     if not TRRUST.is_file():
         pytest.skip(f"{TRRUST} not present")
     pairs = read_known_pairs(TRRUST)
-    assert len(pairs) == 9396 and pairs["tf"].nunique() == 795
+    assert len(pairs) == 9396 and pairs["source"].nunique() == 795
     assert pairs["mode"].value_counts().to_dict() == {"Unknown": 4325, "Activation": 3149, "Repression": 1922}

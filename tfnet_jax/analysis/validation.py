@@ -29,8 +29,20 @@ MODES = ("Activation", "Repression", "Unknown")
 _SIGN = {"Activation": 1.0, "Repression": -1.0}
 
 
+def _mode_of_weight(text: str, path: Path, number: int) -> str:
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = float("nan")
+    if not np.isfinite(weight):
+        raise DataError(f"{path}, line {number}: weight {text!r} is not a finite number")
+    return "Activation" if weight > 0 else "Repression" if weight < 0 else "Unknown"
+
+
 def read_known_pairs(path: str | Path) -> pd.DataFrame:
-    """TRRUST pairs (tsv, optionally .gz; with header `tf target mode pmids` or headerless)."""
+    """Known pairs (source, target, mode): TRRUST (tsv, optionally .gz; header `tf target mode
+    pmids` or none) or a decoupler/CollecTRI network (tsv or csv with header `source target
+    weight`; the sign of weight gives the mode)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: known-pairs file not found")
@@ -41,24 +53,28 @@ def read_known_pairs(path: str | Path) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError, EOFError, zlib.error) as err:  # zlib: a corrupt .gz
         raise DataError(f"{path}: cannot read the file ({err})") from err
     rows = []
-    first = True
+    first, signed, delimiter = True, False, "\t"
     for number, line in enumerate(lines, start=1):
         if not line.strip() or line.startswith("#"):
             continue
-        fields = [f.strip() for f in line.split("\t")]
-        if first and [f.lower() for f in fields[:3]] == ["tf", "target", "mode"]:
-            first = False
+        if first and "\t" not in line and "," in line:
+            delimiter = ","  # a csv network (decoupler writes csv)
+        fields = [f.strip() for f in line.split(delimiter)]
+        header = [f.lower() for f in fields[:3]]
+        if first and header in (["tf", "target", "mode"], ["source", "target", "weight"]):
+            first, signed = False, header[2] == "weight"
             continue  # the header; TRRUST's raw download has none
         first = False
         if len(fields) < 3 or not fields[0] or not fields[1]:
-            raise DataError(f"{path}, line {number}: expected tab-separated tf, target, mode[, pmids]; "
-                            f"got {line!r}")
-        if fields[2] not in MODES:
+            expected = "source, target, weight" if signed else "tab-separated tf, target, mode[, pmids]"
+            raise DataError(f"{path}, line {number}: expected {expected}; got {line!r}")
+        mode = _mode_of_weight(fields[2], path, number) if signed else fields[2]
+        if mode not in MODES:
             raise DataError(f"{path}, line {number}: mode {fields[2]!r} is not one of {MODES}")
-        rows.append((fields[0], fields[1], fields[2]))
+        rows.append((fields[0], fields[1], mode))
     if not rows:
         raise DataError(f"{path}: no TF -> target pairs")
-    return pd.DataFrame(rows, columns=["tf", "target", "mode"])
+    return pd.DataFrame(rows, columns=["source", "target", "mode"])
 
 
 def _auroc(values: np.ndarray, positive: np.ndarray) -> float:
