@@ -85,6 +85,7 @@ CASES = [
     ("lightup", ["run_dir={run}", "which=worst"], "which"),
     ("lightup", ["run_dir={run}", "k=-1"], "k="),
     ("lightup", ["run_dir={run}", "known={tmp}/nope.tsv"], "known"),
+    ("lightup", ["run_dir={run}", "gene_table={tmp}/nope.csv"], "gene_table"),
     ("lightup", ["run_dir={tn_run}"], "tfnet run"),
     ("core_tfs", ["run_dir={run}", "importance=random"], "importance"),
     ("core_tfs", ["run_dir={run}", "drop_fraction=1.5"], "drop_fraction"),

@@ -8,6 +8,9 @@ import pytest
 from scipy import stats
 
 from tfnet_jax.analysis.validation import (
+    average_precision,
+    early_precision,
+    ranking_metrics,
     read_known_pairs,
     spearman_matrix,
     validate_lightup,
@@ -114,10 +117,78 @@ def test_spearman_control():
     assert set(validation_table(result)["method"]) == {"lightup", "correlation"}
 
 
+def test_ranking_metrics_by_hand():
+    # Ranked 0.9+ 0.8- 0.7+ 0.6- 0.5- 0.4+: precision at each hit 1, 2/3, 3/6.
+    values = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    positive = np.array([1, 0, 1, 0, 0, 1], bool)
+    out = ranking_metrics(values, positive)
+    assert out["auprc"] == pytest.approx((1 + 2 / 3 + 1 / 2) / 3)  # 13/18
+    assert out["random_precision"] == 0.5 and out["auprc_ratio"] == pytest.approx(13 / 9)
+    assert out["early_precision"] == pytest.approx(2 / 3) and out["epr"] == pytest.approx(4 / 3)
+    assert out["auroc"] == pytest.approx(5 / 9)  # 3 + 2 + 0 of 9 (positive, negative) pairs
+
+
+def test_ranking_metrics_with_ties_by_hand():
+    # 3-, then a tie 2+ 2+ 2-, then 1+. AP: the tie is one threshold (P 2/4 at R 2/3), then
+    # P 3/5 at R 1: 0.5 * 2/3 + 0.6 * 1/3 = 8/15. Early precision, k = 3: 3- then 2 of the
+    # 3 tied places, each holding 2/3 positive on average: (0 + 4/3) / 3 = 4/9.
+    values = np.array([3.0, 2.0, 2.0, 2.0, 1.0])
+    positive = np.array([0, 1, 1, 0, 1], bool)
+    assert average_precision(values, positive) == pytest.approx(8 / 15)
+    assert early_precision(values, positive) == pytest.approx(4 / 9)
+    out = ranking_metrics(values, positive)
+    assert out["auprc_ratio"] == pytest.approx(8 / 15 / 0.6) and out["epr"] == pytest.approx(4 / 9 / 0.6)
+    # Same ordering, permuted input: tie handling does not depend on the input order.
+    order = np.array([3, 1, 4, 0, 2])
+    assert early_precision(values[order], positive[order]) == pytest.approx(4 / 9)
+    assert average_precision(values[order], positive[order]) == pytest.approx(8 / 15)
+    # One class only: undefined, not a number that looks like a result.
+    assert np.isnan(ranking_metrics(values, np.zeros(5, bool))["epr"])
+    assert np.isnan(ranking_metrics(values, np.ones(5, bool))["auprc_ratio"])
+
+
+def test_average_precision_is_sklearns_and_early_precision_the_top_k():
+    from sklearn.metrics import average_precision_score
+    rng = np.random.default_rng(7)
+    for decimals in (None, 1):  # distinct values, then many ties
+        values = rng.normal(size=300)
+        values = values if decimals is None else np.round(values, decimals)
+        positive = rng.random(300) < 0.15 + 0.3 * (values > 0.5)
+        assert average_precision(values, positive) == pytest.approx(
+            average_precision_score(positive, values), abs=1e-12)
+    values = rng.normal(size=200)
+    positive = rng.random(200) < 0.2
+    top = np.argsort(-values)[: positive.sum()]
+    assert early_precision(values, positive) == pytest.approx(positive[top].mean())
+
+
+def test_validation_reports_auprc_ratio_and_epr_for_model_and_control():
+    rng = np.random.default_rng(8)
+    scores, known = _planted(seed=8, signal=0.5)
+    scores = scores.rename(columns={"tf": "source", "score": "weight"})  # decoupler's names
+    expression = pd.DataFrame(rng.normal(size=(30, len(TFS) + len(TARGETS))), columns=TFS + TARGETS)
+    result = validate_lightup(scores, known, expression=expression)
+    keys = set(zip(known["tf"], known["target"]))
+    positive = np.array([k in keys for k in zip(scores["source"], scores["target"])])
+    strength = np.abs(scores["weight"].to_numpy())
+    assert result["random_precision"] == pytest.approx(positive.mean())
+    assert result["auprc_ratio"] == pytest.approx(average_precision(strength, positive) / positive.mean())
+    assert result["epr"] == pytest.approx(early_precision(strength, positive) / positive.mean())
+    assert result["auprc_ratio"] > 1.5 and result["epr"] > 1.5  # planted signal beats chance
+    control = result["correlation"]  # noise expression: the control is at chance
+    assert abs(control["auprc_ratio"] - 1) < 0.35 and abs(control["epr"] - 1) < 0.5
+    table = validation_table(result).set_index(["method", "metric"])["value"]
+    for method, part in (("lightup", result), ("correlation", control)):
+        for metric in ("auroc", "auprc_ratio", "epr"):
+            assert table[(method, metric)] == pytest.approx(part[metric])
+
+
 def test_bad_inputs():
     scores, known = _planted()
-    with pytest.raises(DataError, match="score"):
+    with pytest.raises(DataError, match="weight"):
         validate_lightup(scores.drop(columns="score"), known)
+    with pytest.raises(DataError, match=r"non-finite weight for \(TF0, G0\)"):
+        validate_lightup(scores.assign(score=np.where(np.arange(len(scores)) == 0, np.nan, scores["score"])), known)
     with pytest.raises(DataError, match="more than once"):
         validate_lightup(pd.concat([scores, scores.iloc[:1]]), known)
 
@@ -136,11 +207,18 @@ def test_read_known_pairs(tmp_path):
         read_known_pairs(path)
     with pytest.raises(DataError, match="not found"):
         read_known_pairs(tmp_path / "none.tsv")
+    # decoupler / CollecTRI networks: source, target, weight (csv or tsv); the sign is the mode.
+    (tmp_path / "collectri.csv").write_text("source,target,weight,PMID\nMYC,TERT,1,1\nTP53,MYC,-1,2\nA,B,0,\n")
+    assert read_known_pairs(tmp_path / "collectri.csv").values.tolist() == [
+        ["MYC", "TERT", "Activation"], ["TP53", "MYC", "Repression"], ["A", "B", "Unknown"]]
+    (tmp_path / "bad.tsv").write_text("source\ttarget\tweight\nMYC\tTERT\tup\n")
+    with pytest.raises(DataError, match=r"bad\.tsv, line 2: weight 'up' is not a finite number"):
+        read_known_pairs(tmp_path / "bad.tsv")
 
 
 def test_real_trrust():
     if not TRRUST.is_file():
         pytest.skip(f"{TRRUST} not present")
     pairs = read_known_pairs(TRRUST)
-    assert len(pairs) == 9396 and pairs["tf"].nunique() == 795
+    assert len(pairs) == 9396 and pairs["source"].nunique() == 795
     assert pairs["mode"].value_counts().to_dict() == {"Unknown": 4325, "Activation": 3149, "Repression": 1922}

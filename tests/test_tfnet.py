@@ -70,10 +70,13 @@ def test_lightup_cli_writes_parquet_and_validates_against_planted_edges(grn_run)
     run_dir, _ = grn_run
     summary = run_lightup(compose_cfg([f"run_dir={run_dir}"], name="lightup"))
     table = pd.read_parquet(run_dir / "lightup.parquet")
-    assert list(table.columns[:3]) == ["tf", "target", "score"]
+    assert list(table.columns[:3]) == ["source", "target", "weight"]
     assert len(table) == TINY_GRN["num_tfs"] * TINY_GRN["num_targets"]
-    assert summary["score"]["auroc"] > 0.6  # chance is 0.5; even this tiny model finds edges
-    assert (run_dir / "lightup_validation.json").exists()
+    assert summary["weight"]["auroc"] > 0.6  # chance is 0.5; even this tiny model finds edges
+    for part in (summary["weight"], summary["weight"]["correlation"], summary["jacobian"]):
+        assert part["auprc_ratio"] > 1 and part["epr"] > 1  # 1 = a random ranking
+    saved = json.loads((run_dir / "lightup_validation.json").read_text())
+    assert saved["weight"]["correlation"]["epr"] == pytest.approx(summary["weight"]["correlation"]["epr"])
 
 
 def test_lightup_is_the_loop_over_tfs_and_the_jacobian_its_linearisation():
@@ -159,21 +162,35 @@ def test_scalers_are_fitted_on_training_samples_only():
 
 
 def test_expression_h5ad_with_tf_list_trains_and_lights_up(tmp_path):
+    # The matrix in Ensembl IDs, the TF list and the known pairs in symbols, one gene table.
     from tfnet_jax.lightup import run_lightup
     data = make_grn(GRNConfig(**{**TINY_GRN, "num_samples": 200}))
-    path = write_expression_h5ad(tmp_path / "expr.h5ad", data.values, data.samples, data.genes)
+    ensembl = {g: f"ENSG{i:011d}" for i, g in enumerate(data.genes)}
+    pd.DataFrame({"EntrezID": np.arange(len(data.genes)) + 1, "GeneID": list(ensembl.values()),
+                  "Symbol": data.genes}).to_csv(tmp_path / "genes.csv", index=False)
+    path = write_expression_h5ad(tmp_path / "expr.h5ad", data.values, data.samples,
+                                 [ensembl[g] for g in data.genes])
     (tmp_path / "tfs.txt").write_text("\n".join(data.tf_genes[::-1]) + "\n")
     run_dir = tmp_path / "run"
     cfg = compose_cfg(tfnet_overrides(data=False) + ["data=expression", f"data.path={path}",
-                                                     f"data.tf_list={tmp_path / 'tfs.txt'}"])
+                                                     f"data.tf_list={tmp_path / 'tfs.txt'}",
+                                                     f"data.gene_table={tmp_path / 'genes.csv'}"])
     metrics = train_and_evaluate(cfg, run_dir)
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["model"]["targets"]["r2_median"] == metrics["model"]["targets"]["r2_median"]
     assert "oracle" not in saved  # a file has no planted truth
     run_lightup(compose_cfg([f"run_dir={run_dir}"], name="lightup"))
     table = pd.read_parquet(run_dir / "lightup.parquet")
-    assert set(table["tf"].astype(str)) == set(data.tf_genes)
+    assert set(table["source"].astype(str)) == {ensembl[g] for g in data.tf_genes}
     assert not (run_dir / "lightup_validation.json").exists()  # nothing known to validate against
+    edges = data.extras["edges"][data.extras["edges"]["kind"] == "tf->target"]
+    mode = np.where(edges["sign"] > 0, "Activation", "Repression")
+    known = pd.DataFrame({"tf": edges["tf"], "target": edges["target"], "mode": mode})
+    known.to_csv(tmp_path / "known.tsv", sep="\t", index=False)
+    summary = run_lightup(compose_cfg([f"run_dir={run_dir}", f"known={tmp_path / 'known.tsv'}",
+                                       "jacobian=false"], name="lightup"))
+    assert summary["weight"]["n_known_pairs_used"] == len(known)
+    assert summary["weight"]["auroc"] > 0.6 and summary["weight"]["correlation"]["epr"] > 1
 
 
 def test_unknown_tf_in_the_list_is_a_clear_error_through_the_run(tmp_path):

@@ -263,7 +263,7 @@ def check_lightup(cfg: dict) -> None:
     positive_number(cfg, "", "k")
     positive_int(cfg, "", "chunk")
     number_in(cfg, "", "log_base", 1.0, float("inf"), low_open=True, high_open=True)
-    input_file(cfg, "known")
+    input_file(cfg, "known", "gene_table")
 
 
 def check_core_tfs(cfg: dict) -> None:

@@ -256,6 +256,7 @@ class ExpressionSource:
     orientation: str = "auto"      # auto (= samples_x_genes) | samples_x_genes | genes_x_samples
     missing_tfs: str = "error"     # error | drop: listed TFs (or targets) absent from the matrix
     min_targets: int = 1
+    gene_table: Optional[str] = None  # maps TF/target lists and light-up's known pairs to the matrix's IDs
 
 
 @dataclass

@@ -73,15 +73,16 @@ def jacobian_matrix(model: nnx.Module, deltas: np.ndarray, target_sd: np.ndarray
 
 def lightup_table(scores: np.ndarray, tf_genes, target_genes,
                   jacobian: np.ndarray | None = None) -> pd.DataFrame:
-    """Long table `tf, target, score[, jacobian]` (categorical names keep it compact)."""
+    """Long table `source, target, weight[, jacobian]` (decoupler's network columns; categorical
+    names keep it compact): source = the raised TF, weight = the target's change."""
     num_tfs, num_targets = scores.shape
     tf_codes = np.repeat(np.arange(num_tfs, dtype=np.int32), num_targets)
     target_codes = np.tile(np.arange(num_targets, dtype=np.int32), num_tfs)
     frame = pd.DataFrame({
-        "tf": pd.Categorical.from_codes(tf_codes, categories=pd.Index(np.asarray(tf_genes, str))),
+        "source": pd.Categorical.from_codes(tf_codes, categories=pd.Index(np.asarray(tf_genes, str))),
         "target": pd.Categorical.from_codes(target_codes,
                                             categories=pd.Index(np.asarray(target_genes, str))),
-        "score": scores.reshape(-1)})
+        "weight": scores.reshape(-1)})
     if jacobian is not None:
         frame["jacobian"] = jacobian.reshape(-1)
     return frame

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.dataset import DataError
+from tfnet_jax.data.gene_ids import GeneTable, match_listed_genes
 from tfnet_jax.data.tables import preview, read_table, split_table_name
 
 log = logging.getLogger(__name__)
@@ -278,15 +279,20 @@ def apply_transform(values: np.ndarray, transform: str, *, source: str = "",
 
 
 def _resolve(listed: list[tuple[int, str]], present: set[str], path, what: str,
-             policy: str, other_genes: list[str]) -> list[str]:
-    """Listed genes found in the matrix; missing ones are an error or dropped per policy."""
+             policy: str, other_genes: list[str], table=None) -> list[str]:
+    """Listed genes found in the matrix (through the gene table when their IDs differ);
+    missing ones are an error or dropped per policy."""
+    if table is not None:
+        listed = match_listed_genes(listed, other_genes, table, f"{path}", what)
     missing = [(n, g) for n, g in listed if g not in present]
     found = [g for _, g in listed if g in present]
     if not found:
+        hint = ("" if table is not None else
+                "; set data.gene_table=GENES.csv to map symbols, Entrez and Ensembl IDs")
         raise DataError(
             f"{path}: none of the {len(listed)} {what} genes are in the expression matrix "
             f"(list starts {preview([g for _, g in listed], 5)}, matrix genes start "
-            f"{preview(other_genes, 5)}); probably different ID types, e.g. Ensembl vs symbol")
+            f"{preview(other_genes, 5)}); probably different ID types, e.g. Ensembl vs symbol{hint}")
     if missing and policy == "error":
         shown = ", ".join(f"{g} (line {n})" for n, g in missing[:10])
         raise DataError(
@@ -310,11 +316,13 @@ def load_expression(cfg: dict) -> ExpressionData:
     values = apply_transform(values, cfg.get("transform", "none") or "none", source=str(path), samples=samples)
     gene_list = genes.tolist()
     present = set(gene_list)
-    tfs = _resolve(_gene_lines(cfg["tf_list"]), present, cfg["tf_list"], "tf", policy, gene_list)
+    table = GeneTable.from_file(cfg["gene_table"]) if cfg.get("gene_table") else None
+    tfs = _resolve(_gene_lines(cfg["tf_list"]), present, cfg["tf_list"], "tf", policy, gene_list, table)
     tf_set = set(tfs)
     if cfg.get("targets"):
         # Same missing policy as TFs: one knob for "my lists and matrix disagree".
-        listed = _resolve(_gene_lines(cfg["targets"]), present, cfg["targets"], "target", policy, gene_list)
+        listed = _resolve(_gene_lines(cfg["targets"]), present, cfg["targets"], "target", policy,
+                          gene_list, table)
         targets = [g for g in listed if g not in tf_set]
         if len(targets) < len(listed):
             log.info("%s: %d listed targets are TFs and are used as inputs only",
