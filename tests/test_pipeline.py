@@ -1,5 +1,7 @@
 """Configs, the end-to-end run, honest splits and prediction, on tiny synthetic data."""
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -213,9 +215,7 @@ json.dump({"rids": gct.data_df.index.astype(str).tolist(), "cids": gct.data_df.c
 
 
 def cmappy_python():
-    """cmapPy's venv (.ci/cmappy_venv.sh); the test skips only outside CI."""
-    import os
-    from pathlib import Path
+    """cmapPy's venv python (.ci/cmappy_venv.sh); skips only outside CI."""
     python = os.environ.get("TFNET_JAX_CMAPPY_PYTHON")
     if not python:
         if os.environ.get("CI"):
@@ -227,12 +227,29 @@ def cmappy_python():
     return python
 
 
-def test_cmappy_reads_predicted_gctx(predicted, tmp_path):
+def test_cmappy_gate_skips_only_outside_ci(monkeypatch, tmp_path):
+    monkeypatch.delenv("TFNET_JAX_CMAPPY_PYTHON", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        cmappy_python()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        cmappy_python()
+    monkeypatch.setenv("TFNET_JAX_CMAPPY_PYTHON", str(tmp_path / "no_python"))
+    with pytest.raises(pytest.fail.Exception, match="no such file"):
+        cmappy_python()
+
+
+@pytest.fixture(scope="module")  # module scope: set up before `predicted`, so a skip trains nothing
+def cmappy():
+    return cmappy_python()
+
+
+def test_cmappy_reads_predicted_gctx(cmappy, predicted, tmp_path):
     import json
     import subprocess
-    python = cmappy_python()
     _, frame, gctx_path, _ = predicted
-    done = subprocess.run([python, "-c", CMAPPY_SCRIPT, str(gctx_path), str(tmp_path / "parsed")],
+    done = subprocess.run([cmappy, "-c", CMAPPY_SCRIPT, str(gctx_path), str(tmp_path / "parsed")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     parsed = json.loads((tmp_path / "parsed.json").read_text())
