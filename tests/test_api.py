@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import tfnet_jax
-from conftest import assert_h5ad_matches
+from prediction_checks import assert_h5ad_matches
 from tfnet_jax.errors import RunDirError
 
 TINY_TN = {"data": {"num_genes": 300, "num_communities": 6, "num_readouts": 40, "perts_per_type": 60,

@@ -9,7 +9,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
-from conftest import TINY_DATA, TINY_MODEL, assert_h5ad_matches
+from conftest import TINY_DATA, TINY_MODEL
+from prediction_checks import assert_h5ad_matches
 from tfnet_jax.cli import CONFIG_DIR as CONFIGS
 from tfnet_jax.run import run_name, train_and_evaluate
 
