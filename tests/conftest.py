@@ -52,4 +52,3 @@ def execute_notebook(name: str, out_env: str, out_dir, monkeypatch, timeout: int
                             resources={"metadata": {"path": str(REPO_ROOT / "notebooks")}}).execute()
     return [out for cell in notebook.cells for out in cell.get("outputs", [])
             if "image/png" in out.get("data", {})]
-
