@@ -9,8 +9,7 @@ import pytest
 
 from tfnet_jax.data.cmap import CMapConfig, load_cmap
 from tfnet_jax.data.dataset import DataError, PerturbationData
-from tfnet_jax.data.gctx import GCTXReader
-from tfnet_jax.data.gctx_write import write_gctx
+from tfnet_jax.data.gctx import GCTXReader, write_gctx
 from tfnet_jax.data.gene_ids import GeneTable
 from tfnet_jax.data.load import load_perturbation_data
 
