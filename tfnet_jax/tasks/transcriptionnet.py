@@ -81,6 +81,15 @@ def gene_indices(genes, known: dict[str, int]) -> np.ndarray:
     return np.array([known[str(g)] for g in genes], dtype=np.int32)
 
 
+def gene_splits(prepared: task.PreparedData, pert_type: str) -> np.ndarray:
+    """Every graph gene's role for `pert_type` in the run's split (train / valid / test), or
+    unseen where the data has no signature of it in that type."""
+    data = prepared.data
+    split = np.full(data.num_genes, UNSEEN, dtype=object)
+    split[data.signatures[pert_type].pert_index] = prepared.splits[pert_type]
+    return split
+
+
 def per_type_monitor(monitor: str, types: list[str] | None) -> bool:
     """valid/<TYPE>/<metric>: a signature metric of one perturbation type of the run."""
     from tfnet_jax.eval.metrics import METRIC_NAMES
@@ -96,15 +105,6 @@ def find_gene_table(cfg: DictConfig, explicit: str | None) -> GeneTable | None:
     root = cfg.data.get("root") if cfg.data.get("name") == "dir" else None
     found = sorted(Path(root).glob("gene_meta*.csv*")) if root else []
     return GeneTable.from_file(found[0]) if found else None
-
-
-def gene_splits(prepared: task.PreparedData, pert_type: str) -> np.ndarray:
-    """Every graph gene's role for `pert_type` in the run's split (train / valid / test), or
-    unseen where the data has no signature of it in that type."""
-    data = prepared.data
-    split = np.full(data.num_genes, UNSEEN, dtype=object)
-    split[data.signatures[pert_type].pert_index] = prepared.splits[pert_type]
-    return split
 
 
 NODE_INPUTS = ("auto", "features", "embedding", "both")
@@ -269,11 +269,11 @@ class TranscriptionNetFamily(EngineFamily):
         data = prepared.data
         index = (np.arange(data.num_genes, dtype=np.int32) if inputs is None
                  else gene_indices(inputs, data.gene_position()))
+        splits = {t: gene_splits(prepared, t) for t in types}
         readouts = data.readout_genes.tolist()
         table = find_gene_table(cfg, gene_table)
         symbol = dict(zip(data.genes.tolist(), table.to_symbols(data.genes)[0])) if table else {}
         readout_symbols = [symbol.get(g) for g in readouts] if table else None
-        splits = {t: gene_splits(prepared, t) for t in types}
         for t in types:
             for start in range(0, len(index), int(chunk_size)):
                 chunk = index[start:start + int(chunk_size)]
