@@ -88,7 +88,7 @@ def evict_from_page_cache(path: Path) -> None:
 
 
 def generate(path: Path, n_sigs: int, n_genes: int, seed: int, block: int = 1000) -> float:
-    from tfnet_jax.data.gctx import GCTXWriter
+    from tfnet_jax.data.gctx_write import GCTXWriter
 
     rng = np.random.default_rng(seed)
     start = time.perf_counter()

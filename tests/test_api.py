@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import tfnet_jax
+from prediction_checks import assert_h5ad_matches
 from tfnet_jax.errors import RunDirError
 
 TINY_TN = {"data": {"num_genes": 300, "num_communities": 6, "num_readouts": 40, "perts_per_type": 60,
@@ -23,12 +24,16 @@ TINY_TF = {"overrides": ["experiment=smoke_tfnet"], "train": {"max_steps": 10, "
 
 
 def cli_predict(run_dir, *args):
-    """`tfnet-predict run_dir=RUN ...` in a subprocess; returns the parquet it wrote."""
+    """`tfnet-predict run_dir=RUN ...` in a subprocess; returns the parquet it wrote (an .h5ad
+    written beside it, with format=[parquet,h5ad], must hold the same)."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
     done = subprocess.run([sys.executable, "-m", "tfnet_jax.predict", f"run_dir={run_dir}", *args],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return pd.read_parquet(run_dir / "predictions.parquet")
+    frame = pd.read_parquet(run_dir / "predictions.parquet")
+    if (run_dir / "predictions.h5ad").exists():
+        assert_h5ad_matches(run_dir / "predictions.h5ad", frame, frame.columns[:1].tolist())
+    return frame
 
 
 def tree_digest(path):
@@ -60,20 +65,25 @@ def test_tfnet_fit_load_predict_new_samples(tfnet_run):
     frame = pd.DataFrame(data.values[test], columns=data.genes).iloc[:, ::-1]
     frame.index = [f"new{i}" for i in range(len(frame))]
     pred = run.predict(frame)
-    assert list(pred.columns) == ["sample", *data.target_genes.tolist()]
+    assert list(pred.columns) == ["sample", "split", *data.target_genes.tolist()]
     assert pred["sample"].tolist() == frame.index.tolist()
+    assert set(pred["split"]) == {"unseen"}  # new sample names
     default = run.predict()  # the run's test samples, same inputs: same predictions
-    np.testing.assert_allclose(pred.iloc[:, 1:].to_numpy(), default.iloc[:, 1:].to_numpy(), rtol=1e-5)
+    assert set(default["split"]) == {"test"}
+    np.testing.assert_allclose(pred.iloc[:, 2:].to_numpy(), default.iloc[:, 2:].to_numpy(), rtol=1e-5)
+    # Samples named like the run's own carry their split.
+    own = run.predict(pd.DataFrame(data.values, index=data.samples, columns=data.genes))
+    assert own["split"].tolist() == run.prepared.split.tolist()
     # A prediction that ignored the inputs would not track the held-out truth this well.
     truth = data.targets()[test]
-    r = np.corrcoef(pred.iloc[:, 1:].to_numpy().ravel(), truth.ravel())[0, 1]
+    r = np.corrcoef(pred.iloc[:, 2:].to_numpy().ravel(), truth.ravel())[0, 1]
     assert r > 0.7
     with pytest.raises(tfnet_jax.errors.DataError, match="TFs are missing"):
         run.predict(frame.drop(columns=[data.tf_genes[0]]))
     matrix = tfnet_run.run_dir.parent / "new_samples.csv"
     frame.to_csv(matrix, index_label="sample")
-    written = cli_predict(tfnet_run.run_dir, f"inputs={matrix}")
-    np.testing.assert_allclose(written.iloc[:, 1:].to_numpy(), pred.iloc[:, 1:].to_numpy(), rtol=1e-4)
+    written = cli_predict(tfnet_run.run_dir, f"inputs={matrix}", "format=[parquet,h5ad]")
+    np.testing.assert_allclose(written.iloc[:, 2:].to_numpy(), pred.iloc[:, 2:].to_numpy(), rtol=1e-4)
 
 
 def test_transcriptionnet_fit_load_predict_genes(tmp_path):
@@ -84,7 +94,7 @@ def test_transcriptionnet_fit_load_predict_genes(tmp_path):
     pred = loaded.predict(genes, pert_types=["OE", "RNAi"])
     assert len(pred) == 10 and pred["pert_type"].tolist() == ["OE"] * 5 + ["RNAi"] * 5
     assert pred["pert_gene"].tolist()[:5] == genes
-    assert pred.shape[1] == 3 + len(loaded.prepared.data.readout_genes)
+    assert pred.shape[1] == 4 + len(loaded.prepared.data.readout_genes)
     with pytest.raises(tfnet_jax.errors.DataError, match="not in the run's gene index"):
         loaded.predict(["no_such_gene"])
     written = cli_predict(tmp_path / "tn", "pert_types=[OE]")  # every gene of the graph
@@ -145,14 +155,16 @@ def test_genonet_fit_load_predict_new_genotypes(tmp_path):
     for method in ("genonet", "elastic_net"):
         pred = loaded.predict(table, method=method)
         assert pred["individual"].tolist() == table.index.tolist()
-        assert pred.shape == (len(table), 1 + len(loaded.prepared.genes))
-        np.testing.assert_allclose(pred.iloc[:, 1:].to_numpy(),
-                                   loaded.predict(None, method=method).iloc[:, 1:].to_numpy(), rtol=1e-5)
+        assert pred.shape == (len(table), 2 + len(loaded.prepared.genes))
+        assert set(pred["split"]) == {"unseen"}  # new individuals; the cohort's own are train
+        own = loaded.predict(None, method=method)
+        assert set(own["split"]) == {"train"}
+        np.testing.assert_allclose(pred.iloc[:, 2:].to_numpy(), own.iloc[:, 2:].to_numpy(), rtol=1e-5)
     with pytest.raises(tfnet_jax.errors.DataError, match="missing"):
         loaded.predict(table.iloc[:, 1:])
-    written = cli_predict(tmp_path / "geno")  # the cohort's own genotypes
-    np.testing.assert_allclose(written.iloc[:, 1:].to_numpy(),
-                               loaded.predict(None).iloc[:, 1:].to_numpy(), rtol=1e-5)
+    written = cli_predict(tmp_path / "geno", "format=[parquet,h5ad]")  # the cohort's own genotypes
+    np.testing.assert_allclose(written.iloc[:, 2:].to_numpy(),
+                               loaded.predict(None).iloc[:, 2:].to_numpy(), rtol=1e-5)
 
 
 def test_failed_attempt_does_not_lock_the_run_dir(tmp_path):

@@ -327,6 +327,7 @@ def test_predict_new_genotypes(genonet_run, genonet_files):
     # GenoNet: the same from the PLINK files as from a table, the mean of the fold models.
     chunks = list(family.predict(cfg, prepared, fitted, table))
     frame = chunks[0].frame().set_index("individual")
+    assert set(frame.pop("split")) == {"train"}  # the cohort's own individuals
     assert list(frame.columns) == prepared.genes and np.isfinite(frame.to_numpy()).all()
     from_plink = predict_expression(prepared, fitted.predictor, genonet_files["bed"])
     np.testing.assert_allclose(from_plink.loc[frame.index].to_numpy(), frame.to_numpy(), rtol=1e-6)

@@ -186,15 +186,18 @@ def _half_then_full(real_write, fd, data):
     raise ENOSPC
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet", "gctx"])
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "gctx", "h5ad"])
 def test_full_disk_while_predicting_leaves_no_temporary(tmp_path, monkeypatch, capsys, fmt):
     target = tmp_path / f"predictions.{fmt}"
     target.write_bytes(b"previous")
-    chunks = [PredictionChunk(pd.DataFrame({"gene": genes}), np.ones((2, 3), np.float32),
-                              ["x", "y", "z"]) for genes in (["a", "b"], ["c", "d"])]
-    sink = predict.GctxSink(target) if fmt == "gctx" else predict.TableSink(target, fmt)
-    if fmt == "gctx":
-        monkeypatch.setattr("tfnet_jax.data.gctx.publish", lambda tmp, path: _raise(ENOSPC))
+    chunks = [PredictionChunk(pd.DataFrame({"gene": genes, "split": "unseen"}),
+                              np.ones((2, 3), np.float32), ["x", "y", "z"], id_columns=["gene"])
+              for genes in (["a", "b"], ["c", "d"])]
+    sinks = {"gctx": predict.GctxSink, "h5ad": predict.H5adSink}
+    sink = sinks[fmt](target) if fmt in sinks else predict.TableSink(target, fmt)
+    if fmt in sinks:
+        writer = {"gctx": "gctx_write", "h5ad": "h5ad_write"}[fmt]
+        monkeypatch.setattr(f"tfnet_jax.data.{writer}.publish", lambda tmp, path: _raise(ENOSPC))
     else:
         monkeypatch.setattr(predict, "publish", lambda tmp, path: _raise(ENOSPC))
     with pytest.raises(RunDirError) as caught:

@@ -223,7 +223,7 @@ def check_values(groups: dict, family: str | None) -> None:
 
 # ---------------------------------------------------------------- analysis commands
 CHECKPOINTS = ("best", "latest")
-PREDICT_FORMATS = ("parquet", "csv", "gctx")
+PREDICT_FORMATS = ("parquet", "csv", "gctx", "h5ad")
 
 
 def output_folder(path: str, key: str) -> None:

@@ -1,8 +1,9 @@
 """Predict with a trained run of any family: `tfnet-predict run_dir=RUN [inputs=...]`.
 
 Loads the run's own config and best checkpoint (`tfnet_jax.load_run`) and writes the family's
-predictions for `inputs` to `RUN/predictions.{parquet,csv,gctx}` (`format=` takes one or
-several; `output=STEM` moves them):
+predictions for `inputs` to `RUN/predictions.{parquet,csv,gctx,h5ad}` (`format=` takes one
+or several; `output=STEM` moves them), each prediction with its `split` (train / valid / test
+/ unseen: its input's role in the run's split):
 - TranscriptionNet: the signature of every requested perturbation type for every gene of the
   graph, or the genes listed one per line in `inputs=FILE` (alias `genes=FILE`);
 - TFNet: every target of the samples in `inputs=MATRIX` (.h5ad/.csv/.parquet; default: the
@@ -20,7 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.atomic import output_error, publish
 from tfnet_jax.cli import Command, hydra_command
-from tfnet_jax.data.gctx import GCTXWriter
+from tfnet_jax.data.gctx_write import GCTXWriter
+from tfnet_jax.data.h5ad_write import H5adWriter
+from tfnet_jax.tasks.base import PREDICTION_SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +67,16 @@ class TableSink:
         self.tmp.unlink(missing_ok=True)
 
 
-class GctxSink:
-    """GCTX in the CMap layout: outputs x predictions; column id = the identifying values
-    joined by ':' (TranscriptionNet: TYPE:GENE)."""
+def _text_meta(meta: pd.DataFrame) -> pd.DataFrame:
+    """Every field as text, None where missing (so a field keeps one kind across chunks)."""
+    return meta.astype(str).astype(object).where(meta.notna(), None)
+
+
+class _MatrixSink:
+    """A file whose writer is created from the first chunk (it needs the output columns)."""
 
     def __init__(self, path: Path):
         self.path, self.writer = path, None
-
-    def write(self, chunk):
-        if self.writer is None:
-            symbols = chunk.column_symbols
-            row_meta = None if symbols is None else pd.DataFrame(
-                {"pr_gene_symbol": symbols}, index=chunk.columns)
-            self.writer = GCTXWriter(self.path, chunk.columns, row_meta=row_meta)
-        ids = chunk.ids()
-        self.writer.append(chunk.values.T, ids, col_meta=chunk.meta.astype(str).set_axis(ids))
 
     def close(self):
         if self.writer is not None:
@@ -87,6 +85,37 @@ class GctxSink:
     def abort(self):
         if self.writer is not None:
             self.writer.abort()
+
+
+class GctxSink(_MatrixSink):
+    """GCTX in the CMap layout: outputs x predictions; column id = the identifying values
+    joined by ':' (TranscriptionNet: TYPE:GENE); column metadata in CMap's vocabulary where
+    the family gives it (`PredictionChunk.gctx_meta`)."""
+
+    def write(self, chunk):
+        if self.writer is None:
+            symbols = chunk.column_symbols
+            row_meta = None if symbols is None else pd.DataFrame(
+                {"pr_gene_symbol": symbols}, index=chunk.columns)
+            self.writer = GCTXWriter(self.path, chunk.columns, row_meta=row_meta)
+        ids = chunk.ids()
+        meta = chunk.meta if chunk.gctx_meta is None else chunk.gctx_meta
+        self.writer.append(chunk.values.T, ids, col_meta=_text_meta(meta).set_axis(ids))
+
+
+class H5adSink(_MatrixSink):
+    """AnnData: obs = the identifying columns (index: the ids, as in GCTX), var = the outputs
+    (index: their ids, `symbol` where known), X = predictions x outputs."""
+
+    def write(self, chunk):
+        if self.writer is None:
+            var = pd.DataFrame(index=pd.Index(chunk.columns, dtype=object))
+            if chunk.column_symbols is not None:
+                var["symbol"] = chunk.column_symbols
+            self.writer = H5adWriter(self.path, var)
+        obs = _text_meta(chunk.meta)
+        obs["split"] = pd.Categorical(obs["split"], categories=PREDICTION_SPLITS)
+        self.writer.append(chunk.values, chunk.ids(), obs)
 
 
 def write_predictions(sinks: list, chunks) -> int:
@@ -123,7 +152,8 @@ def predict_run(cfg: DictConfig) -> list[Path]:
     options = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
                if k not in ("run_dir", "inputs", "genes", "format", "output") and v is not None}
     inputs = cfg.inputs if cfg.inputs is not None else cfg.genes
-    sinks = [GctxSink(stem.with_suffix(".gctx")) if fmt == "gctx"
+    matrix_sinks = {"gctx": GctxSink, "h5ad": H5adSink}
+    sinks = [matrix_sinks[fmt](stem.with_suffix(f".{fmt}")) if fmt in matrix_sinks
              else TableSink(stem.with_suffix(f".{fmt}"), fmt) for fmt in formats]
     rows = write_predictions(sinks, run.predict_chunks(inputs, **options))
     paths = [sink.path for sink in sinks]
@@ -134,7 +164,8 @@ def predict_run(cfg: DictConfig) -> list[Path]:
 
 PREDICT = Command(
     name="tfnet-predict",
-    usage="run_dir=RUN_DIR [inputs=FILE|PREFIX] [pert_types=[..]] [format=parquet|csv|gctx] [output=STEM]",
+    usage=("run_dir=RUN_DIR [inputs=FILE|PREFIX] [pert_types=[..]] [format=parquet|csv|gctx|h5ad] "
+           "[output=STEM]"),
     summary=("Predict with a trained run of any family: load its config and best checkpoint and "
              "write predictions for inputs= (TranscriptionNet: genes, default every gene x type; "
              "TFNet: a matrix of new samples' TF levels; GenoNet: a PLINK prefix of new "

@@ -49,6 +49,8 @@ from tfnet_jax.schemas import COLLAPSE_MODES, CMapConfig  # noqa: F401 (re-expor
 log = logging.getLogger(__name__)
 
 DEFAULT_TYPE_MAP = {"trt_sh": "RNAi", "trt_sh.cgs": "RNAi", "trt_xpr": "CRISPR", "trt_oe": "OE"}
+# Our type names -> CMap pert_type codes, for the files we write (GCTX predictions).
+PERT_TYPE_CODES = {"RNAi": "trt_sh", "CRISPR": "trt_xpr", "OE": "trt_oe"}
 SYMBOL_COLUMNS = ("cmap_name", "pert_iname")
 CELL_COLUMNS = ("cell_iname", "cell_id")
 REPLICATE_COLUMNS = ("nsample", "distil_nsample")

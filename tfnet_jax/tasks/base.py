@@ -42,14 +42,21 @@ class Fitted:
     results: dict = field(default_factory=dict)
 
 
+# A prediction's `split`: the role its input had in the run's split; new inputs are unseen.
+UNSEEN = "unseen"
+PREDICTION_SPLITS = ("train", "valid", "test", UNSEEN)
+
+
 @dataclass
 class PredictionChunk:
-    """Rows of predictions: identifying columns (`meta`) and `values` [rows, len(columns)]."""
+    """Rows of predictions: identifying columns (`meta`, ending with `split`, one of
+    PREDICTION_SPLITS) and `values` [rows, len(columns)]."""
     meta: pd.DataFrame
     values: np.ndarray
     columns: list[str]
     column_symbols: list | None = None  # e.g. readout gene symbols, for GCTX row metadata
     id_columns: list[str] | None = None  # meta columns naming a prediction (None: all of them)
+    gctx_meta: pd.DataFrame | None = None  # GCTX column metadata in CMap's vocabulary (None: meta)
 
     def ids(self) -> list[str]:
         """One id per row: the identifying values joined by ':' (TranscriptionNet: TYPE:GENE)."""

@@ -273,13 +273,19 @@ class GenoNetFamily:
 
     def predict(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted, inputs: Any = None,
                 method: str = "genonet", **_):
-        """Predicted expression (individual + one column per gene) of `method`; see
-        predict_expression. Options of other families (chunk_size, ...) do not apply."""
-        from tfnet_jax.tasks.base import PredictionChunk
+        """Predicted expression (individual, split, one column per gene) of `method`; see
+        predict_expression. Options of other families (chunk_size, ...) do not apply.
+        `split`: train for the run's individuals (every final model saw them: the elastic
+        net fits them all, GenoNet averages fold models that all but one trained on), unseen
+        for new ones."""
+        from tfnet_jax.tasks.base import UNSEEN, PredictionChunk
 
         frame = predict_expression(prepared, fitted.predictor, inputs, method=method)
-        yield PredictionChunk(pd.DataFrame({"individual": frame.index.to_numpy(str)}),
-                              frame.to_numpy(), list(frame.columns))
+        individuals = frame.index.to_numpy(str)
+        cohort = np.isin(individuals, np.asarray(prepared.data.individuals, dtype=str))
+        meta = pd.DataFrame({"individual": individuals,
+                             "split": np.where(cohort, "train", UNSEEN).astype(object)})
+        yield PredictionChunk(meta, frame.to_numpy(), list(frame.columns), id_columns=["individual"])
 
     def summary_lines(self, metrics: dict) -> list[str]:
         return format_table(metrics).splitlines()

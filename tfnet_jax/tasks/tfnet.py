@@ -17,7 +17,7 @@ from tfnet_jax.data.grn_synthetic import GRNConfig, make_grn
 from tfnet_jax.errors import DataError
 from tfnet_jax.eval.regression import expression_metrics, per_gene_r2
 from tfnet_jax.tasks import expression as task
-from tfnet_jax.tasks.base import Fitted, PredictionChunk
+from tfnet_jax.tasks.base import UNSEEN, Fitted, PredictionChunk
 from tfnet_jax.tasks.engine_family import EngineFamily, model_options
 
 ROW_GROUP = "targets"  # the `pert_type` column of result tables for this family
@@ -190,7 +190,8 @@ class TFNetFamily(EngineFamily):
                 chunk_size: int = 4096, **_):
         """Targets of new samples from their TF levels (`inputs`: a DataFrame samples x genes,
         an AnnData or a matrix file, in the units of the training data before `data.transform`;
-        None: the run's test samples)."""
+        None: the run's test samples). `split`: a sample named like one of the run's samples
+        has its split, any other is unseen."""
         data = prepared.data
         if inputs is None:
             samples = data.samples[prepared.split == "test"]
@@ -198,9 +199,13 @@ class TFNetFamily(EngineFamily):
         else:
             samples, levels = tf_levels(inputs, data.tf_genes, cfg.data.get("transform") or "none",
                                         data.genes)
+        known = dict(zip(np.asarray(data.samples, dtype=str).tolist(), prepared.split.tolist()))
+        split = np.array([known.get(s, UNSEEN) for s in np.asarray(samples, dtype=str).tolist()],
+                         dtype=object)
         x = ((levels - prepared.x_mean) / prepared.x_sd).astype(np.float32)
         for start in range(0, len(samples), int(chunk_size)):
             rows = slice(start, start + int(chunk_size))
             pred = prepared.unscale(fitted.predictor.predict({"x": x[rows]}))
-            yield PredictionChunk(pd.DataFrame({"sample": samples[rows]}), pred.astype(np.float32),
-                                  data.target_genes.tolist())
+            meta = pd.DataFrame({"sample": samples[rows], "split": split[rows]})
+            yield PredictionChunk(meta, pred.astype(np.float32), data.target_genes.tolist(),
+                                  id_columns=["sample"])

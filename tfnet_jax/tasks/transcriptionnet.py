@@ -14,6 +14,7 @@ from jax.sharding import PartitionSpec as P
 from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.data.cmap import PERT_TYPE_CODES
 from tfnet_jax.data.dataset import PerturbationData
 from tfnet_jax.data.gene_ids import GeneTable
 from tfnet_jax.data.load import DATA_SOURCES, load_perturbation_data
@@ -22,7 +23,7 @@ from tfnet_jax.data.splits import assign_splits, split_counts
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.eval.metrics import CEILING_KEY
 from tfnet_jax.tasks import perturbation as task
-from tfnet_jax.tasks.base import Fitted, PredictionChunk
+from tfnet_jax.tasks.base import UNSEEN, Fitted, PredictionChunk
 from tfnet_jax.tasks.engine_family import EngineFamily, model_options
 from tfnet_jax.train.engine import DATA_AXIS, make_data_mesh
 
@@ -79,6 +80,15 @@ def gene_indices(genes, known: dict[str, int]) -> np.ndarray:
     if missing:
         raise DataError(f"genes: {len(missing)} gene(s) not in the run's gene index: {missing[:8]}")
     return np.array([known[str(g)] for g in genes], dtype=np.int32)
+
+
+def gene_splits(prepared: task.PreparedData, pert_type: str) -> np.ndarray:
+    """Every graph gene's role for `pert_type` in the run's split (train / valid / test), or
+    unseen where the data has no signature of it in that type."""
+    data = prepared.data
+    split = np.full(data.num_genes, UNSEEN, dtype=object)
+    split[data.signatures[pert_type].pert_index] = prepared.splits[pert_type]
+    return split
 
 
 def per_type_monitor(monitor: str, types: list[str] | None) -> bool:
@@ -251,7 +261,9 @@ class TranscriptionNetFamily(EngineFamily):
                 pert_types=None, chunk_size: int = 1024, gene_table=None, **_):
         """Signatures of `inputs` (gene IDs, or a file of them; None: every gene of the graph)
         for each of `pert_types` (None: the run's types), in chunks of `chunk_size` genes, with
-        gene symbols where a gene table is known (`gene_table=`, or ROOT/gene_meta*.csv*)."""
+        gene symbols where a gene table is known (`gene_table=`, or ROOT/gene_meta*.csv*) and
+        each (gene, type)'s split (`gene_splits`). GCTX metadata uses CMap's pert_type codes
+        and pert_iname (the symbol, else the gene ID)."""
         if int(chunk_size) <= 0:
             raise ConfigError(f"config: chunk_size={chunk_size}: must be a positive integer")
         types = list(pert_types) if pert_types is not None else prepared.types
@@ -261,6 +273,7 @@ class TranscriptionNetFamily(EngineFamily):
         data = prepared.data
         index = (np.arange(data.num_genes, dtype=np.int32) if inputs is None
                  else gene_indices(inputs, data.gene_position()))
+        splits = {t: gene_splits(prepared, t) for t in types}
         readouts = data.readout_genes.tolist()
         table = find_gene_table(cfg, gene_table)
         symbol = dict(zip(data.genes.tolist(), table.to_symbols(data.genes)[0])) if table else {}
@@ -270,8 +283,12 @@ class TranscriptionNetFamily(EngineFamily):
                 chunk = index[start:start + int(chunk_size)]
                 pred = prepared.unscale(fitted.predictor.predict(prepared.query(chunk, t)), t)
                 genes = data.genes[chunk]
-                meta = pd.DataFrame({"pert_type": t, "pert_gene": genes,
-                                     "pert_symbol": [symbol.get(g) for g in genes.tolist()]})
+                symbols = [symbol.get(g) for g in genes.tolist()]
+                meta = pd.DataFrame({"pert_type": t, "pert_gene": genes, "pert_symbol": symbols,
+                                     "split": splits[t][chunk]})
+                cmap = pd.DataFrame({"pert_type": PERT_TYPE_CODES.get(t, t), "pert_gene": genes,
+                                     "pert_iname": [s or g for s, g in zip(symbols, genes.tolist())],
+                                     "split": meta["split"]})
                 yield PredictionChunk(meta, pred.astype(np.float32), readouts, readout_symbols,
-                                      id_columns=["pert_type", "pert_gene"])
+                                      id_columns=["pert_type", "pert_gene"], gctx_meta=cmap)
 
