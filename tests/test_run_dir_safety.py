@@ -196,8 +196,7 @@ def test_full_disk_while_predicting_leaves_no_temporary(tmp_path, monkeypatch, c
     sinks = {"gctx": predict.GctxSink, "h5ad": predict.H5adSink}
     sink = sinks[fmt](target) if fmt in sinks else predict.TableSink(target, fmt)
     if fmt in sinks:
-        writer = {"gctx": "gctx_write", "h5ad": "h5ad_write"}[fmt]
-        monkeypatch.setattr(f"tfnet_jax.data.{writer}.publish", lambda tmp, path: _raise(ENOSPC))
+        monkeypatch.setattr("tfnet_jax.data.h5_atomic.publish", lambda tmp, path: _raise(ENOSPC))
     else:
         monkeypatch.setattr(predict, "publish", lambda tmp, path: _raise(ENOSPC))
     with pytest.raises(RunDirError) as caught:

@@ -1,8 +1,6 @@
 """GCTX writing in the CMap layout (see gctx.py): atomic, and streamed signature block by block."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -10,8 +8,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from tfnet_jax.atomic import publish
 from tfnet_jax.data.dataset import DataError
+from tfnet_jax.data.h5_atomic import AtomicH5Writer
 from tfnet_jax.data.gctx import (COL_META, MATRIX_PATH, MISSING, ROW_META, VERSION,
                                  _unique_index)
 
@@ -70,7 +68,7 @@ def _default_chunks(n_genes: int) -> tuple[int, int]:
     return max(1, _CHUNK_BYTES // (4 * genes)), genes
 
 
-class GCTXWriter:
+class GCTXWriter(AtomicH5Writer):
     """Write a GCTX file signature block by signature block, with bounded memory.
 
     The matrix dataset is resizable along the signature axis and grows with each
@@ -91,15 +89,10 @@ class GCTXWriter:
             raise DataError(f"{self.path}: a GCTX file needs at least one gene (row)")
         _unique_index(self.row_ids, f"{self.path}: row_ids")
         row_meta = _aligned_meta(row_meta, self.row_ids, f"{self.path}: row_meta")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
         self._col_ids: list[np.ndarray] = []
         self._col_meta: list[pd.DataFrame] = []
         try:
-            self._file = h5py.File(self._tmp, "w")
+            self._open(self.path)
             self._file.attrs["version"] = np.bytes_(VERSION)
             n_genes = len(self.row_ids)
             self._matrix = self._file.create_dataset(
@@ -137,23 +130,10 @@ class GCTXWriter:
             meta = (pd.concat(self._col_meta, ignore_index=True) if self._col_meta
                     else pd.DataFrame(index=pd.RangeIndex(0)))
             _write_meta(self._file, COL_META, ids, meta)
-            self._file.close()
-            publish(self._tmp, self.path)
+            self._publish()
         except BaseException:
             self.abort()
             raise
-
-    def abort(self) -> None:
-        """Drop the temporary file; the target path is left as it was."""
-        if getattr(self, "_file", None) is not None and self._file.id.valid:
-            self._file.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> "GCTXWriter":
-        return self
-
-    def __exit__(self, kind, _err, _tb) -> None:
-        self.close() if kind is None else self.abort()
 
 
 def write_gctx(path: str | Path, matrix: np.ndarray, row_ids: Sequence[str], col_ids: Sequence[str],

@@ -8,17 +8,14 @@ missing. Read it back with `anndata.read_h5ad`.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
-import h5py
 import numpy as np
 import pandas as pd
 
-from tfnet_jax.atomic import publish
 from tfnet_jax.data.dataset import DataError
+from tfnet_jax.data.h5_atomic import AtomicH5Writer
 
 _CHUNK_BYTES = 1 << 20  # chunks of whole rows, about 1 MiB
 _EMPTY_MAPPINGS = ("layers", "obsm", "obsp", "varm", "varp", "uns")
@@ -45,7 +42,7 @@ def _as_categories(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-class H5adWriter:
+class H5adWriter(AtomicH5Writer):
     """Write an AnnData file of `var` variables, `append`ing blocks of observations.
 
     `var` is indexed by the variable names (e.g. readout gene ids). The obs rows are kept until
@@ -66,12 +63,8 @@ class H5adWriter:
         self._var = _as_categories(var.set_axis(names).rename_axis(None))
         self._obs_names: list[str] = []
         self._obs: list[pd.DataFrame] = []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
         try:
-            self._file = h5py.File(self._tmp, "w")
+            self._open(self.path)
             rows = max(1, _CHUNK_BYTES // (4 * len(names)))
             self._x = self._file.create_dataset("X", shape=(0, len(names)), maxshape=(None, len(names)),
                                                 dtype=np.float32, chunks=(rows, len(names)))
@@ -109,20 +102,7 @@ class H5adWriter:
             for key in _EMPTY_MAPPINGS:
                 write_elem(self._file, key, {})
             self._file.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
-            self._file.close()
-            publish(self._tmp, self.path)
+            self._publish()
         except BaseException:
             self.abort()
             raise
-
-    def abort(self) -> None:
-        """Drop the temporary file; the target path is left as it was."""
-        if getattr(self, "_file", None) is not None and self._file.id.valid:
-            self._file.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> "H5adWriter":
-        return self
-
-    def __exit__(self, kind, _err, _tb) -> None:
-        self.close() if kind is None else self.abort()
