@@ -26,6 +26,7 @@ from tfnet_jax.errors import ConfigError
 
 DATA_SCHEMAS = {"synthetic": schemas.SyntheticData, "grn": schemas.GRNData,
                 "genosim": schemas.GenoSimData, "cmap": schemas.CMapData, "dir": schemas.DirData,
+                "anndata": schemas.AnnDataData,
                 "expression": schemas.ExpressionSource, "genotypes": schemas.GenotypeSource}
 MODEL_SCHEMAS = {"transcriptionnet": schemas.TranscriptionNetConfig, "tfnet": schemas.TFNetConfig,
                  "genonet": schemas.GenoNetConfig}

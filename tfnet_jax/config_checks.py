@@ -186,6 +186,11 @@ def check_data(data: dict) -> None:
         number_in(data, "data", "maf", 0.0, 0.5, high_open=True)
     elif name == "cmap":
         one_of(data, "data", "collapse", COLLAPSE_MODES)
+    elif name == "anndata":
+        from tfnet_jax.data.perturbseq import check_config
+        from tfnet_jax.schemas import AnnDataConfig
+        check_config(AnnDataConfig(**{k: v for k, v in data.items()
+                                      if k not in ("name", "pert_types")}), paths=False)
 
 
 def check_values(groups: dict, family: str | None) -> None:

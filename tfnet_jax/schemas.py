@@ -2,7 +2,7 @@
 
 Each Hydra group file (configs/<group>/<option>.yaml) starts from one of these schemas
 (registered by `tfnet_jax.config`) and lists only the values that differ. The generator
-configs (SyntheticConfig, GRNConfig, GenoSimConfig, CMapConfig) and TrainConfig are also
+configs (SyntheticConfig, GRNConfig, GenoSimConfig, CMapConfig, AnnDataConfig) and TrainConfig are also
 used directly from Python; their `*Data` subclasses add the keys a `data` config carries
 besides the generator's arguments (`name`, `pert_types`, `cache`).
 
@@ -212,6 +212,33 @@ class CMapConfig:
 
 
 @dataclass
+class AnnDataConfig:
+    """The `data=anndata` config (configs/data/anndata.yaml) less the common keys: a Perturb-seq
+    `.h5ad` of cells (or pseudobulk profiles) -> signatures (tfnet_jax/data/perturbseq.py)."""
+
+    path: str = MISSING
+    networks: str = MISSING               # directory of edge lists, as ROOT/networks of data=dir
+    node_features: Optional[str] = None
+    gene_column: str = "gene"             # obs: the perturbed gene (or a control label)
+    type_column: Optional[str] = None     # obs: perturbation type label; None = default_type
+    default_type: str = "CRISPR"
+    # label -> type (case-insensitive); empty = DEFAULT_TYPE_MAP. Set with a leading + (a new
+    # key): +data.type_map='{KD: RNAi}'. Not Optional: OmegaConf cannot merge a dict into None.
+    type_map: Dict[str, str] = field(default_factory=dict)
+    control_column: Optional[str] = None  # obs: boolean; None = control_labels in gene_column
+    control_labels: List[str] = field(default_factory=lambda: [
+        "non-targeting", "non_targeting", "nontargeting", "control", "ctrl"])
+    batch_column: Optional[str] = None    # obs, e.g. gem_group: controls matched within a batch
+    log1p: bool = False                   # X holds raw counts: per cell target_sum-normalise, log1p
+    target_sum: float = 1e4
+    var_column: Optional[str] = None      # var: gene IDs to use instead of var_names
+    readout_column: Optional[str] = None  # var: boolean readout subset, e.g. highly_variable
+    readout_list: Optional[str] = None    # file, one readout gene per line
+    gene_table: Optional[str] = None      # map symbols -> Entrez IDs (networks keyed by Entrez)
+    min_cells: int = 1                    # perturbations with fewer cells are skipped
+
+
+@dataclass
 class SyntheticData(SyntheticConfig):
     name: str = "synthetic"
     pert_types: Optional[List[str]] = None  # None = every type: RNAi, CRISPR, OE
@@ -232,6 +259,12 @@ class GenoSimData(GenoSimConfig):
 @dataclass
 class CMapData(CMapConfig):
     name: str = "cmap"
+    pert_types: Optional[List[str]] = None  # None = every type found
+
+
+@dataclass
+class AnnDataData(AnnDataConfig):
+    name: str = "anndata"
     pert_types: Optional[List[str]] = None  # None = every type found
 
 

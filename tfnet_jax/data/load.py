@@ -1,4 +1,4 @@
-"""Build PerturbationData from the `data` config group (synthetic | dir | cmap)."""
+"""Build PerturbationData from the `data` config group (synthetic | dir | cmap | anndata)."""
 from __future__ import annotations
 
 from dataclasses import fields
@@ -6,7 +6,7 @@ from dataclasses import fields
 from tfnet_jax.data.dataset import DataError, PerturbationData
 from tfnet_jax.data.synthetic import SyntheticConfig, make_synthetic
 
-DATA_SOURCES = ("synthetic", "dir", "cmap")
+DATA_SOURCES = ("synthetic", "dir", "cmap", "anndata")
 # Keys every data config may carry that are not generator/loader arguments.
 _COMMON_KEYS = {"name", "pert_types"}
 
@@ -36,6 +36,9 @@ def load_perturbation_data(cfg: dict) -> PerturbationData:
     elif name == "cmap":
         from tfnet_jax.data.cmap import CMapConfig, load_cmap
         data = load_cmap(CMapConfig(**_dataclass_args(cfg, CMapConfig, name)), pert_types=types)
+    elif name == "anndata":
+        from tfnet_jax.data.perturbseq import AnnDataConfig, load_anndata
+        data = load_anndata(AnnDataConfig(**_dataclass_args(cfg, AnnDataConfig, name)))
     else:
         raise DataError(f"data.name: unknown data source {name!r}; choose one of {DATA_SOURCES}")
     return data.select_types(list(types) if types is not None else None)
