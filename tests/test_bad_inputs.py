@@ -67,6 +67,12 @@ CASES = [
     ("train", ["model=tfnet", "data=grn", "data.num_tfs=0", TN], "data.num_tfs"),
     ("train", ["hydra.run.dir={file}/run"], "{file}"),
     ("train", ["data=dir", "data.root={netdir}", "hydra.run.dir={tmp}/netrun"], "broken.tsv.gz"),
+    ("train", ["data=anndata", "data.path={screen}/screen.h5ad", "data.networks={screen}/networks",
+               "hydra.run.dir={tmp}/screenrun"], "screen.h5ad: obs has no column 'gene'"),
+    ("train", ["data=anndata", "data.path={screen}/screen.h5ad", "data.networks={screen}/networks",
+               "data.gene_column=target", "data.type_column=kind", "hydra.run.dir={tmp}/screenrun"],
+     "unknown perturbation type label(s) [base-edit]"),
+    ("train", ["data=anndata", "data.default_type=CRISPRi", TN], "data.default_type"),
     # ---- predict
     ("predict", ["run_dir={tmp}/missing"], "run_dir"),
     ("predict", ["run_dir={run}", "chunk_size=0"], "chunk_size"),
@@ -150,11 +156,20 @@ def places(tmp_path_factory):
     (net / "networks" / "broken.tsv.gz").write_bytes(broken)
     (net / "signatures" / "KD.csv").write_text("gene,1,2\n1,0.1,0.2\n")
     (root / "empty").mkdir()
+    screen = root / "screen"  # data=anndata: obs names the perturbed gene 'target', not 'gene'
+    (screen / "networks").mkdir(parents=True)
+    (screen / "networks" / "ppi.tsv").write_text("gene_a\tgene_b\nA\tB\n")
+    import anndata
+    import numpy as np
+    import pandas as pd
+    anndata.AnnData(X=np.ones((2, 1), dtype=np.float32), obs=pd.DataFrame(
+        {"target": ["A", "non-targeting"], "kind": ["base-edit", "CRISPRi"]}, index=["c1", "c2"]),
+    ).write_h5ad(screen / "screen.h5ad")
     corrupt = fake_run(root / "corrupt", ["experiment=smoke_tfnet", "model=tfnet"])
     (corrupt / "checkpoints" / "best" / "5").mkdir(parents=True)  # a partial copy
     (corrupt / "checkpoints" / "best" / "5" / "state").write_bytes(b"\x00not a checkpoint")
     PLACES.update({"tmp": root, "empty": root / "empty", "corrupt": corrupt,
-                   "file": root / "file", "netdir": net,
+                   "file": root / "file", "netdir": net, "screen": screen,
                    "run": fake_run(root / "tfnet_run", ["experiment=smoke_tfnet", "model=tfnet"]),
                    "tn_run": fake_run(root / "tn_run", ["experiment=smoke"]),
                    "unfinished": fake_run(root / "unfinished", ["experiment=smoke_tfnet",

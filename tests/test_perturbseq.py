@@ -25,7 +25,9 @@ def write_networks(folder, edges="gene_a\tgene_b\nA\tB\nB\tC\nC\tD\nD\tr0\n"):
 def write_h5ad(path, x, obs: dict, var_names, sparse=False, var=None):
     obs = pd.DataFrame(obs, index=[f"cell{i}" for i in range(x.shape[0])])
     var = pd.DataFrame(var or {}, index=list(var_names))
-    matrix = sp.csr_matrix(x.astype(np.float32)) if sparse else x.astype(np.float32)
+    matrix = x.astype(np.float32)
+    if sparse:  # True | "csr" | "csc"
+        matrix = sp.csc_matrix(matrix) if sparse == "csc" else sp.csr_matrix(matrix)
     anndata.AnnData(X=matrix, obs=obs, var=var).write_h5ad(path)
     return path
 
@@ -101,7 +103,7 @@ def reference(x, obs, batch=True):
     return result
 
 
-@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("sparse", [False, "csr", "csc"])
 def test_generated_screen_types_batches_and_chunks(tmp_path, sparse, monkeypatch):
     x, obs = screen()
     path = write_h5ad(tmp_path / "s.h5ad", x, obs, [f"r{i}" for i in range(30)], sparse=sparse)

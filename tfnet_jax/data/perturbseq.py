@@ -141,14 +141,14 @@ def _cell_types(obs: pd.DataFrame, control: np.ndarray, cfg: AnnDataConfig,
     if (empty & ~control).any():
         raise DataError(f"{path}: obs column {cfg.type_column!r} (data.type_column) is empty "
                         f"for perturbed cell {_first_cell(empty & ~control, obs)}")
-    lowered = np.asarray([label.lower() for label in labels], dtype=object)
-    unknown = sorted({label for label, low in zip(labels, lowered)
-                      if low and low not in type_map})
+    lowered = pd.Series(labels, dtype=object).str.lower()
+    known = lowered.isin(list(type_map)).to_numpy() | empty
+    unknown = sorted(set(labels[~known].tolist()))
     if unknown:
         raise DataError(f"{path}: obs column {cfg.type_column!r} has unknown perturbation type "
                         f"label(s) {preview(unknown, 5)}; known (data.type_map, any case): "
                         f"{sorted(type_map)}")
-    return np.asarray([type_map.get(low, "") for low in lowered], dtype=object)
+    return lowered.map(type_map).fillna("").to_numpy(dtype=object)
 
 
 def read_cells(obs: pd.DataFrame, cfg: AnnDataConfig, path: Path) -> Cells:
@@ -292,16 +292,24 @@ def _signatures(cells: Cells, pert_code: np.ndarray, pert_keys: pd.MultiIndex,
     perturbed = pert_code >= 0
     pairs = (pd.DataFrame({"p": pert_code[perturbed], "t": cells.types[perturbed],
                            "b": cells.batches[perturbed]})
-             .groupby(["p", "t", "b"], sort=True).size())
-    shift = np.zeros_like(means)
-    for (p, t, b), n in pairs.items():
-        rows = [stratum_row[k] for k in ((t, b), ("", b)) if k in stratum_row]
-        n_controls = sum(strata.get(k, 0) for k in ((t, b), ("", b)))
-        if not n_controls:
+             .groupby(["p", "t", "b"], sort=True).size().reset_index(name="n"))
+    keys = pd.MultiIndex.from_frame(pairs[["t", "b"]])
+    key_code, needed = pd.factorize(keys, sort=True)
+    control_means = np.zeros((len(needed), sums.shape[1]))
+    for k, (t, b) in enumerate(needed):  # one per (type, batch): few
+        matched = [key for key in ((t, b), ("", b)) if key in strata]
+        if not matched:
+            first = pairs.iloc[int(np.argmax(key_code == k))]
             where = f" in batch {b!r} of obs column {batch_column!r}" if batch_column else ""
             raise DataError(f"{path}: no control cells for type {t}{where} (perturbed gene "
-                            f"{pert_keys[p][1]!r} has {n} cell(s) there)")
-        shift[p] += (n / counts[p]) * sums[rows].sum(axis=0) / n_controls
+                            f"{pert_keys[int(first['p'])][1]!r} has {int(first['n'])} cell(s) there)")
+        control_means[k] = (sums[[stratum_row[key] for key in matched]].sum(axis=0)
+                            / sum(strata[key] for key in matched))
+    # Each perturbation's cells weight their batch's control mean by their share of its cells.
+    share = np.zeros((num_perts, len(needed)))
+    p = pairs["p"].to_numpy()
+    share[p, key_code] = pairs["n"].to_numpy() / counts[p]
+    shift = share @ control_means
     return means - shift
 
 
@@ -319,7 +327,7 @@ def _perturbations(cells: Cells, graph_genes: set[str], cfg: AnnDataConfig, path
         if not perturbed.any():
             raise DataError(f"{path}: no perturbed gene of obs column {cfg.gene_column!r} maps to "
                             f"an Entrez ID through {cfg.gene_table}: {preview(unique, 5)}")
-    in_graph = np.asarray([g in graph_genes for g in labels], dtype=bool)
+    in_graph = pd.Series(labels, dtype=object).isin(graph_genes).to_numpy()
     outside = perturbed & ~in_graph
     if outside.any() and not (perturbed & in_graph).any():
         raise DataError(f"{path}: no perturbed gene of obs column {cfg.gene_column!r} is a node of "
