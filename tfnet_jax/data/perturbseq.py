@@ -176,7 +176,7 @@ def _gene_list(path: Path) -> list[str]:
 
 
 def read_readouts(var: pd.DataFrame, cfg: AnnDataConfig, path: Path,
-                  genes: GeneTable | None) -> tuple[np.ndarray, np.ndarray]:
+                  gene_table: GeneTable | None) -> tuple[np.ndarray, np.ndarray]:
     """(X column positions int [R], readout gene IDs str [R]) in var order."""
     names = (np.asarray(var.index.astype(str), dtype=object) if cfg.var_column is None
              else _obs_column(var, cfg.var_column, "var_column", path, where="var"))
@@ -199,14 +199,14 @@ def read_readouts(var: pd.DataFrame, cfg: AnnDataConfig, path: Path,
                         cfg.readout_list, len(absent), len(set(listed)), cfg.readout_list, path,
                         preview(absent, 5))
     columns = np.flatnonzero(keep & (names != ""))
-    if genes is not None:
-        mapped, _ = genes.to_entrez(names[columns])
+    if gene_table is not None:
+        mapped, _ = gene_table.to_entrez(names[columns])
         columns = columns[[m is not None for m in mapped]]
         names = names.copy()
         names[columns] = [m for m in mapped if m is not None]
     if not len(columns):
         raise DataError(f"{path}: no readout genes (var genes left after data.readout_column / "
-                        f"data.readout_list{' / data.gene_table' if genes else ''})")
+                        f"data.readout_list{' / data.gene_table' if gene_table else ''})")
     readouts = names[columns].astype(str)
     repeated = pd.Index(readouts).duplicated()
     if repeated.any():
@@ -314,13 +314,13 @@ def _signatures(cells: Cells, pert_code: np.ndarray, pert_keys: pd.MultiIndex,
 
 
 def _perturbations(cells: Cells, graph_genes: set[str], cfg: AnnDataConfig, path: Path,
-                   genes: GeneTable | None) -> tuple[np.ndarray, pd.MultiIndex]:
+                   gene_table: GeneTable | None) -> tuple[np.ndarray, pd.MultiIndex]:
     """(code of each cell's perturbation, -1 for controls and skipped cells; (type, gene) keys)."""
     perturbed = ~cells.control
     labels = cells.genes.copy()
-    if genes is not None:
+    if gene_table is not None:
         unique = sorted(set(labels[perturbed].tolist()))
-        mapped, _ = genes.to_entrez(unique)
+        mapped, _ = gene_table.to_entrez(unique)
         entrez = {s: m or "" for s, m in zip(unique, mapped)}
         labels[perturbed] = [entrez[s] for s in labels[perturbed]]
         perturbed &= labels != ""  # unmapped symbols: logged by to_entrez
@@ -372,7 +372,7 @@ def load_anndata(cfg: AnnDataConfig) -> PerturbationData:
     """Build the data set (rules in the module docstring)."""
     check_config(cfg)
     path = Path(cfg.path)
-    genes = GeneTable.from_file(cfg.gene_table) if cfg.gene_table else None
+    gene_table = GeneTable.from_file(cfg.gene_table) if cfg.gene_table else None
     edge_lists = read_network_layers(Path(cfg.networks))
     graph_genes: set[str] = set()
     for edges in edge_lists.values():
@@ -381,8 +381,8 @@ def load_anndata(cfg: AnnDataConfig) -> PerturbationData:
     adata = _open_backed(path)
     try:
         cells = read_cells(adata.obs, cfg, path)
-        columns, readouts = read_readouts(adata.var, cfg, path, genes)
-        pert_code, pert_keys = _perturbations(cells, graph_genes, cfg, path, genes)
+        columns, readouts = read_readouts(adata.var, cfg, path, gene_table)
+        pert_code, pert_keys = _perturbations(cells, graph_genes, cfg, path, gene_table)
         control_keys = pd.MultiIndex.from_arrays([cells.types[cells.control],
                                                   cells.batches[cells.control]])
         control_code, control_uniques = pd.factorize(control_keys, sort=True)
