@@ -405,7 +405,7 @@ def load_anndata(cfg: AnnDataConfig) -> PerturbationData:
               for t in sorted(set(types))}
     feature_genes, features = (read_node_features(cfg.node_features) if cfg.node_features
                                else (None, None))
-    cells_per_type = pd.Series(cells.types[pert_code >= 0]).value_counts().to_dict()
+    cells_per_type = {t: int(n) for t, n in pd.Series(cells.types[pert_code >= 0]).value_counts().items()}
     log.info("%s: %d cells (%d controls) -> %s perturbations, %d readouts", path,
              len(cells.control), int(cells.control.sum()),
              {t: len(g) for t, (g, _) in tables.items()}, len(readouts))
