@@ -271,10 +271,13 @@ def group_sums(x, groups: np.ndarray, num_groups: int, columns: np.ndarray, cfg:
         used = np.flatnonzero(groups[start:stop] >= 0)
         if not len(used):
             continue
-        pick = sp.csr_matrix((np.ones(len(used)), (groups[start:stop][used], used)),
-                             shape=(num_groups, stop - start))
+        # Only the chunk's own groups: a dense [all groups, R] product per chunk would cost
+        # far more than the chunk for a genome-wide screen.
+        present, row_group = np.unique(groups[start:stop][used], return_inverse=True)
+        pick = sp.csr_matrix((np.ones(len(used)), (row_group, used)),
+                             shape=(len(present), stop - start))
         part = pick @ block[:, columns]
-        sums += part.toarray() if sp.issparse(part) else part
+        sums[present] += part.toarray() if sp.issparse(part) else part
     return sums
 
 
