@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from conftest import TINY_MODEL
-from tfnet_jax.data import perturbseq
+from tfnet_jax.data import h5ad_chunks
 from tfnet_jax.data.load import load_perturbation_data
 from tfnet_jax.errors import ConfigError, DataError
 
@@ -107,7 +107,7 @@ def reference(x, obs, batch=True):
 def test_generated_screen_types_batches_and_chunks(tmp_path, sparse, monkeypatch):
     x, obs = screen()
     path = write_h5ad(tmp_path / "s.h5ad", x, obs, [f"r{i}" for i in range(30)], sparse=sparse)
-    monkeypatch.setattr(perturbseq, "_CHUNK_BYTES", 8 * 30 * 7)  # 7 rows at a time: 9 chunks
+    monkeypatch.setattr(h5ad_chunks, "_CHUNK_BYTES", 8 * 30 * 7)  # 7 rows at a time: 9 chunks
     data = load(tmp_path, path, type_column="kind", batch_column="gem")
     assert data.pert_types == ["CRISPR", "OE", "RNAi"]
     assert {t: list(s.pert_genes) for t, s in data.signatures.items()} == \
@@ -179,13 +179,22 @@ def test_genes_outside_the_networks_are_skipped_with_one_warning(tmp_path, caplo
     assert list(load(tmp_path, path, min_cells=2).signatures["CRISPR"].pert_genes) == ["B", "D"]
 
 
-def test_gene_table_maps_symbols_to_entrez(tmp_path):
-    (tmp_path / "genes.csv").write_text("EntrezID,Symbol\n1,A\n2,B\n10,g1\n")
+def test_gene_table_maps_symbols_and_ensembl_ids_to_entrez(tmp_path, caplog):
+    (tmp_path / "genes.csv").write_text(
+        "EntrezID,GeneID,Symbol\n1,ENSG00000000001,A\n2,ENSG00000000002,B\n"
+        "10,ENSG00000000010,g1\n11,ENSG00000000011,g3\n")
     write_networks(tmp_path / "ent", "gene_a\tgene_b\n1\t2\n")
-    path = write_h5ad(tmp_path / "tiny.h5ad", TINY_X, TINY_OBS, ["g1", "g2"])
-    data = load(tmp_path, path, networks=str(tmp_path / "ent"), gene_table=str(tmp_path / "genes.csv"))
-    assert list(data.readout_genes) == ["10"]  # g2 has no Entrez ID: dropped (logged)
-    np.testing.assert_allclose(table(data, "CRISPR")["1"], [5 / 3], rtol=1e-6)
+    x = np.column_stack([TINY_X, TINY_X[:, :1] * 2, TINY_X[:, :1] * 3])
+    path = write_h5ad(tmp_path / "tiny.h5ad", x, TINY_OBS, ["g1", "g2", "ENSG00000000011.4",
+                                                          "ENSG00000000010"])
+    with caplog.at_level(logging.WARNING):
+        data = load(tmp_path, path, networks=str(tmp_path / "ent"),
+                    gene_table=str(tmp_path / "genes.csv"))
+    # g2 has no Entrez ID; ENSG...10 is g1 again (its first column is kept): both dropped, logged.
+    assert list(data.readout_genes) == ["10", "11"]
+    assert any("1 var gene(s) map to the Entrez ID of an earlier one" in r.getMessage()
+               for r in caplog.records)
+    np.testing.assert_allclose(table(data, "CRISPR")["1"], [5 / 3, 10 / 3], rtol=1e-6)
 
 
 # ---------------------------------------------------------------- bad input: one line naming file/column

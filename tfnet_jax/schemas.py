@@ -234,7 +234,7 @@ class AnnDataConfig:
     var_column: Optional[str] = None      # var: gene IDs to use instead of var_names
     readout_column: Optional[str] = None  # var: boolean readout subset, e.g. highly_variable
     readout_list: Optional[str] = None    # file, one readout gene per line
-    gene_table: Optional[str] = None      # map symbols -> Entrez IDs (networks keyed by Entrez)
+    gene_table: Optional[str] = None      # map symbols / Ensembl IDs -> Entrez (networks keyed by Entrez)
     min_cells: int = 1                    # perturbations with fewer cells are skipped
 
 

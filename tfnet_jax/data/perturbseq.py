@@ -3,14 +3,16 @@
 
 Inputs (config keys of `schemas.AnnDataConfig` in parentheses):
 - path: an `.h5ad`, rows = cells (or pseudobulk profiles), columns = genes. X may be dense or
-  sparse; it is opened in backed mode and read in row chunks of bounded size, so a large file
-  is never loaded whole (CSR is read row by row; CSC works but each chunk reads every column).
+  sparse; it is opened in backed mode and read in row chunks of bounded size (`h5ad_chunks`),
+  so a large file is never loaded whole (CSR is read row by row; CSC works but each chunk
+  reads every column).
 - obs columns: the perturbed gene (gene_column); the perturbation type (type_column; without
   it every cell is default_type); control status (control_column, a boolean; without it a cell
   is a control when its gene label is one of control_labels, exact and case-sensitive, so the
   gene CTRL is not the label "ctrl"); optionally a batch (batch_column, e.g. gem_group).
-- networks, node_features: as `data=cmap`; gene_table: map symbols to Entrez IDs (perturbed
-  genes and readouts) when the networks are keyed by Entrez IDs.
+- networks, node_features: as `data=cmap`; gene_table: map perturbed genes and readouts given
+  as symbols, aliases or Ensembl IDs to Entrez IDs (`GeneTable.entrez_of`) when the networks
+  are keyed by Entrez IDs; labels of one gene are pooled, a var gene mapped twice kept once.
 
 Rules:
 - X is expected log-normalised (e.g. scanpy normalize_total + log1p) and used as it is. With
@@ -38,11 +40,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from tfnet_jax.data.datadir import assemble_perturbation_data, read_network_layers
 from tfnet_jax.data.dataset import DataError, PerturbationData
 from tfnet_jax.data.gene_ids import GeneTable
+from tfnet_jax.data.h5ad_chunks import group_sums, open_backed
 from tfnet_jax.data.signatures import read_node_features
 from tfnet_jax.data.synthetic import PERT_TYPES
 from tfnet_jax.data.tables import preview
@@ -56,7 +58,6 @@ DEFAULT_TYPE_MAP = {"rnai": "RNAi", "shrna": "RNAi", "sirna": "RNAi", "trt_sh": 
                     "crispr": "CRISPR", "crisprko": "CRISPR", "crispr-ko": "CRISPR",
                     "crispri": "CRISPR", "trt_xpr": "CRISPR", "oe": "OE", "orf": "OE",
                     "overexpression": "OE", "crispra": "OE", "trt_oe": "OE"}
-_CHUNK_BYTES = 64 << 20  # bound on the X rows held at once (as float64)
 _TRUE, _FALSE = {"true", "1", "1.0", "yes"}, {"false", "0", "0.0", "no"}
 
 
@@ -200,10 +201,16 @@ def read_readouts(var: pd.DataFrame, cfg: AnnDataConfig, path: Path,
                         preview(absent, 5))
     columns = np.flatnonzero(keep & (names != ""))
     if gene_table is not None:
-        mapped, _ = gene_table.to_entrez(names[columns])
+        mapped, _ = gene_table.entrez_of(names[columns])  # unmapped: logged there
         columns = columns[[m is not None for m in mapped]]
         names = names.copy()
         names[columns] = [m for m in mapped if m is not None]
+        again = pd.Index(names[columns]).duplicated()
+        if again.any():  # e.g. a symbol and an alias of one gene: its first var column is kept
+            log.warning("%s: %d var gene(s) map to the Entrez ID of an earlier one through %s; "
+                        "dropped: %s", path, int(again.sum()), cfg.gene_table,
+                        preview(names[columns][again].tolist(), 5))
+            columns = columns[~again]
     if not len(columns):
         raise DataError(f"{path}: no readout genes (var genes left after data.readout_column / "
                         f"data.readout_list{' / data.gene_table' if gene_table else ''})")
@@ -212,73 +219,6 @@ def read_readouts(var: pd.DataFrame, cfg: AnnDataConfig, path: Path,
     if repeated.any():
         raise DataError(f"{path}: var gene {readouts[int(np.argmax(repeated))]!r} is listed twice")
     return columns, readouts
-
-
-# ---------------------------------------------------------------- X: sums per group, chunked
-def _bad_value(cell: tuple[int, int], path: Path, start: int, obs_names, var_names, what: str,
-               value) -> DataError:
-    row, col = cell
-    return DataError(f"{path}: X {what} ({value}) at cell {str(obs_names[start + row])!r}, "
-                     f"gene {str(var_names[col])!r}")
-
-
-def _checked_chunk(block, cfg: AnnDataConfig, path: Path, start: int, obs_names, var_names):
-    """A chunk of X rows as float64 (CSR or dense), checked and, with log1p, normalised."""
-    if sp.issparse(block):
-        block = sp.csr_matrix(block, dtype=np.float64)
-        coo = block.tocoo()
-        values, where = coo.data, lambda i: (coo.row[i], coo.col[i])
-    else:
-        block = np.asarray(block, dtype=np.float64)
-        values, where = block.ravel(), lambda i: divmod(i, block.shape[1])
-    bad = ~np.isfinite(values)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise _bad_value(where(i), path, start, obs_names, var_names, "has a non-finite value",
-                         values[i])
-    if not cfg.log1p:
-        return block
-    negative = values < 0
-    if negative.any():
-        i = int(np.argmax(negative))
-        raise _bad_value(where(i), path, start, obs_names, var_names,
-                         "has a negative count (data.log1p=true expects raw counts)", values[i])
-    totals = np.asarray(block.sum(axis=1)).ravel()
-    if (totals <= 0).any():
-        row = int(np.argmax(totals <= 0))
-        raise DataError(f"{path}: cell {str(obs_names[start + row])!r} has no counts (data.log1p="
-                        f"true normalises each cell by its total); drop empty cells")
-    scale = cfg.target_sum / totals
-    if sp.issparse(block):
-        block = sp.csr_matrix(sp.diags(scale) @ block)
-        block.data = np.log1p(block.data)
-        return block
-    return np.log1p(block * scale[:, None])
-
-
-def group_sums(x, groups: np.ndarray, num_groups: int, columns: np.ndarray, cfg: AnnDataConfig,
-               path: Path, obs_names, var_names) -> np.ndarray:
-    """Sum of the (normalised) rows of each group over `columns`: float64 [groups, R].
-
-    `groups` holds each row's group (-1: unused); X is read `_CHUNK_BYTES` at a time.
-    """
-    num_rows, num_cols = x.shape
-    step = max(1, _CHUNK_BYTES // (8 * max(num_cols, 1)))
-    sums = np.zeros((num_groups, len(columns)), dtype=np.float64)
-    for start in range(0, num_rows, step):
-        stop = min(start + step, num_rows)
-        block = _checked_chunk(x[start:stop], cfg, path, start, obs_names, var_names)
-        used = np.flatnonzero(groups[start:stop] >= 0)
-        if not len(used):
-            continue
-        # Only the chunk's own groups: a dense [all groups, R] product per chunk would cost
-        # far more than the chunk for a genome-wide screen.
-        present, row_group = np.unique(groups[start:stop][used], return_inverse=True)
-        pick = sp.csr_matrix((np.ones(len(used)), (row_group, used)),
-                             shape=(len(present), stop - start))
-        part = pick @ block[:, columns]
-        sums[present] += part.toarray() if sp.issparse(part) else part
-    return sums
 
 
 # ---------------------------------------------------------------- signatures
@@ -323,7 +263,7 @@ def _perturbations(cells: Cells, graph_genes: set[str], cfg: AnnDataConfig, path
     labels = cells.genes.copy()
     if gene_table is not None:
         unique = sorted(set(labels[perturbed].tolist()))
-        mapped, _ = gene_table.to_entrez(unique)
+        mapped, _ = gene_table.entrez_of(unique)
         entrez = {s: m or "" for s, m in zip(unique, mapped)}
         labels[perturbed] = [entrez[s] for s in labels[perturbed]]
         perturbed &= labels != ""  # unmapped symbols: logged by to_entrez
@@ -360,17 +300,6 @@ def _perturbations(cells: Cells, graph_genes: set[str], cfg: AnnDataConfig, path
     return pert_code, pd.MultiIndex.from_tuples(list(uniques))
 
 
-def _open_backed(path: Path):
-    import anndata
-    if not path.is_file():
-        raise DataError(f"{path}: h5ad file not found (data.path)")
-    try:
-        return anndata.read_h5ad(path, backed="r")
-    except Exception as err:  # h5py/anndata raise many types on truncated or corrupt files
-        raise DataError(f"{path}: cannot read the h5ad file, truncated or corrupt? "
-                        f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
-
-
 def load_anndata(cfg: AnnDataConfig) -> PerturbationData:
     """Build the data set (rules in the module docstring)."""
     check_config(cfg)
@@ -381,7 +310,7 @@ def load_anndata(cfg: AnnDataConfig) -> PerturbationData:
     for edges in edge_lists.values():
         graph_genes.update(pd.unique(edges[["gene_a", "gene_b"]].to_numpy().ravel()).tolist())
 
-    adata = _open_backed(path)
+    adata = open_backed(path)
     try:
         cells = read_cells(adata.obs, cfg, path)
         columns, readouts = read_readouts(adata.var, cfg, path, gene_table)
@@ -395,8 +324,8 @@ def load_anndata(cfg: AnnDataConfig) -> PerturbationData:
         num_groups = len(pert_keys) + len(strata)
         if adata.X is None:
             raise DataError(f"{path}: the AnnData object has no X matrix")
-        sums = group_sums(adata.X, groups, num_groups, columns, cfg, path,
-                          adata.obs_names, adata.var_names)
+        sums = group_sums(adata.X, groups, num_groups, columns, path, adata.obs_names,
+                          adata.var_names, target_sum=cfg.target_sum if cfg.log1p else None)
     finally:
         if adata.file is not None:
             adata.file.close()
