@@ -397,5 +397,8 @@ class GenoNetConfig(ModelBase):
     # Per gene and fold, the network sees this many variants, screened on training rows (the
     # elastic net's picks, then |correlation|); null: every variant. The elastic net reads all.
     screen_variants: int | None = 128  # the narrowest bucket: the network costs alike in every bucket
+    # elastic_net start: also a frozen path over the dominance codings and pairwise products of
+    # this many of the start's strongest variants, its penalty chosen by inner CV (0: additive only)
+    epistasis_variants: int = 8
     elastic_net: ElasticNetConfig = field(default_factory=ElasticNetConfig)
     # Outer folds are split.folds (split=genonet); early stopping uses the elastic net's inner fold 0.

@@ -28,6 +28,14 @@ handed in through the context as `lin` [G, P] and `lin_b` [G]), frozen unless
 elastic net's prediction and the network only fits the non-additive remainder (the TFNet
 family's ridge-started frozen linear path).
 
+Epistasis start (model.epistasis_variants = m > 0, with the elastic-net start): beside the
+frozen additive path, a frozen path over the dominance codings of the gene's m strongest
+start variants and their m(m-1)/2 pairwise products (centred dosages), weights from an
+elastic net fitted by inner CV on the start's residuals on the same training rows
+(`tasks/genotype.fit_epistasis`); a gene without such signal gets all-zero weights. Context
+keys `epi_idx` [G, m] (variant positions), `epi_center` [G, m], `epi_w` [G, m + m(m-1)/2],
+`epi_b` [G]; its value on training rows is part of the prescreened offset.
+
 Variant screening (context `screen` [G, K], chosen per gene on training rows): the network
 (its scales, gate, convolution and pooling) sees only K of a gene's P variants, so a step costs
 O(K), not O(P); the elastic-net path still reads every variant.
@@ -36,9 +44,17 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 PER_GENE = ("scale", "conv_w", "conv_b", "w1", "b1", "w2", "b2")
+# The frozen start's arrays, handed in through the context (`linear_part`).
+LINEAR_KEYS = ("lin", "lin_b", "epi_idx", "epi_center", "epi_w", "epi_b")
+
+
+def linear_part(context) -> dict | None:
+    """The frozen start's arrays in `context` (None without an elastic-net start)."""
+    return {k: context[k] for k in LINEAR_KEYS if k in context} if "lin" in context else None
 
 
 def encode(dosage, mu, sd, vmask):
@@ -62,6 +78,24 @@ def elastic_net_path(dosage, lin, mu, sd, vmask):
     without standardising them all (the start's additive fit; `prescreen` uses it too)."""
     w = jnp.where(vmask, lin / sd[..., 0], 0.0)
     return jnp.einsum("bgp,gp->bg", dosage, w) - jnp.sum(w * mu[..., 0], -1)
+
+
+def epistasis_features(dosage, idx, center):
+    """Dominance codings of the m chosen variants and the pairwise products of their centred
+    dosages [B, G, m + m(m-1)/2] from raw dosages [B, G, P]; idx, center [G, m]. Works on numpy
+    and JAX arrays alike (the fit and the model read the same features)."""
+    xp = jnp if isinstance(dosage, jax.Array) else np
+    d = xp.take_along_axis(dosage, idx[None], axis=2)
+    het = xp.clip(1.0 - xp.abs(d - 1.0), 0.0, 1.0)
+    c = d - center[None]
+    first, second = np.triu_indices(idx.shape[-1], 1)
+    return xp.concatenate([het, c[..., first] * c[..., second]], -1)
+
+
+def epistasis_path(dosage, params):
+    """The epistasis start's prediction [B, G] (standardised y units) from raw dosages."""
+    feats = epistasis_features(dosage, params["epi_idx"], params["epi_center"])
+    return jnp.einsum("bgf,gf->bg", feats, params["epi_w"]) + params["epi_b"]
 
 
 def forward(params, dosage, mu, sd, vmask, *, linear_skip: bool, dropout: float = 0.0, key=None,
@@ -89,6 +123,8 @@ def forward(params, dosage, mu, sd, vmask, *, linear_skip: bool, dropout: float 
             out = out + jnp.sum(x[..., 0] * params["lin"][None], axis=-1)
         else:
             out = out + elastic_net_path(dosage, params["lin"], mu, sd, vmask)
+        if "epi_w" in params and offset is None:  # the offset already holds it
+            out = out + epistasis_path(dosage, params)
         out = out + params["lin_b"]
     elif linear_skip:
         out = out + jnp.sum(x[..., 0] * params["scale"][None], axis=-1)  # additive x scale: a lasso
@@ -181,6 +217,7 @@ class GenoNet(nnx.Module):
             if self.linear_trainable:
                 lin, lin_b = lin + self.lin_delta[...], lin_b + self.lin_b_delta[...]
             out["lin"], out["lin_b"] = lin * vmask, lin_b
+            out.update({k: v for k, v in linear.items() if k.startswith("epi_")})
         if screen is not None:
             out["screen"] = screen
         return out
@@ -188,7 +225,7 @@ class GenoNet(nnx.Module):
     def linear_context(self, context):
         if self.linear_init != "elastic_net":
             return None
-        return {"lin": context.get("lin"), "lin_b": context.get("lin_b")} if "lin" in context else None
+        return linear_part(context)
 
     def l1(self, vmask, screen=None):
         """Per-gene L1 norm of the residual scales r [G] (the gate sets its per-variant weight)."""

@@ -145,6 +145,7 @@ class GenoNetFamily:
         positive_int(model, "model", "genes_per_block", "channels", "kernel", "hidden", "gate_hidden")
         positive_number(model, "model", "init_scale")
         optional_positive_int(model, "model", "screen_variants")
+        positive_int(model, "model", "epistasis_variants", minimum=0)
         positive_number(model, "model", "l1", allow_zero=True)
         one_of(model, "model", "linear_init", ("zeros", "elastic_net"))
         net = model.get("elastic_net") or {}

@@ -27,6 +27,7 @@ from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.errors import ConfigError, TrainingError
 from tfnet_jax.eval.regression import per_gene_r2
 from tfnet_jax.models.elastic_net import fit_nested_cv, fold_masks
+from tfnet_jax.models.genonet import linear_part
 from tfnet_jax.tasks import genotype as task
 from tfnet_jax.train.engine import Trainer, TrainConfig
 
@@ -217,7 +218,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
     context = dict(fold.context)
     trainer.reset(context=context)
     train_arrays, valid_arrays = fold.rows(train_rows), fold.rows(valid_rows)
-    linear = {"lin": context["lin"], "lin_b": context["lin_b"]} if "lin" in context else None
+    linear = linear_part(context)
     real = context["active"] > 0
     best_r2 = np.full(len(real), -np.inf)
     kept_step = np.full(len(real), -1)
@@ -327,6 +328,10 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                 if en_start:
                     fold.context.update(task.linear_from_enet(fold, enet["coef_start"][c][real],
                                                               enet["intercept_start"][c][real]))
+                if en_start and model_cfg.get("epistasis_variants"):
+                    fold.context.update(task.fit_epistasis(
+                        fold, train_mask, enet["coef_start"][c][real], int(model_cfg["epistasis_variants"]),
+                        model_cfg["elastic_net"], cfg.seed))
                 width = task.screen_width(model_cfg, block)
                 if width is not None:  # chosen on the start's training rows, never the stopping rows
                     fold.context["screen"] = task.screen_variants(

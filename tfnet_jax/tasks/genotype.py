@@ -21,7 +21,8 @@ from flax import nnx
 
 from tfnet_jax.data.genotypes import GenotypeData, impute_train_mean, regress_out_covariates
 from tfnet_jax.data.scaling import Standardiser
-from tfnet_jax.models.genonet import GenoNet, elastic_net_path, forward
+from tfnet_jax.models.elastic_net import fit_nested_cv
+from tfnet_jax.models.genonet import GenoNet, elastic_net_path, epistasis_features, epistasis_path, forward
 
 
 @dataclass
@@ -215,9 +216,41 @@ def prescreen(fold: FoldBlock) -> None:
     dosage = np.take_along_axis(fold.dosage, screen[None], axis=2)
     if "lin" in ctx:  # what forward() adds from full dosages
         offset = np.asarray(elastic_net_path(fold.dosage, ctx["lin"], ctx["mu"], ctx["sd"], ctx["vmask"]))
+        if "epi_w" in ctx:
+            offset = offset + np.asarray(epistasis_path(fold.dosage, ctx))
     else:
         offset = np.zeros(fold.y.shape)
     fold.screened = (dosage, offset.astype(np.float32))
+
+
+def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: int, en_cfg: dict,
+                  seed: int) -> dict[str, np.ndarray]:
+    """The epistasis start (models/genonet.py) of one fold x block: per gene, the `width`
+    variants with the largest |start weight| (`coef` [G_real, >= P], non-zero ones only), and
+    an elastic net (inner CV, `en_cfg`) of the start's residuals on the training rows `train`
+    over their dominance codings and pairwise products. Needs the context's "lin" / "lin_b"."""
+    ctx = fold.context
+    g, p = fold.block.vmask.shape
+    strength = np.zeros((g, p))
+    strength[:len(coef)] = np.abs(np.where(fold.block.vmask[:len(coef)], coef[:, :p], 0.0))
+    idx = np.argsort(-strength, axis=1, kind="stable")[:, :width].astype(np.int32)
+    chosen = np.take_along_axis(strength, idx, axis=1) > 0
+    first, second = np.triu_indices(width, 1)
+    usable = np.concatenate([chosen, chosen[:, first] & chosen[:, second]], 1)
+    center = np.take_along_axis(fold.dosage_mean, idx, axis=1)
+    rows = np.flatnonzero(train)
+    dosage = fold.dosage[rows]
+    start = np.asarray(elastic_net_path(dosage, ctx["lin"], ctx["mu"], ctx["sd"], ctx["vmask"])) + ctx["lin_b"]
+    residual = fold.y[rows] - start
+    feats = np.where(usable[None], epistasis_features(dosage, idx, center), 0.0)
+    fit = fit_nested_cv(feats.transpose(1, 0, 2), usable, residual.T, np.arange(len(rows)) % 2,
+                        inner_k=int(en_cfg["inner_folds"]), alpha=float(en_cfg["alpha"]),
+                        n_lambdas=int(en_cfg["n_lambdas"]), max_iter=int(en_cfg["max_iter"]),
+                        tol=float(en_cfg["tol"]), block=int(en_cfg["block"]), seed=seed)
+    found = usable.any(1)
+    return {"epi_idx": idx, "epi_center": center.astype(np.float32),
+            "epi_w": np.where(usable, fit["coef"][:, :usable.shape[1]], 0.0).astype(np.float32),
+            "epi_b": np.where(found, fit["intercept"], 0.0).astype(np.float32)}
 
 
 def build_model(model_cfg: dict, block: Block, annotations: bool, seed: int) -> GenoNet:
