@@ -340,7 +340,7 @@ def test_predict_new_genotypes(genonet_run, genonet_files):
     assert np.isfinite(predict_expression(prepared, fitted.predictor, holes).to_numpy()).all()
 
 
-def test_per_gene_choice_uses_the_elastic_net_where_genonet_kept_its_start(genonet_run):
+def test_per_gene_choice_uses_the_elastic_net_where_it_wins_on_the_stopping_rows(genonet_run):
     from tfnet_jax.models.elastic_net import fold_masks
     from tfnet_jax.tasks.genonet_fit import genonet_unit
     family, cfg, prepared, fitted, run_dir = _restored(genonet_run)
@@ -356,7 +356,7 @@ def test_per_gene_choice_uses_the_elastic_net_where_genonet_kept_its_start(genon
             unit = fitted.predictor.cache.get(genonet_unit(name, c, b))
             held = folds == c
             for j in range(len(block.genes)):
-                own = unit["kept_step"][j] == 0
+                own = bool(unit["elastic_net_wins"][j])
                 kept += own
                 want = pred["elastic_net" if own else name][start + j, held]
                 np.testing.assert_array_equal(pred["genonet_choice"][start + j, held], want)

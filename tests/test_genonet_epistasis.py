@@ -72,3 +72,15 @@ def test_training_offset_and_full_dosages_predict_alike():
     without = {k: v for k, v in ctx.items() if not k.startswith("epi_")}
     assert not np.allclose(nnx.jit(lambda m, d, c: m(d, c))(model, jnp.asarray(fold.dosage), without), full,
                            atol=1e-3)  # the epistasis path does contribute
+
+
+def test_choice_takes_the_elastic_net_where_its_start_scores_at_least_genonet():
+    from tfnet_jax.eval.regression import per_gene_r2
+    from tfnet_jax.tasks.genonet_fit import elastic_net_wins
+    fold, train, _, _ = _fold()
+    valid = np.flatnonzero(~train)
+    ctx = fold.context
+    start = np.asarray(task.elastic_net_path(fold.dosage[valid], ctx["lin"], ctx["mu"], ctx["sd"], ctx["vmask"]))
+    r2 = per_gene_r2(start + ctx["lin_b"], fold.y[valid])
+    wins = elastic_net_wins(fold, valid, np.array([r2[0] + 0.01, r2[1], np.nan]))
+    assert list(wins) == [False, True, True]  # GenoNet better / a tie / GenoNet has no score

@@ -240,10 +240,10 @@ class GenoNetFamily:
         records = []
         for flag in ([True, False] if prepared.use_annotations else [False]):
             name = "genonet" if flag else "genonet_noannot"
-            pred[name], kept_start, recs = fitting.fit_genonet(cfg, prepared, flag, cache, en, log_file)
+            pred[name], use_enet, recs = fitting.fit_genonet(cfg, prepared, flag, cache, en, log_file)
             records += recs
             if flag == prepared.use_annotations and cfg.model.linear_init == "elastic_net":
-                pred["genonet_choice"] = np.where(kept_start, en["pred"], pred[name])
+                pred["genonet_choice"] = np.where(use_enet, en["pred"], pred[name])
         if not prepared.use_annotations:
             pred["genonet"] = pred["genonet_noannot"]
         own = [r for r in records if r["fit"].startswith(

@@ -27,7 +27,7 @@ from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.errors import ConfigError, TrainingError
 from tfnet_jax.eval.regression import per_gene_r2
 from tfnet_jax.models.elastic_net import fit_nested_cv, fold_masks
-from tfnet_jax.models.genonet import linear_part
+from tfnet_jax.models.genonet import elastic_net_path, linear_part
 from tfnet_jax.tasks import genotype as task
 from tfnet_jax.train.engine import Trainer, TrainConfig
 
@@ -282,6 +282,15 @@ def predict_block(unit: dict[str, np.ndarray], dosage: np.ndarray, linear_skip: 
     return np.asarray(out, np.float64) * unit["y_sd"] + unit["y_mean"]
 
 
+def elastic_net_wins(fold: task.FoldBlock, valid: np.ndarray, genonet_r2: np.ndarray) -> np.ndarray:
+    """[G] whether the fold's additive elastic-net start scores at least GenoNet's kept model
+    on the early-stopping rows (neither was fitted on them): the per-gene choice."""
+    ctx = fold.context
+    start = np.asarray(elastic_net_path(fold.dosage[valid], ctx["lin"], ctx["mu"], ctx["sd"], ctx["vmask"]))
+    enet_r2 = per_gene_r2(start + ctx["lin_b"], fold.y[valid])
+    return np.nan_to_num(enet_r2, nan=-np.inf) >= np.nan_to_num(genonet_r2, nan=-np.inf)
+
+
 def genonet_unit(name: str, fold: int, block: int) -> str:
     return f"{name}/fold{fold}_block{block}"
 
@@ -289,8 +298,8 @@ def genonet_unit(name: str, fold: int, block: int) -> str:
 def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                 enet: dict | None, log_file: Path | None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Held-out predictions [G, n] of GenoNet trained per outer fold x gene block, whether
-    each gene's fold model kept its start [G, n] (never beaten on the early-stopping rows),
-    and one record per unit. Units found in `cache` are read, the rest trained on one Trainer.
+    the per-gene choice takes the elastic net there [G, n] (`elastic_net_wins` on the fold's
+    early-stopping rows), and one record per unit. Units found in `cache` are read, the rest trained on one Trainer.
 
     enet: fit_elastic_net's output; with model.linear_init=elastic_net each fold starts from
     that fold's elastic-net start (`coef_start`: fitted without the held-out fold and without
@@ -306,7 +315,7 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
         raise ConfigError("model.linear_init=elastic_net: needs the per-fold elastic-net fits")
     linear_skip = bool(model_cfg["linear_skip"])
     pred = np.zeros((len(prepared.genes), len(folds)))
-    kept_start = np.zeros(pred.shape, bool)
+    use_enet = np.zeros(pred.shape, bool)
     records, trainers = [], {}  # one Trainer (one compile) per block shape
     for c in range(folds.max() + 1):
         held = np.flatnonzero(folds == c)
@@ -350,15 +359,16 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                 ctx = fold.context
                 unit = {"mu": ctx["mu"], "sd": ctx["sd"], "vmask": ctx["vmask"], "y_mean": fold.y_mean,
                         "y_sd": fold.y_sd, "dosage_mean": fold.dosage_mean, "kept_step": fit.kept_step,
+                        **({"elastic_net_wins": elastic_net_wins(fold, valid, fit.best_r2)} if en_start else {}),
                         **{f"param_{k}": v for k, v in fit.snapshot.items()}}
                 unit["held"] = predict_block(unit, fold.dosage[held], linear_skip)[:, :len(block.genes)]
                 unit["record"] = np.asarray(json.dumps(record))
                 cache.put(unit_name, unit)
             pred[real, held] = unit["held"].T
-            if "kept_step" in unit:
-                kept_start[np.ix_(np.arange(real.start, real.stop), held)] = \
-                    (unit["kept_step"][:len(block.genes)] == 0)[:, None]
+            if "elastic_net_wins" in unit:
+                use_enet[np.ix_(np.arange(real.start, real.stop), held)] = \
+                    unit["elastic_net_wins"][:len(block.genes)][:, None]
             records.append(json.loads(str(unit["record"])))
             if log_file is not None:  # cached units too: the log was reset when the fit began
                 metrics_log.append(log_file, records[-1])
-    return pred, kept_start, records
+    return pred, use_enet, records
