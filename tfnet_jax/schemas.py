@@ -200,7 +200,7 @@ class CMapConfig:
     node_features: Optional[str] = None
     cell: Optional[str] = None          # None = collapse across all cells
     collapse: str = "mean"              # mean | weighted (by replicate count)
-    type_map: Optional[Dict[str, str]] = None  # siginfo pert_type -> type; None = DEFAULT_TYPE_MAP
+    type_map: Dict[str, str] = field(default_factory=dict)  # siginfo pert_type -> type; {} = DEFAULT_TYPE_MAP
 
     def validate(self) -> None:
         for name in CMAP_REQUIRED:
