@@ -347,7 +347,7 @@ def test_per_gene_choice_uses_the_elastic_net_where_it_wins_on_the_stopping_rows
     pred, folds = fitted.predictor.pred, prepared.folds
     inner = fold_masks(folds, int(cfg.model.elastic_net.inner_folds), int(cfg.seed))["inner"]
     name = "genonet" if prepared.use_annotations else "genonet_noannot"
-    kept = start = 0
+    kept = start = plain = 0
     for b, block in enumerate(prepared.blocks):
         for c in range(folds.max() + 1):
             # Early stopping on the elastic net's inner fold 0: training rows its start never saw.
@@ -360,8 +360,14 @@ def test_per_gene_choice_uses_the_elastic_net_where_it_wins_on_the_stopping_rows
                 kept += own
                 want = pred["elastic_net" if own else name][start + j, held]
                 np.testing.assert_array_equal(pred["genonet_choice"][start + j, held], want)
+                if unit["kept_step"][j] == 0 and not unit["param_epi_w"][j].any():
+                    # start kept, no epistasis: GenoNet predicts with the fold's own elastic net
+                    plain += 1
+                    np.testing.assert_allclose(pred[name][start + j, held], pred["elastic_net"][start + j, held],
+                                               rtol=1e-3, atol=1e-3)
         start += len(block.genes)
     assert 0 <= kept < start * (folds.max() + 1)  # GenoNet's own models are used somewhere
+    assert plain > 0
 
 
 def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadded():

@@ -356,6 +356,11 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                 fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start)
                 record = {"fit": f"{name}/fold{c}/block{b}", "step": fit.step, "best_step": fit.best_step,
                           "best_score": fit.best_score, "evals": fit.evals}
+                if en_start and not model_cfg.get("linear_trainable"):
+                    # Predict with the fold's own elastic net (all its training rows, the stopping
+                    # rows included) as the additive part: the start left them out only to judge.
+                    fit.snapshot.update(task.linear_from_enet(fold, enet["coef_folds"][c][real],
+                                                              enet["intercept_folds"][c][real]))
                 ctx = fold.context
                 unit = {"mu": ctx["mu"], "sd": ctx["sd"], "vmask": ctx["vmask"], "y_mean": fold.y_mean,
                         "y_sd": fold.y_sd, "dosage_mean": fold.dosage_mean, "kept_step": fit.kept_step,
