@@ -70,8 +70,9 @@ def shrink_factors(scores, threshold: float, shrink: float) -> np.ndarray:
 def apply_shrink(pred, mean, factors) -> np.ndarray:
     """mean + factor * (pred - mean) per row; rows with factor 1 are returned bit for bit."""
     pred = np.asarray(pred)
+    mean = np.asarray(mean, pred.dtype)
     factors = np.asarray(factors)[:, None]
-    shrunk = np.asarray(mean, pred.dtype) + factors.astype(pred.dtype) * (pred - np.asarray(mean, pred.dtype))
+    shrunk = mean + factors.astype(pred.dtype) * (pred - mean)
     return np.where(factors < 1, shrunk, pred).astype(pred.dtype)
 
 
