@@ -93,6 +93,18 @@ def test_end_to_end_beats_mean_baseline(tiny_run):
     assert (run_dir / "metrics.jsonl").read_text().count("valid/pearson_delta") >= 1
     test_preds = pd.read_parquet(run_dir / "predictions_test.parquet")
     assert len(test_preds) == sum(m["n"] for m in saved["model"].values())
+    # The out-of-distribution guard: chosen on validation (never worse there), kept for
+    # tfnet-predict, and each prediction's direction from the training mean unchanged.
+    guard = saved["guard"]
+    assert guard["applied_to"] == ["model", "ridge", "linear"]
+    for t, m in saved["model"].items():
+        choice = guard["choices"]["model"][t]
+        assert m["pearson_delta"] == pytest.approx(guard["unguarded"]["model"][t]["pearson_delta"])
+        assert choice["valid_mse"] <= choice["valid_mse_unguarded"]
+        assert 0 <= choice["test_flagged"] <= choice["test_n"] == m["n"]
+    state = json.loads((run_dir / "guard.json").read_text())["types"]
+    assert {t: s["shrink"] for t, s in state.items()} == {
+        t: c["shrink"] for t, c in guard["choices"]["model"].items()}
 
 
 @pytest.fixture(scope="module")

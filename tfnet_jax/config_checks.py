@@ -148,6 +148,11 @@ def check_split(split: dict, used: tuple[str, ...] | None = None, family: str = 
               f"split.valid_frac + split.test_frac ({split['test_frac']!r}) must be below 1")
     positive_int(split, "split", "min_train")
     one_of(split, "split", "by", SPLIT_BY)
+    from tfnet_jax.data.splits import SPLIT_MODES, SPLIT_SCENARIOS
+    if "scenario" in split:  # a run dir written before these keys has neither
+        one_of(split, "split", "scenario", SPLIT_SCENARIOS)
+    if "mode" in split:
+        one_of(split, "split", "mode", SPLIT_MODES)
 
 
 def check_data(data: dict) -> None:

@@ -68,6 +68,10 @@ class SplitConfig:
     min_train: int = 5
     by: str = "sample"       # sample | group (TFNet: hold out whole groups of data.group_column)
     folds: Optional[int] = None  # outer cross-validation folds; None = one train/valid/test holdout
+    # TranscriptionNet: unseen_genes (a test gene is held out in every type) | other_type (each
+    # type split apart, so a test gene may keep its training signatures in other types)
+    scenario: str = "unseen_genes"
+    mode: str = "random"     # TranscriptionNet: random | farthest (least typical features held out)
 
 
 @dataclass
@@ -331,6 +335,17 @@ class RefineConfig:
 
 
 @dataclass
+class GuardConfig:
+    """Out-of-distribution guard (tfnet_jax/models/ood_guard.py): held-out genes whose features
+    score above a training quantile are shrunk towards the training mean; the quantile and the
+    shrinkage are chosen per type on the validation MSE, for the model and ridge / linear."""
+    enabled: bool = True
+    quantiles: List[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
+    shrinks: List[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 0.95])
+    folds: int = 5           # cross-fitting folds of the training genes' reference scores
+
+
+@dataclass
 class TranscriptionNetConfig(ModelBase):
     name: str = "transcriptionnet"
     family: str = "transcriptionnet"
@@ -348,6 +363,7 @@ class TranscriptionNetConfig(ModelBase):
     linear_skip: bool = False  # per-type linear path from the perturbed gene's own features
     skip_init: str = "zeros"   # zeros | ridge (closed-form ridge on training genes)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
     encoder: str = "gat"       # gat | sign (SIGN/SGC: node features propagated once, per hop a Linear)
     hops: int = 2              # encoder=sign: X, ÂX, ..., Â^hops X per network layer
 

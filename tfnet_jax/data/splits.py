@@ -9,7 +9,12 @@ units exist (unlike a shuffle). From that one order come
 - `validation_slice`: the first of given training rows in the order (a valid set carved
   from a given split, GenoNet's early-stopping slice).
 For perturbation data a split given with the data (`data.splits`) is kept as is, except
-that a given split without valid rows gets them carved from its train rows.
+that a given split without valid rows gets them carved from its train rows. Computed
+perturbation splits have a scenario (`unseen_genes`: one gene order for every type, so a
+test gene is held out in every type; `other_type`: each type's order salted by the type,
+so a gene held out in one type can be a training gene of another) and a mode (`random`:
+hash order; `farthest`: genes farthest from the perturbed genes' feature centroid first,
+so test, then valid, take the least typical genes).
 """
 from __future__ import annotations
 
@@ -40,8 +45,9 @@ def _units_reaching(cumulative: np.ndarray, target: int) -> int:
 
 
 def holdout(units, seed: int | str, valid_frac: float, test_frac: float, sizes=None,
-            valid_counted_from: str = "test_end") -> np.ndarray:
-    """'train' / 'valid' / 'test' per unit, by hash order; `sizes`: rows per unit (default 1).
+            valid_counted_from: str = "test_end", order=None) -> np.ndarray:
+    """'train' / 'valid' / 'test' per unit, by hash order (or `order`, row indices first-held-out
+    first); `sizes`: rows per unit (default 1).
 
     Test takes the first units whose rows reach round(total * test_frac) (at least 1 row).
     Valid takes the next units, until their own rows reach round(total * valid_frac)
@@ -59,7 +65,7 @@ def holdout(units, seed: int | str, valid_frac: float, test_frac: float, sizes=N
     split = np.full(len(units), "train", dtype="<U5")
     if len(units) == 0:
         return split
-    order = hash_order(units, seed)
+    order = hash_order(units, seed) if order is None else np.asarray(order, np.int64)
     cumulative = np.cumsum(sizes[order])
     total = int(cumulative[-1])
     num_test = _units_reaching(cumulative, _at_least_one(total * test_frac))
@@ -125,17 +131,52 @@ def _given_split(pert_type: str, genes: np.ndarray, given: np.ndarray, seed: int
     return split
 
 
+SPLIT_SCENARIOS = ("unseen_genes", "other_type")
+SPLIT_MODES = ("random", "farthest")
+
+
+def feature_outlyingness(data: PerturbationData) -> np.ndarray:
+    """Per gene, the distance of its node features from the centroid of the perturbed genes'
+    features, each feature standardised over those genes; -inf for genes without features."""
+    if data.node_features is None:
+        raise DataError("split.mode=farthest orders genes by their node features, and the data "
+                        "has none")
+    has = data.has_features if data.has_features is not None else np.ones(data.num_genes, bool)
+    perturbed = np.zeros(data.num_genes, bool)
+    for table in data.signatures.values():
+        perturbed[table.pert_index] = True
+    reference = np.asarray(data.node_features, np.float64)[perturbed & has]
+    if len(reference) < 2:
+        raise DataError("split.mode=farthest: fewer than 2 perturbed genes have node features")
+    sd = reference.std(axis=0)
+    z = (np.asarray(data.node_features, np.float64) - reference.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    return np.where(has, np.linalg.norm(z, axis=1), -np.inf)
+
+
 def assign_splits(data: PerturbationData, seed: int, valid_frac: float = 0.1,
-                  test_frac: float = 0.2, min_train: int = 5) -> dict[str, np.ndarray]:
+                  test_frac: float = 0.2, min_train: int = 5, scenario: str = "unseen_genes",
+                  mode: str = "random") -> dict[str, np.ndarray]:
     """Split every type's rows: type -> str array aligned with its SignatureTable rows."""
     given = data.splits or {}
+    if scenario not in SPLIT_SCENARIOS or mode not in SPLIT_MODES:
+        raise DataError(f"split: scenario={scenario!r}, mode={mode!r}: expected scenario in "
+                        f"{SPLIT_SCENARIOS} and mode in {SPLIT_MODES}")
+    if given and (scenario, mode) != (SPLIT_SCENARIOS[0], SPLIT_MODES[0]):
+        raise DataError(f"split.scenario={scenario}, split.mode={mode}: the data gives its own "
+                        f"split (data.splits); these apply only to computed splits")
+    distance = feature_outlyingness(data) if mode == "farthest" else None
     result: dict[str, np.ndarray] = {}
     for pert_type, table in data.signatures.items():
         genes = np.asarray(table.pert_genes, dtype=str)
+        salt = f"{seed}:{pert_type}" if scenario == "other_type" else seed
         if pert_type in given:
             split = _given_split(pert_type, genes, given[pert_type], seed, valid_frac)
+        elif distance is not None:  # farthest first; hash order breaks ties
+            by_hash = hash_order(genes, salt)
+            order = by_hash[np.argsort(-distance[table.pert_index[by_hash]], kind="stable")]
+            split = holdout(genes, salt, valid_frac, test_frac, order=order)
         else:
-            split = holdout(genes, seed, valid_frac, test_frac)
+            split = holdout(genes, salt, valid_frac, test_frac)
         _check_enough(pert_type, split, min_train)
         result[pert_type] = split
     return result

@@ -199,6 +199,7 @@ def build_model(model_cfg: dict, prepared: PreparedData, seed: int) -> Transcrip
     if skip_init not in ("zeros", "ridge"):
         raise ValueError(f"model.skip_init must be 'zeros' or 'ridge', got {skip_init!r}")
     refine = dict(cfg.pop("refine", None) or {"enabled": False})
+    cfg.pop("guard", None)  # applied to predictions after training (tasks/guard.py)
     feature_dim = None if prepared.features is None else prepared.features.shape[1]
     if cfg.get("encoder", "gat") == "sign" and (
             prepared.propagated is None or prepared.propagated.shape[1] != cfg.get("hops", 2) + 1):
@@ -252,15 +253,20 @@ def fusion_weights(model: TranscriptionNet, prepared: PreparedData) -> dict[str,
     return {layer.name: float(w) for layer, w in zip(prepared.data.layers, mean)}
 
 
-def evaluate_split(trainer, prepared: PreparedData, split: str) -> dict[str, dict[str, float]]:
-    """Model metrics per type on `split`, in the original signature units."""
+def predict_split(trainer, prepared: PreparedData, split: str) -> dict[str, np.ndarray]:
+    """Model predictions per type for the rows of `split` (table order), in signature units."""
     predictions = {}
     for t in prepared.types:
         chosen = prepared.splits[t] == split
         if chosen.any():
             pred = trainer.predict(prepared.query(prepared.data.signatures[t].pert_index[chosen], t))
             predictions[t] = prepared.unscale(pred, t)
-    return score_predictions(prepared, predictions, split)
+    return predictions
+
+
+def evaluate_split(trainer, prepared: PreparedData, split: str) -> dict[str, dict[str, float]]:
+    """Model metrics per type on `split`, in the original signature units."""
+    return score_predictions(prepared, predict_split(trainer, prepared, split), split)
 
 
 # Validation metrics also averaged over types (valid/<metric>; per type: valid/<TYPE>/<metric>).

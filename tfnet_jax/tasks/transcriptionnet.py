@@ -22,6 +22,8 @@ from tfnet_jax.data.synthetic import PERT_TYPES
 from tfnet_jax.data.splits import assign_splits, split_counts
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.eval.metrics import CEILING_KEY
+from tfnet_jax.models.baselines import fit_predict_baselines
+from tfnet_jax.tasks import guard
 from tfnet_jax.tasks import perturbation as task
 from tfnet_jax.tasks.base import UNSEEN, Fitted, PredictionChunk
 from tfnet_jax.tasks.engine_family import EngineFamily, model_options
@@ -108,6 +110,26 @@ def find_gene_table(cfg: DictConfig, explicit: str | None) -> GeneTable | None:
     return GeneTable.from_file(found[0]) if found else None
 
 
+def check_guard(options: dict | None) -> None:
+    """model.guard: quantiles in [0, 1], shrinkages in [0, 1) (a positive factor keeps each
+    prediction's direction), folds >= 2. A run dir written before the guard has none."""
+    from tfnet_jax.config_checks import fail, positive_int
+    if options is None:
+        return
+    if not isinstance(options.get("enabled"), bool):
+        fail("model.guard.enabled", options.get("enabled"), "must be true or false")
+    positive_int(options, "model.guard", "folds", minimum=2)
+    for key, high_open in (("quantiles", False), ("shrinks", True)):
+        values = options.get(key)
+        if not isinstance(values, (list, tuple)) or not values:
+            fail(f"model.guard.{key}", values, "must be a non-empty list of numbers")
+        for i, value in enumerate(values):
+            if (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0
+                    or value > 1 or (high_open and value == 1)):
+                fail(f"model.guard.{key}[{i}]", value,
+                     f"must lie in [0, 1{')' if high_open else ']'}")
+
+
 NODE_INPUTS = ("auto", "features", "embedding", "both")
 FUSIONS = ("attention", "mean")
 SKIP_INITS = ("zeros", "ridge")
@@ -117,7 +139,7 @@ ENCODERS = ("gat", "sign")
 class TranscriptionNetFamily(EngineFamily):
     name = "transcriptionnet"
     data_sources = DATA_SOURCES
-    split_fields = ("seed", "valid_frac", "test_frac", "min_train")
+    split_fields = ("seed", "valid_frac", "test_frac", "min_train", "scenario", "mode")
 
     # ------------------------------------------------------------ config
     def check_config(self, groups: dict) -> None:
@@ -145,6 +167,7 @@ class TranscriptionNetFamily(EngineFamily):
             refine = model.get("refine") or {}
             positive_int(refine, "model.refine", "dim", "heads", "blocks", "inducing", "recycles")
         number_in(model, "model", "beta", 0.0, 1.0)
+        check_guard(model.get("guard"))
         if "train" in groups:
             # valid/<TYPE>/<metric> too, for the run's types (any type name for a data dir).
             types = (groups.get("data") or {}).get("pert_types") or (
@@ -170,7 +193,8 @@ class TranscriptionNetFamily(EngineFamily):
     def split(self, cfg: DictConfig, data: PerturbationData) -> dict[str, np.ndarray]:
         s = cfg.split
         return assign_splits(data, seed=s.seed, valid_frac=s.valid_frac, test_frac=s.test_frac,
-                             min_train=s.min_train)
+                             min_train=s.min_train, scenario=s.get("scenario", "unseen_genes"),
+                             mode=s.get("mode", "random"))
 
     def prepare(self, cfg: DictConfig, data: PerturbationData, split) -> task.PreparedData:
         sign = cfg.model.get("encoder", "gat") == "sign" and not cfg.model.get("_target_")
@@ -208,9 +232,37 @@ class TranscriptionNetFamily(EngineFamily):
         return task.validation_metrics(trainer, prepared)
 
     # ------------------------------------------------------------ results
+    def restore(self, cfg: DictConfig, prepared, run_dir: Path, which: str = "best") -> Fitted:
+        fitted = super().restore(cfg, prepared, run_dir, which)
+        state = guard.load_state(run_dir)
+        if state is not None:
+            fitted.results["guard"] = state
+        return fitted
+
     def score(self, cfg: DictConfig, prepared: task.PreparedData, fitted: Fitted) -> dict:
-        metrics = {"model": task.evaluate_split(fitted.predictor, prepared, "test"),
-                   "baselines": task.baseline_metrics(prepared, "test")}
+        model_test = task.predict_split(fitted.predictor, prepared, "test")
+        baselines = fit_predict_baselines(prepared.data, prepared.splits, query_split="test")
+        options = cfg.model.get("guard")
+        report = None
+        if options is not None and options.get("enabled") and prepared.features is not None:
+            options = OmegaConf.to_container(options, resolve=True)
+            valid_baselines = fit_predict_baselines(prepared.data, prepared.splits, query_split="valid")
+            guarded_names = [name for name in guard.GUARDED_BASELINES if name in baselines]
+            test = {"model": model_test, **{name: baselines[name] for name in guarded_names}}
+            valid = {"model": task.predict_split(fitted.predictor, prepared, "valid"),
+                     **{name: valid_baselines[name] for name in guarded_names}}
+            guarded, choices = guard.guard_split(prepared, options, valid, test)
+            report = {"applied_to": list(test), "choices": choices,
+                      "unguarded": {name: task.score_predictions(prepared, test[name], "test")
+                                    for name in test}}
+            model_test = guarded.pop("model")
+            baselines.update(guarded)
+            fitted.results["guard"] = guard.model_state(choices)
+        metrics = {"model": task.score_predictions(prepared, model_test, "test"),
+                   "baselines": {name: task.score_predictions(prepared, per_type, "test")
+                                 for name, per_type in baselines.items()}}
+        if report is not None:
+            metrics["guard"] = report
         oracle = task.oracle_metrics(prepared, "test")
         if oracle is not None:
             metrics["oracle"] = oracle
@@ -229,8 +281,12 @@ class TranscriptionNetFamily(EngineFamily):
         frame = pd.concat([pd.DataFrame({"pert_type": t, "pert_gene": data.signatures[t].pert_genes,
                                          "split": prepared.splits[t]}) for t in data.pert_types])
         atomic_write_with(run_dir / "splits.csv", lambda tmp: frame.to_csv(tmp, index=False))
+        state = fitted.results.get("guard")
+        if state is not None:
+            guard.save_state(run_dir, state)
         if not cfg.predictions.write:
             return
+        distances = {}
         trainer = fitted.predictor
         readouts = data.readout_genes.tolist()
         predicted, observed = [], []
@@ -239,6 +295,8 @@ class TranscriptionNetFamily(EngineFamily):
             chosen = prepared.splits[t] == "test"
             meta = pd.DataFrame({"pert_type": t, "pert_gene": table.pert_genes[chosen]})
             pred = prepared.unscale(trainer.predict(prepared.query(table.pert_index[chosen], t)), t)
+            if state is not None:
+                pred = guard.guard_query(prepared, state, distances, table.pert_index[chosen], t, pred)
             predicted.append(pd.concat([meta, pd.DataFrame(pred, columns=readouts)], axis=1))
             observed.append(pd.concat([meta, pd.DataFrame(table.values[chosen], columns=readouts)], axis=1))
         for name, frames in (("predictions_test", predicted), ("truth_test", observed)):
@@ -247,7 +305,7 @@ class TranscriptionNetFamily(EngineFamily):
                               lambda tmp, result=result: result.to_parquet(tmp, index=False))
 
     def summary_lines(self, metrics: dict) -> list[str]:
-        lines = []
+        lines = guard.summary_lines(metrics.get("guard") or {})
         if "oracle" in metrics:
             ceiling = ", ".join(f"{t} {m['pearson_delta']:.3f}" for t, m in metrics["oracle"].items())
             lines.append(f"oracle (planted truth, no noise) pearson_delta: {ceiling}")
@@ -278,10 +336,13 @@ class TranscriptionNetFamily(EngineFamily):
         table = find_gene_table(cfg, gene_table)
         symbol = dict(zip(data.genes.tolist(), table.to_symbols(data.genes)[0])) if table else {}
         readout_symbols = [symbol.get(g) for g in readouts] if table else None
+        state, distances = fitted.results.get("guard"), {}
         for t in types:
             for start in range(0, len(index), int(chunk_size)):
                 chunk = index[start:start + int(chunk_size)]
                 pred = prepared.unscale(fitted.predictor.predict(prepared.query(chunk, t)), t)
+                if state is not None:  # the run's guard, fitted on its validation genes
+                    pred = guard.guard_query(prepared, state, distances, chunk, t, pred)
                 genes = data.genes[chunk]
                 symbols = [symbol.get(g) for g in genes.tolist()]
                 meta = pd.DataFrame({"pert_type": t, "pert_gene": genes, "pert_symbol": symbols,
