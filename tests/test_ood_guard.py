@@ -64,10 +64,12 @@ def test_shrinking_keeps_direction_metrics():
     guarded = apply_shrink(pred, mean, factors)
     np.testing.assert_allclose(guarded[factors == 1], pred[factors == 1])
     np.testing.assert_allclose(guarded[factors < 1] - mean, 0.1 * (pred[factors < 1] - mean))
-    before, after = signature_metrics(pred, true, mean), signature_metrics(guarded, true, mean)
-    for name in ("pearson_delta", "retrieval_top1", "retrieval_top10"):
+    own = rng.integers(-1, 20, size=12)  # some perturbed genes are readouts
+    before = signature_metrics(pred, true, mean, own_col=own)
+    after = signature_metrics(guarded, true, mean, own_col=own)
+    for name in ("pearson_delta", "retrieval_top1", "retrieval_top10", "rank_score", "pearson_delta_top20de"):
         assert after[name] == pytest.approx(before[name], abs=1e-12), name
-    assert after["mse"] != before["mse"]
+    assert after["mse"] != before["mse"] and after["mse_de_weighted"] != before["mse_de_weighted"]
 
 
 # ---------------------------------------------------------------- scenarios and splits
