@@ -204,6 +204,7 @@ def multirun(sweep_dir, arms):
     return done.stdout
 
 
+@pytest.mark.slow  # test_launchers re-runs a missing arm too (default suite)
 def test_rerun_sweep_trains_only_missing_arms(tmp_path):
     multirun(tmp_path, "all,only_1")
     runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())  # <job num>_<overrides>
@@ -228,6 +229,7 @@ def test_rerun_sweep_trains_only_missing_arms(tmp_path):
 
 
 # ------------------------------------------------------------ notebook
+@pytest.mark.slow  # the notebook repeats the pipeline tests' run end to end
 def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     images = execute_notebook("ablation_quickstart.ipynb", "TFNET_NOTEBOOK_OUT", tmp_path, monkeypatch)
     assert images and (tmp_path / "report.md").exists()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import REPO_ROOT
 
 
@@ -14,6 +16,7 @@ def latest_steps(run_dir):
     return sorted(int(p.name) for p in latest.iterdir() if p.name.isdigit()) if latest.exists() else []
 
 
+@pytest.mark.slow  # test_kill_points covers ten kill moments; this one-kill case runs with them
 def test_killed_run_resumes_with_the_same_command(tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "tfnet_jax.train", "experiment=smoke", f"hydra.run.dir={run_dir}",
