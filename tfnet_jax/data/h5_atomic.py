@@ -12,8 +12,8 @@ from tfnet_jax.atomic import publish
 
 
 class AtomicH5Writer:
-    """Subclasses call `_open()` in __init__ (inside their own try/abort) and `_publish()` last
-    in `close`; `abort` and the context manager are shared."""
+    """Subclasses call `_open()` in __init__ (inside their own try/abort), define `close`, and
+    call `_publish()` last in it; `abort` and the context manager are shared."""
 
     def _open(self, path: str | Path) -> h5py.File:
         self.path = Path(path)
@@ -27,9 +27,6 @@ class AtomicH5Writer:
     def _publish(self) -> None:
         self._file.close()
         publish(self._tmp, self.path)
-
-    def close(self) -> None:
-        raise NotImplementedError
 
     def abort(self) -> None:
         """Drop the temporary file; the target path is left as it was."""

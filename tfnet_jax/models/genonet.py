@@ -57,13 +57,18 @@ def linear_part(context) -> dict | None:
     return {k: context[k] for k in LINEAR_KEYS if k in context} if "lin" in context else None
 
 
+def heterozygote(dosage):
+    """The dominance coding of raw dosages (1 at one copy, 0 at none or two), numpy or JAX."""
+    xp = jnp if isinstance(dosage, jax.Array) else np
+    return xp.clip(1.0 - xp.abs(dosage - 1.0), 0.0, 1.0)
+
+
 def encode(dosage, mu, sd, vmask):
     """Standardised additive and dominance (heterozygote) codings [B, G, P, 2], 0 at padding.
 
     dosage [B, G, P] raw A1 counts (imputed); mu, sd [G, P, 2] from training rows.
     """
-    het = jnp.clip(1.0 - jnp.abs(dosage - 1.0), 0.0, 1.0)
-    x = (jnp.stack([dosage, het], -1) - mu) / sd
+    x = (jnp.stack([dosage, heterozygote(dosage)], -1) - mu) / sd
     return jnp.where(vmask[None, :, :, None], x, 0.0)
 
 
@@ -86,10 +91,9 @@ def epistasis_features(dosage, idx, center):
     and JAX arrays alike (the fit and the model read the same features)."""
     xp = jnp if isinstance(dosage, jax.Array) else np
     d = xp.take_along_axis(dosage, idx[None], axis=2)
-    het = xp.clip(1.0 - xp.abs(d - 1.0), 0.0, 1.0)
     c = d - center[None]
     first, second = np.triu_indices(idx.shape[-1], 1)
-    return xp.concatenate([het, c[..., first] * c[..., second]], -1)
+    return xp.concatenate([heterozygote(d), c[..., first] * c[..., second]], -1)
 
 
 def epistasis_path(dosage, params):

@@ -22,7 +22,8 @@ from flax import nnx
 from tfnet_jax.data.genotypes import GenotypeData, impute_train_mean, regress_out_covariates
 from tfnet_jax.data.scaling import Standardiser
 from tfnet_jax.models.elastic_net import fit_nested_cv
-from tfnet_jax.models.genonet import GenoNet, elastic_net_path, epistasis_features, epistasis_path, forward
+from tfnet_jax.models.genonet import (GenoNet, elastic_net_path, epistasis_features, epistasis_path, forward,
+                                      heterozygote)
 
 
 @dataclass
@@ -131,7 +132,7 @@ class FoldBlock:
 
 def codings(dosage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The additive (A1 count) and dominance (heterozygote) codings of raw dosages (`encode`'s)."""
-    return dosage, np.clip(1.0 - np.abs(dosage - 1.0), 0.0, 1.0)
+    return dosage, heterozygote(dosage)
 
 
 def coding_stats(dosage: np.ndarray, genes_per_slice: int = 16) -> tuple[np.ndarray, np.ndarray]:
