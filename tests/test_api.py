@@ -86,6 +86,18 @@ def test_tfnet_fit_load_predict_new_samples(tfnet_run):
     np.testing.assert_allclose(written.iloc[:, 2:].to_numpy(), pred.iloc[:, 2:].to_numpy(), rtol=1e-4)
 
 
+def test_keyword_dicts_become_overrides_also_for_free_keyed_dict_fields():
+    from tfnet_jax.api import compose, config_overrides
+    overrides = config_overrides("data", {"name": "anndata", "path": "a.h5ad", "networks": "nets",
+                                          "type_map": {"KD": "RNAi", "ORF": "OE"}})
+    assert overrides[0] == "data=anndata"
+    config = compose(overrides + config_overrides("model", {"guard": {"enabled": False}}))
+    assert dict(config.data.type_map) == {"KD": "RNAi", "ORF": "OE"}
+    assert config.data.path == "a.h5ad" and config.model.guard.enabled is False
+    with pytest.raises(Exception, match="model.guard.enabld: unknown key"):
+        compose(config_overrides("model", {"guard": {"enabld": False}}))
+
+
 def test_transcriptionnet_fit_load_predict_genes(tmp_path):
     run = tfnet_jax.fit("transcriptionnet", run_dir=tmp_path / "tn", **TINY_TN)
     assert {"model", "ridge", "mean"} <= set(run.metrics["method"])

@@ -24,15 +24,30 @@ from tfnet_jax.errors import RunDirError
 from tfnet_jax.tasks.base import Fitted, Pipeline, execute, family_spec, get_family, tidy_metrics
 
 
+def dict_fields() -> frozenset[str]:
+    """Names of the schemas' free-keyed dict fields (`type_map`, `options`)."""
+    import dataclasses
+    import typing
+
+    from tfnet_jax import schemas
+    return frozenset(f.name for obj in vars(schemas).values() if dataclasses.is_dataclass(obj)
+                     for f in dataclasses.fields(obj)
+                     if typing.get_origin(typing.get_type_hints(obj)[f.name]) is dict)
+
+
 def config_overrides(prefix: str, value: Any) -> list[str]:
     """Nested keyword arguments -> Hydra overrides (`train={"max_steps": 5}` -> train.max_steps=5).
 
     A group's `name` selects the group option first (`data={"name": "expression", ...}` ->
-    `data=expression`); strings are quoted, so paths with commas or brackets stay strings.
+    `data=expression`); strings are quoted, so paths with commas or brackets stay strings. Keys
+    of a free-keyed dict field are new keys to Hydra, so they take `++` (`data.type_map`).
     """
     if isinstance(value, dict) and value:
         value = dict(value)
         head = [f"{prefix}={value.pop('name')}"] if "." not in prefix and "name" in value else []
+        if "." in prefix and prefix.rpartition(".")[2] in dict_fields():
+            return head + [f"++{o}" for k, v in value.items()
+                           for o in config_overrides(f"{prefix}.{k}", v)]
         return head + [o for k, v in value.items() for o in config_overrides(f"{prefix}.{k}", v)]
     if isinstance(value, str):
         return [f"{prefix}='{value.replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'"]
