@@ -180,7 +180,7 @@ def test_extra_table_by_hand():
 
 
 def test_allele_flips_by_hand():
-    from tfnet_jax.data.genotypes import allele_flips
+    from tfnet_jax.data.plink import allele_flips
     run = np.array([["T", "C"], ["A", "G"], ["G", "T"]])
     np.testing.assert_array_equal(allele_flips(run, np.array([["t", "c"], ["G", "A"], ["G", "T"]]),
                                                ["s0", "s1", "s2"], "x.bim"), [False, True, False])

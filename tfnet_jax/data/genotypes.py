@@ -13,7 +13,6 @@ ignored ("chr1" == "1").
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.dataset import DataError
+from tfnet_jax.data.plink import check_bed, first_duplicate, int_column, norm_chrom, read_bim, read_fam
 from tfnet_jax.data.tables import (block_as_float, check_unique_keys, column_as_str, preview,
                                    read_table, require_columns)
 
 log = logging.getLogger(__name__)
 
-BED_MAGIC = bytes([0x6C, 0x1B, 0x01])  # the last byte marks variant-major mode
 CONFIG_KEYS = {"bed", "expression", "genes", "covariates", "annotations", "window", "maf",
                "max_variants", "genes_subset", "chrom", "allow_missing_individuals"}
 
@@ -54,114 +53,6 @@ class GenotypeData:
     skipped: dict[str, str]
     source: str
     extras: dict = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------- PLINK text files
-
-def _read_plink_text(path: Path, names: list[str]) -> pd.DataFrame:
-    """Whitespace-separated fields as strings; a line with the wrong field count is an error."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    width = len(names)
-    try:
-        # One spare column catches lines with one field too many (pandas raises beyond that).
-        frame = pd.read_csv(path, sep=r"\s+", header=None, names=list(range(width + 1)), dtype=str,
-                            skip_blank_lines=False, na_filter=False, index_col=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: empty file") from None
-    except pd.errors.ParserError as err:
-        found = re.search(r"Expected \d+ fields in line (\d+), saw (\d+)", str(err))
-        if found:
-            raise DataError(f"{path}, line {found.group(1)}: {found.group(2)} fields, expected {width} "
-                            f"({', '.join(names)})") from err
-        raise DataError(f"{path}: malformed file ({err})") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot read the file ({err})") from err
-    cells = frame.to_numpy(dtype=str)
-    filled = np.flatnonzero((cells != "").any(axis=1))
-    cells = cells[: filled[-1] + 1] if len(filled) else cells[:0]  # trailing blank lines are harmless
-    bad = (cells[:, :width] == "").any(axis=1) | (cells[:, width] != "")
-    if bad.any():
-        row = int(np.argmax(bad))
-        count = int((cells[row] != "").sum())
-        raise DataError(f"{path}, line {row + 1}: {count} fields, expected {width} ({', '.join(names)})")
-    if not len(cells):
-        raise DataError(f"{path}: empty file")
-    return pd.DataFrame(cells[:, :width], columns=names, index=pd.RangeIndex(1, len(cells) + 1))
-
-
-def _int_column(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    values = frame[column].to_numpy(dtype=str)
-    try:
-        return values.astype(np.int64)
-    except ValueError:
-        for line, text in zip(frame.index, values):
-            try:
-                int(text)
-            except ValueError:
-                raise DataError(f"{path}, line {line}, field '{column}': '{text}' is not an integer") from None
-    raise AssertionError("unreachable")
-
-
-def _first_duplicate(values: np.ndarray, lines, path: Path, what: str) -> None:
-    _, first, counts = np.unique(values, return_index=True, return_counts=True)
-    if (counts > 1).any():
-        value = values[first[counts > 1][0]]
-        where = [str(lines[i]) for i in np.flatnonzero(values == value)[:2]]
-        raise DataError(f"{path}: {what} '{value}' is listed twice, on lines {' and '.join(where)}")
-
-
-def read_fam(path: Path) -> pd.DataFrame:
-    frame = _read_plink_text(path, ["fid", "iid", "father", "mother", "sex", "pheno"])
-    _first_duplicate(frame["iid"].to_numpy(dtype=str), frame.index, path, "individual (IID)")
-    return frame
-
-
-def read_bim(path: Path) -> pd.DataFrame:
-    frame = _read_plink_text(path, ["chrom", "sid", "cm", "bp", "allele_1", "allele_2"])
-    frame["bp"] = _int_column(frame, "bp", path)
-    if (frame["bp"] < 0).any():
-        line = frame.index[int(np.argmax(frame["bp"].to_numpy() < 0))]
-        raise DataError(f"{path}, line {line}, field 'bp': negative position")
-    frame["chrom"] = _norm_chrom(frame["chrom"].to_numpy(dtype=str))
-    return frame
-
-
-def allele_flips(expected: np.ndarray, found: np.ndarray, variant_ids, source) -> np.ndarray:
-    """Per variant, True where `found` (A1, A2) is `expected` swapped, so its dosages count the
-    other allele (use 2 - d). Alleles compare case-insensitively; a variant whose alleles are
-    neither the same pair nor the swapped pair (another strand or another variant) is an error."""
-    expected, found = np.char.upper(np.asarray(expected, str)), np.char.upper(np.asarray(found, str))
-    same = (expected == found).all(axis=1)
-    flip = (expected == found[:, ::-1]).all(axis=1) & ~same
-    bad = ~(same | flip)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataError(f"{source}: {int(bad.sum())} variant(s) have other alleles than the run's, e.g. "
-                        f"{variant_ids[i]}: {'/'.join(found[i])} there, {'/'.join(expected[i])} in the run "
-                        f"(A1/A2); they cannot be aligned")
-    return flip
-
-
-def check_bed(path: Path, n_individuals: int, n_variants: int) -> None:
-    """Magic bytes and exact size, so a truncated file fails here rather than mid-read."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    expected = 3 + n_variants * ((n_individuals + 3) // 4)
-    actual = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(3)
-    if head != BED_MAGIC:
-        raise DataError(f"{path}: not a variant-major PLINK .bed (first bytes {head.hex()}, "
-                        f"expected {BED_MAGIC.hex()})")
-    if actual != expected:
-        raise DataError(f"{path}: size {actual} bytes, expected {expected} for {n_individuals} "
-                        f"individuals (.fam) x {n_variants} variants (.bim); truncated or corrupt?")
-
-
-def _norm_chrom(values: np.ndarray) -> np.ndarray:
-    text = pd.Series(np.asarray(values, dtype=str)).str.strip()
-    return text.str.replace(r"^(?i:chr)", "", regex=True).to_numpy(dtype=str)
 
 
 # ---------------------------------------------------------------- keyed tables
@@ -207,9 +98,9 @@ def read_genes(path: str | Path) -> pd.DataFrame:
     require_columns(frame, ["gene", "chrom", "start", "end"], path)
     check_unique_keys(frame, ["gene"], path, "gene")
     out = pd.DataFrame({"gene": column_as_str(frame, "gene", path),
-                        "chrom": _norm_chrom(column_as_str(frame, "chrom", path)),
-                        "start": _int_column(frame, "start", path),
-                        "end": _int_column(frame, "end", path)}, index=frame.index)
+                        "chrom": norm_chrom(column_as_str(frame, "chrom", path)),
+                        "start": int_column(frame, "start", path),
+                        "end": int_column(frame, "end", path)}, index=frame.index)
     bad = (out["start"] < 0) | (out["end"] < out["start"])
     if bad.any():
         line = out.index[int(np.argmax(bad.to_numpy()))]
@@ -311,7 +202,7 @@ def load_genotype_data(cfg: dict) -> GenotypeData:
         annot_ids, annot_names, annot_values = read_id_matrix(annot_path, "variant")
         if not annot_names:
             raise DataError(f"{annot_path}: no feature columns after the variant id")
-        _first_duplicate(bim["sid"].to_numpy(dtype=str), bim.index, bim_path, "variant id")
+        first_duplicate(bim["sid"].to_numpy(dtype=str), bim.index, bim_path, "variant id")
         # Row of each .bim variant in the table (-1: absent -> column means), looked up once.
         annot_row = pd.Index(annot_ids).get_indexer(bim["sid"].to_numpy(dtype=str))
         annot_table = np.vstack([annot_values, annot_values.mean(axis=0, keepdims=True)])
@@ -334,7 +225,7 @@ def load_genotype_data(cfg: dict) -> GenotypeData:
             skipped[gene] = f"not in the genes table {cfg['genes']}"
         wanted = genes[genes["gene"].isin(subset)]
     if cfg.get("chrom") is not None:  # one chromosome per run: a transcriptome splits into jobs
-        chrom = _norm_chrom(np.array([str(cfg["chrom"])]))[0]
+        chrom = norm_chrom(np.array([str(cfg["chrom"])]))[0]
         wanted = wanted[wanted["chrom"] == chrom]
         if wanted.empty:
             raise DataError(f"{cfg['genes']}: no gene on chromosome {chrom} (data.chrom); chromosomes "

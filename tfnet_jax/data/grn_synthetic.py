@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tfnet_jax.data.dataset import DataError
 from tfnet_jax.data.expression import ExpressionData
 from tfnet_jax.schemas import GRNConfig  # noqa: F401 (re-exported: defined with the configs)
 

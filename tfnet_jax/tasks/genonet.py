@@ -304,7 +304,7 @@ def read_dosages(inputs, variant_ids: np.ndarray, alleles: np.ndarray | None = N
         table, source = inputs.rename(columns=str), "inputs"
     else:
         from bed_reader import open_bed
-        from tfnet_jax.data.genotypes import allele_flips, check_bed, read_bim, read_fam
+        from tfnet_jax.data.plink import allele_flips, check_bed, read_bim, read_fam
 
         prefix = str(inputs)
         prefix = prefix[:-4] if prefix.endswith(".bed") else prefix
