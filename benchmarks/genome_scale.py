@@ -36,9 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genome_scale_common import (ROOT, OtherCPU, compose_cfg, data_overrides, median, peak_rss_gb,
-                                 peer_edges, synthetic_config, write_json)
+from genome_scale_common import (ROOT, compose_cfg, data_overrides, median, peer_edges,
+                                 synthetic_config, write_json)
 from genome_scale_peer import peer_side
+from probes import OtherCPU, peak_rss_gb
 
 
 def parse_args(argv=None):

@@ -1,13 +1,11 @@
 """Helpers shared by `genome_scale.py` and its PyTorch Geometric peer (`genome_scale_peer.py`):
-CPU and memory probes, the synthetic data's overrides, the peer's edge list, atomic JSON."""
+the synthetic data's overrides, the peer's edge list, atomic JSON."""
 from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,40 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as `python benchmarks/genome_scale.py` without installing
 
 TYPES = 3  # RNAi, CRISPR, OE
-
-
-def busy_cpu_s():
-    """Seconds of CPU all processes have used (Linux /proc/stat), or None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return None
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-
-
-class OtherCPU:
-    """Cores other processes used while the `with` block ran (None off Linux)."""
-
-    def __enter__(self):
-        self.busy, self.own, self.t0 = busy_cpu_s(), time.process_time(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        wall, busy = time.perf_counter() - self.t0, busy_cpu_s()
-        self.cores = (None if self.busy is None or busy is None else
-                      max(0.0, busy - self.busy - (time.process_time() - self.own)) / wall)
-
-
-def peak_rss_gb():
-    """Linux VmHWM (peak resident set) of this process, GB; None elsewhere."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e9
-    except OSError:
-        pass
-    return None
 
 
 def data_overrides(args, num_genes: int) -> list[str]:

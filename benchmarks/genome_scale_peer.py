@@ -7,7 +7,8 @@ import json
 import time
 
 import numpy as np
-from genome_scale_common import OtherCPU, median, peak_rss_gb, peer_edges, write_json
+from genome_scale_common import median, peer_edges, write_json
+from probes import OtherCPU, peak_rss_gb
 
 
 def build_peer(model_cfg, feature_dim, num_layers, num_types, num_readouts, logw_bias: bool):

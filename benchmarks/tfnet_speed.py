@@ -37,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from probes import busy_cpu_s  # noqa: E402 (benchmarks/, the script's own directory)
 
 
 def parse_args(argv=None):
@@ -67,15 +68,6 @@ def peak_rss_gb() -> float:
             return int(line.split()[1]) / 2 ** 20
     return float("nan")
 
-
-def busy_cpu_s() -> float | None:
-    """CPU seconds every process has used (Linux /proc/stat, minus idle and iowait)."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return None
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_s() -> float:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as `python benchmarks/train_speed.py` without installing
+from probes import busy_cpu_s  # noqa: E402 (benchmarks/, the script's own directory)
 
 
 def parse_args():
@@ -46,15 +47,6 @@ def load_configs(batch_size, devices):
     cfg["train"].update(progress=False, batch_size=batch_size, num_devices=devices)
     return cfg["model"], cfg["train"]
 
-
-def busy_cpu_s():
-    """Seconds of CPU all processes have used (Linux /proc/stat), or None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return None
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
 
 
 def time_steps(step_fn, batch_fn, steps, warmup, block):
