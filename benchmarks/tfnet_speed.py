@@ -69,7 +69,6 @@ def peak_rss_gb() -> float:
     return float("nan")
 
 
-
 def own_cpu_s() -> float:
     t = os.times()
     return t.user + t.system

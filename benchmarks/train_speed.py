@@ -48,7 +48,6 @@ def load_configs(batch_size, devices):
     return cfg["model"], cfg["train"]
 
 
-
 def time_steps(step_fn, batch_fn, steps, warmup, block):
     """(first-step s, steps/s, cores other processes used meanwhile): step 0 alone, then
     `warmup` untimed, then `steps` timed. Others on the same cores skew the figures."""

@@ -11,6 +11,7 @@ passed in memory (`data=` a family's data object) or named by config (`data={"na
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -24,8 +25,9 @@ from tfnet_jax.errors import RunDirError
 from tfnet_jax.tasks.base import Fitted, Pipeline, execute, family_spec, get_family, tidy_metrics
 
 
+@functools.cache
 def dict_fields() -> frozenset[str]:
-    """Names of the schemas' free-keyed dict fields (`type_map`, `options`)."""
+    """Names of the schemas' free-keyed dict fields (`type_map`, `options`); read once."""
     import dataclasses
     import typing
 
