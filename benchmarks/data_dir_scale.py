@@ -33,7 +33,7 @@ def write_directory(root: Path) -> dict:
     import pandas as pd
     from omegaconf import OmegaConf
 
-    from tfnet_jax.data.synthetic import SyntheticConfig, make_synthetic
+    from tfnet_jax.data.perturbation.synthetic import SyntheticConfig, make_synthetic
     values = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/data/synthetic_genome.yaml"))
     values.pop("defaults", None)
     data = make_synthetic(SyntheticConfig(**values))
@@ -58,7 +58,7 @@ def measure(side: str, root: str) -> dict:
     """Runs in a fresh process: wall seconds and peak RSS of one side."""
     start = time.perf_counter()
     if side == "tfnet_jax":
-        from tfnet_jax.data.datadir import load_data_dir
+        from tfnet_jax.data.perturbation.datadir import load_data_dir
         from tfnet_jax.graph.multiplex import multiplex_graphs
         data = load_data_dir(root)
         loaded = time.perf_counter()

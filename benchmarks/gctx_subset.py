@@ -59,7 +59,7 @@ def measure(method: str, path: str, ids_path: str) -> dict:
     import h5py
     import pandas as pd
 
-    from tfnet_jax.data.gctx import read_gctx
+    from tfnet_jax.data.io.gctx import read_gctx
 
     cids = json.loads(Path(ids_path).read_text())
     reset = _reset_peak_rss()
@@ -88,7 +88,7 @@ def evict_from_page_cache(path: Path) -> None:
 
 
 def generate(path: Path, n_sigs: int, n_genes: int, seed: int, block: int = 1000) -> float:
-    from tfnet_jax.data.gctx_write import GCTXWriter
+    from tfnet_jax.data.io.gctx_write import GCTXWriter
 
     rng = np.random.default_rng(seed)
     start = time.perf_counter()

@@ -35,9 +35,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from genome_scale_common import (ROOT, compose_cfg, data_overrides, median, peer_edges,
-                                 synthetic_config, write_json)
+from genome_scale_common import (
+    ROOT,
+    compose_cfg,
+    data_overrides,
+    median,
+    peer_edges,
+    synthetic_config,
+    write_json,
+)
 from genome_scale_peer import peer_side
 from probes import OtherCPU, peak_rss_gb
 
@@ -88,8 +94,9 @@ def jax_side(args):
     result_path = work / "jax.json"
     import jax
     from flax import nnx
+
     from tfnet_jax.tasks.base import Fitted
-    from tfnet_jax.tasks.transcriptionnet import TranscriptionNetFamily
+    from tfnet_jax.tasks.transcriptionnet.family import TranscriptionNetFamily
 
     overrides = json.loads((work / "overrides.json").read_text())
     cfg = compose_cfg(overrides)
@@ -187,6 +194,7 @@ def jax_side(args):
 
     if not args.no_full_batch:
         from dataclasses import fields
+
         from tfnet_jax.schemas import TrainConfig
         if "full_batch" in {f.name for f in fields(TrainConfig)}:  # the engine's own option
             full = fam.make_trainer(cfg, prepared, run_dir=None, progress=False, full_batch=True)
@@ -236,7 +244,8 @@ def cost_of(compiled) -> dict:
 def cost_side(args):
     import jax
     import jax.numpy as jnp
-    from tfnet_jax.tasks.transcriptionnet import TranscriptionNetFamily
+
+    from tfnet_jax.tasks.transcriptionnet.family import TranscriptionNetFamily
 
     k, work = args.cost_k, args.work
     # train.num_devices in the config too, so that whatever prepare reads from it matches the mesh.
@@ -289,7 +298,7 @@ def child(args, role, extra=(), env=None):
 
 def make_data(args, num_genes, tag):
     """Compose the config, run the generator (timed), pickle the data; -> (cfg, data, seconds)."""
-    from tfnet_jax.data.synthetic import make_synthetic
+    from tfnet_jax.data.perturbation.synthetic import make_synthetic
     overrides = data_overrides(args, num_genes)
     cfg = compose_cfg(overrides)
     t0 = time.perf_counter()
@@ -313,7 +322,7 @@ def main_side(args):
     print(f"work dir {args.work}; generating {args.num_genes} genes x {args.layers} layers ...", flush=True)
     cfg, data, gen_s = make_data(args, args.num_genes, "")
     from tfnet_jax.graph.multiplex import multiplex_graphs
-    from tfnet_jax.tasks.transcriptionnet import TranscriptionNetFamily
+    from tfnet_jax.tasks.transcriptionnet.family import TranscriptionNetFamily
 
     n = data.num_genes
     t0 = time.perf_counter()
@@ -514,6 +523,8 @@ def report(args, result):
 
 def main():
     args = parse_args()
+    import tfnet_jax
+    tfnet_jax.tune_host_memory()  # every side, as the commands do, before jax starts its threads
     if args.role == "main":
         main_side(args)
     elif args.role == "jax":

@@ -39,7 +39,9 @@ def data_overrides(args, num_genes: int) -> list[str]:
 def perts_per_type(args) -> int:
     if args.perts_per_type:
         return args.perts_per_type
-    from tfnet_jax.schemas import SplitConfig  # the default split's valid / test fractions
+    from tfnet_jax.schemas import (
+        SplitConfig,  # the default split's valid / test fractions
+    )
     split = SplitConfig()
     return math.ceil(args.train_rows / (TYPES * (1.0 - split.valid_frac - split.test_frac)))
 
@@ -51,8 +53,10 @@ def compose_cfg(overrides):
 
 def synthetic_config(cfg):
     from dataclasses import fields
+
     from omegaconf import OmegaConf
-    from tfnet_jax.data.synthetic import SyntheticConfig
+
+    from tfnet_jax.data.perturbation.synthetic import SyntheticConfig
     data = OmegaConf.to_container(cfg.data, resolve=True)
     return SyntheticConfig(**{f.name: data[f.name] for f in fields(SyntheticConfig) if f.name in data})
 

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every arm")
     args = parser.parse_args()
-    from tfnet_jax.tasks.genonet_scores import format_table
+    from tfnet_jax.tasks.genonet.scores import format_table
 
     results = {}
     for name in args.arms:

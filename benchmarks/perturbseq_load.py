@@ -20,7 +20,7 @@ from pathlib import Path
 MEASURE = """
 import sys, time
 from pathlib import Path
-import anndata, tfnet_jax.data.perturbseq  # imports are not the load's memory
+import anndata, tfnet_jax.data.perturbation.perturbseq  # imports are not the load's memory
 from tfnet_jax.data.load import load_perturbation_data
 def status_mb(key):
     line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(key))

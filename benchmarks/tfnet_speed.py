@@ -107,6 +107,7 @@ class StepClock:
 
     def __enter__(self):
         import jax
+
         from tfnet_jax.train.engine import Trainer
         self._original = original = Trainer.step
         records = self.records
@@ -139,13 +140,14 @@ class StepClock:
 
 def main(argv=None):
     args = parse_args(argv)
+    import tfnet_jax
+    tfnet_jax.tune_host_memory()  # as the commands do, before jax starts its threads
     import jax
 
-    import tfnet_jax
     from tfnet_jax.analysis import lightup as lu
     from tfnet_jax.analysis.tf_selection import select_core_tfs, smallest_sets
-    from tfnet_jax.data.grn_synthetic import GRNConfig, make_grn
-    from tfnet_jax.tasks.tfnet import TFNetFamily
+    from tfnet_jax.data.expression.synthetic import GRNConfig, make_grn
+    from tfnet_jax.tasks.tfnet.family import TFNetFamily
 
     masters = args.masters or max(3, args.tfs // 20)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU(s); "

@@ -189,15 +189,18 @@ def torch_peer(prepared, model_cfg, train_cfg, batch_fn, args):
 # ---------------------------------------------------------------- main
 def main():
     args = parse_args()
+    import tfnet_jax
+    tfnet_jax.tune_host_memory()  # as the commands do, before jax starts its threads
     if args.devices > 1:  # must be set before jax is imported anywhere
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                    f" --xla_force_host_platform_device_count={args.devices}").strip()
     import jax
+
+    from tfnet_jax.data.perturbation.synthetic import SyntheticConfig, make_synthetic
     from tfnet_jax.data.splits import assign_splits
-    from tfnet_jax.data.synthetic import SyntheticConfig, make_synthetic
     from tfnet_jax.graph.multiplex import multiplex_graphs
-    from tfnet_jax.tasks import perturbation as task
-    from tfnet_jax.train.engine import Trainer, TrainConfig
+    from tfnet_jax.tasks.transcriptionnet import prepare as task
+    from tfnet_jax.train.engine import TrainConfig, Trainer
 
     n = args.num_genes
     data = make_synthetic(SyntheticConfig(num_genes=n, num_readouts=min(978, n), perts_per_type=min(420, n)))

@@ -21,14 +21,14 @@ TINY_MODEL = dict(node_input="auto", hidden=16, gat_layers=1, heads=2, fusion="a
 
 @pytest.fixture(scope="session")
 def tiny_data():
-    from tfnet_jax.data.synthetic import SyntheticConfig, make_synthetic
+    from tfnet_jax.data.perturbation.synthetic import SyntheticConfig, make_synthetic
     return make_synthetic(SyntheticConfig(**TINY_DATA))
 
 
 @pytest.fixture(scope="session")
 def tiny_prepared(tiny_data):
     from tfnet_jax.data.splits import assign_splits
-    from tfnet_jax.tasks.perturbation import prepare
+    from tfnet_jax.tasks.transcriptionnet.prepare import prepare
     return prepare(tiny_data, assign_splits(tiny_data, seed=0))
 
 
@@ -66,6 +66,7 @@ GENONET_TINY_RUN = ["split.folds=2", "model.elastic_net.inner_folds=2", "model.e
 
 def compose_genonet(overrides):
     from hydra import compose, initialize_config_dir
+
     from tfnet_jax.cli import CONFIG_DIR
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="config", overrides=["model=genonet", *overrides])
@@ -76,7 +77,8 @@ def genonet_files(tmp_path_factory):
     """A tiny simulation, plus a gene whose window holds no variant."""
     import numpy as np
     import pandas as pd
-    from tfnet_jax.data.genosim import GenoSimConfig, simulate_genotypes
+
+    from tfnet_jax.data.genotype.synthetic import GenoSimConfig, simulate_genotypes
     root = tmp_path_factory.mktemp("genosim")
     cfg = GenoSimConfig(num_genes=5, num_individuals=64, max_variants=24, region_length=60_000)
     sim = simulate_genotypes(cfg, root)

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from prediction_checks import assert_h5ad_matches
 
 import tfnet_jax
-from prediction_checks import assert_h5ad_matches
 from tfnet_jax.errors import RunDirError
 
 TINY_TN = {"data": {"num_genes": 300, "num_communities": 6, "num_readouts": 40, "perts_per_type": 60,
@@ -115,7 +115,8 @@ def test_transcriptionnet_fit_load_predict_genes(tmp_path):
 
 def test_in_memory_data_joins_the_identity(tmp_path, tfnet_run):
     import anndata
-    from tfnet_jax.data.expression import expression_data
+
+    from tfnet_jax.data.expression.readers import expression_data
     known = tfnet_run.prepared.data
     adata = anndata.AnnData(X=known.values, obs=pd.DataFrame(index=known.samples),
                             var=pd.DataFrame(index=known.genes))

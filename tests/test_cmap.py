@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfnet_jax.data.cmap import CMapConfig, load_cmap, replicate_halves
-from tfnet_jax.data.dataset import REPLICATE_HALVES, DataError, PerturbationData
-from tfnet_jax.data.gctx import GCTXReader, write_gctx
-from tfnet_jax.data.gene_ids import GeneTable
+from tfnet_jax.data.genes import GeneTable
+from tfnet_jax.data.io.gctx import GCTXReader
+from tfnet_jax.data.io.gctx_write import write_gctx
 from tfnet_jax.data.load import load_perturbation_data
+from tfnet_jax.data.perturbation.cmap import CMapConfig, load_cmap, replicate_halves
+from tfnet_jax.data.perturbation.container import REPLICATE_HALVES, PerturbationData
+from tfnet_jax.errors import DataError
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/l1000_genetic"
 
@@ -236,7 +238,7 @@ def _replicate_files(tmp_path, replicates: dict[str, list[np.ndarray]]) -> dict[
 
 def test_replicate_ceiling_from_cmap_halves(tmp_path):
     from tfnet_jax.eval.metrics import signature_metrics
-    from tfnet_jax.tasks.perturbation import prepare, replicate_ceiling_metrics
+    from tfnet_jax.tasks.transcriptionnet.prepare import prepare, replicate_ceiling_metrics
 
     rng = np.random.default_rng(0)
     base = {s: rng.normal(size=4) for s in ("A", "B", "C", "D", "E", "LM1")}
@@ -266,7 +268,7 @@ def test_replicate_ceiling_from_cmap_halves(tmp_path):
 
 
 def test_identical_replicates_make_a_perfect_ceiling(tmp_path):
-    from tfnet_jax.tasks.perturbation import prepare, replicate_ceiling_metrics
+    from tfnet_jax.tasks.transcriptionnet.prepare import prepare, replicate_ceiling_metrics
 
     rng = np.random.default_rng(1)
     replicates = {s: [rng.normal(size=4)] * 3 for s in ("A", "B", "C", "D")}

@@ -13,11 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfnet_jax.data import networks, signatures
-from tfnet_jax.data.dataset import DataError
+from tfnet_jax.data import networks
+from tfnet_jax.data.io.tables import (
+    block_as_float,
+    column_as_str,
+    read_table,
+    read_table_fast,
+)
 from tfnet_jax.data.networks import layer_from_edges, read_edge_list
-from tfnet_jax.data.signatures import read_node_features, read_signature_table
-from tfnet_jax.data.tables import block_as_float, column_as_str, read_table, read_table_fast
+from tfnet_jax.data.perturbation import signatures
+from tfnet_jax.data.perturbation.signatures import (
+    read_node_features,
+    read_signature_table,
+)
+from tfnet_jax.errors import DataError
 
 
 def write(path: Path, text: str) -> Path:

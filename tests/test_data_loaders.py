@@ -7,12 +7,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfnet_jax.data.dataset import SPLIT_NAMES, DataError, PerturbationData, SignatureTable
-from tfnet_jax.data.datadir import load_data_dir
+from tfnet_jax.data.io.tables import read_table
 from tfnet_jax.data.networks import layer_from_edges, read_edge_list
-from tfnet_jax.data.signatures import read_node_features, read_signature_table, read_splits_table
+from tfnet_jax.data.perturbation.container import (
+    SPLIT_NAMES,
+    PerturbationData,
+    SignatureTable,
+)
+from tfnet_jax.data.perturbation.datadir import load_data_dir
+from tfnet_jax.data.perturbation.signatures import (
+    read_node_features,
+    read_signature_table,
+    read_splits_table,
+)
 from tfnet_jax.data.splits import assign_splits, split_counts
-from tfnet_jax.data.tables import read_table
+from tfnet_jax.errors import DataError
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/l1000_genetic"
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import TINY_MODEL
 from tfnet_jax.errors import ConfigError
-from tfnet_jax.tasks import perturbation as task
+from tfnet_jax.tasks.transcriptionnet import prepare as task
 from tfnet_jax.train.engine import Trainer, TrainConfig, pad_rows
 
 

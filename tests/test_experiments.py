@@ -10,13 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO_ROOT, TINY_DATA, TINY_MODEL, execute_notebook
-from tfnet_jax.data.dataset import DataError
-from tfnet_jax.errors import TfnetError
+
+from tfnet_jax.errors import DataError, TfnetError
 from tfnet_jax.eval.stats import bh_adjust, mean_ci, paired_test
 from tfnet_jax.experiments.collect import arm_name, collect, varying_keys
-from tfnet_jax.tasks.transcriptionnet import resolve_ablation
+from tfnet_jax.tasks.transcriptionnet.family import resolve_ablation
 
 LAYERS = ["ppi", "pathway", "coexpression"]
 

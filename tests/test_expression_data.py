@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 import scipy.sparse
 
-from tfnet_jax.data.dataset import DataError
-from tfnet_jax.data.expression import (
+from tfnet_jax.data.expression.readers import (
     apply_transform,
-    load_expression,
+    read_expression_data,
     read_expression_matrix,
-    read_gene_list,
     write_expression_h5ad,
 )
+from tfnet_jax.data.genes import read_gene_list
+from tfnet_jax.errors import DataError
 
 SAMPLES = [f"s{i}" for i in range(5)]
 GENES = ["TF1", "TF2", "TF3", "G1", "G2", "G3"]
@@ -140,7 +140,7 @@ def files(tmp_path):
 
 def test_load_expression(files):
     _lines(files / "tfs.txt", ["TF3", "TF1"])
-    data = load_expression({"path": files / "x.h5ad", "tf_list": files / "tfs.txt",
+    data = read_expression_data({"path": files / "x.h5ad", "tf_list": files / "tfs.txt",
                             "transform": "log1p", "group_column": "study"})
     assert data.tf_genes.tolist() == ["TF3", "TF1"]
     assert data.target_genes.tolist() == ["TF2", "G1", "G2", "G3"]
@@ -150,7 +150,7 @@ def test_load_expression(files):
     assert data.groups.tolist() == list("aabbc")
     # A targets file: TFs listed in it are inputs only.
     _lines(files / "targets.txt", ["G3", "TF1", "G1"])
-    data = load_expression({"path": files / "x.h5ad", "tf_list": files / "tfs.txt", "targets": files / "targets.txt"})
+    data = read_expression_data({"path": files / "x.h5ad", "tf_list": files / "tfs.txt", "targets": files / "targets.txt"})
     assert data.target_genes.tolist() == ["G3", "G1"]
     np.testing.assert_allclose(data.targets(), VALUES[:, [5, 3]])
 
@@ -160,22 +160,22 @@ def test_missing_tfs(files, caplog):
     cfg = {"path": files / "x.h5ad", "tf_list": files / "tfs.txt"}
     with pytest.raises(DataError, match=r"tfs\.txt: 2 tf genes.*TFX \(line 3\), TFY \(line 5\); "
                                         r"2 of 4 are present.*data\.missing_tfs=drop"):
-        load_expression(cfg)
+        read_expression_data(cfg)
     with caplog.at_level(logging.WARNING):
-        data = load_expression({**cfg, "missing_tfs": "drop"})
+        data = read_expression_data({**cfg, "missing_tfs": "drop"})
     assert data.tf_genes.tolist() == ["TF1", "TF2"] and "dropped 2 of 4" in caplog.text
     _lines(files / "targets.txt", ["G1", "NOPE"])
     _lines(files / "ok_tfs.txt", ["TF1"])
     with pytest.raises(DataError, match=r"targets\.txt: 1 target genes.*NOPE \(line 2\)"):
-        load_expression({**cfg, "tf_list": files / "ok_tfs.txt", "targets": files / "targets.txt"})
-    data = load_expression({**cfg, "missing_tfs": "drop", "targets": files / "targets.txt"})
+        read_expression_data({**cfg, "tf_list": files / "ok_tfs.txt", "targets": files / "targets.txt"})
+    data = read_expression_data({**cfg, "missing_tfs": "drop", "targets": files / "targets.txt"})
     assert data.target_genes.tolist() == ["G1"]
     _lines(files / "ens.txt", ["ENSG0001", "ENSG0002"])
     for policy in ("error", "drop"):
         with pytest.raises(DataError, match=r"ens\.txt: none of the 2.*ENSG0001.*TF1.*Ensembl"):
-            load_expression({**cfg, "tf_list": files / "ens.txt", "missing_tfs": policy})
+            read_expression_data({**cfg, "tf_list": files / "ens.txt", "missing_tfs": policy})
     with pytest.raises(DataError, match="min_targets=5"):
-        load_expression({**cfg, "missing_tfs": "drop", "min_targets": 5})
+        read_expression_data({**cfg, "missing_tfs": "drop", "min_targets": 5})
 
 
 def test_zero_variance_genes_kept(tmp_path):
@@ -183,5 +183,5 @@ def test_zero_variance_genes_kept(tmp_path):
     values[:, 4] = 7.0
     write_expression_h5ad(tmp_path / "z.h5ad", values, SAMPLES, GENES)
     _lines(tmp_path / "tfs.txt", ["TF1"])
-    data = load_expression({"path": tmp_path / "z.h5ad", "tf_list": tmp_path / "tfs.txt"})
+    data = read_expression_data({"path": tmp_path / "z.h5ad", "tf_list": tmp_path / "tfs.txt"})
     assert "G2" in data.target_genes.tolist() and data.values.shape == (5, 6)

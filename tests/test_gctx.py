@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfnet_jax.data import gctx
-from tfnet_jax.data.dataset import DataError
-from tfnet_jax.data.gct import read_gct
-from tfnet_jax.data.gctx import (GCTXReader, GCTXWriter, read_gctx, read_gctx_meta,
-                                 write_gctx)
+from tfnet_jax.data.io import gctx
+from tfnet_jax.data.io.gct import read_gct
+from tfnet_jax.data.io.gctx import GCTXReader, read_gctx, read_gctx_meta
+from tfnet_jax.data.io.gctx_write import GCTXWriter, write_gctx
+from tfnet_jax.errors import DataError
 
 GENES = ["7157", "4609", "3845", "007", "1"]
 SIGS = [f"SIG_{i:03d}" for i in range(12)]

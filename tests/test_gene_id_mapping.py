@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from tfnet_jax.analysis.validation import validate_lightup
-from tfnet_jax.data.dataset import DataError
-from tfnet_jax.data.expression import load_expression
-from tfnet_jax.data.gene_ids import GeneTable, id_namespace, match_genes
+from tfnet_jax.data.expression.readers import read_expression_data
+from tfnet_jax.data.genes import GeneTable, id_namespace, match_genes
+from tfnet_jax.errors import DataError
 
 GENE_META = Path(__file__).resolve().parents[2] / "shared" / "data" / "l1000_genetic" / "gene_meta.csv.gz"
 
@@ -128,11 +128,11 @@ def test_tf_list_in_symbols_on_an_ensembl_matrix(tmp_path, table):
     (tmp_path / "genes.csv").write_text(TABLE)
     cfg = {"path": tmp_path / "expr.csv", "tf_list": tmp_path / "tfs.txt"}
     with pytest.raises(DataError, match="tfs.txt: none of the 2 tf genes.*set data.gene_table="):
-        load_expression(cfg)
-    data = load_expression({**cfg, "gene_table": tmp_path / "genes.csv"})
+        read_expression_data(cfg)
+    data = read_expression_data({**cfg, "gene_table": tmp_path / "genes.csv"})
     assert data.tf_genes.tolist() == ["ENSG00000141510", "ENSG00000136997"]
     assert data.target_genes.tolist() == ["ENSG00000133794", "ENSG00000999999"]
     # The same TF twice, as a symbol and as its Ensembl ID: the second entry is dropped.
     (tmp_path / "tfs.txt").write_text("TP53\nENSG00000141510\nMYC\n")
-    data = load_expression({**cfg, "gene_table": tmp_path / "genes.csv"})
+    data = read_expression_data({**cfg, "gene_table": tmp_path / "genes.csv"})
     assert data.tf_genes.tolist() == ["ENSG00000141510", "ENSG00000136997"]

@@ -6,12 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import GENONET_TINY_RUN as TINY_RUN
+from conftest import compose_genonet as _compose
+from conftest import execute_notebook
 from flax import nnx
 
-from conftest import GENONET_TINY_RUN as TINY_RUN, compose_genonet as _compose, execute_notebook
-from tfnet_jax.data.dataset import DataError
+from tfnet_jax.data.genotype.blocks import Block, make_blocks
+from tfnet_jax.errors import DataError
 from tfnet_jax.models.genonet import PER_GENE, GenoNet
-from tfnet_jax.tasks import genotype as task
+from tfnet_jax.tasks.genonet import prepare as task
 
 G, P, K, B = 3, 12, 2, 8
 TINY_SIM = ["data.num_genes=5", "data.num_individuals=64", "data.max_variants=24",
@@ -101,7 +104,7 @@ def test_elastic_net_start_predicts_the_elastic_net_and_stays_frozen():
     beta = rng.normal(size=(2, P)) * vmask[:2]          # 2 real genes; the third is padding
     b0 = rng.normal(size=2)
     y = dosage[:, :2] @ np.ones(P) + rng.normal(size=(B, 2))
-    block = task.Block(["a", "b"], dosage, vmask, None)
+    block = Block(["a", "b"], dosage, vmask, None)
     fold = task.prepare_fold(block, y, np.ones(B, bool), annotations=False)
     fold.context.update(task.linear_from_enet(fold, beta, b0))
     model = GenoNet(G, P, 0, channels=4, kernel=3, hidden=8, linear_init="elastic_net", rngs=nnx.Rngs(0))
@@ -157,13 +160,13 @@ def test_variant_screen_ranks_elastic_net_picks_then_correlation_on_training_row
     train = np.arange(n) < 150
     coef = np.zeros((2, 16))  # fits are padded to the widest bucket
     coef[0, 10] = 0.1
-    fold = task.prepare_fold(task.Block(["a", "b"], dosage, vmask, None), y, train, annotations=False)
+    fold = task.prepare_fold(Block(["a", "b"], dosage, vmask, None), y, train, annotations=False)
     screen = task.screen_variants(fold, train, 3, coef)
     np.testing.assert_array_equal(screen[0], [3, 7, 10])  # dominance, additive, elastic-net pick
     assert list(screen[1][:2]) == [0, 1] and not vmask[1, screen[1][2]]
     y_later = y.copy()
     y_later[~train] = rng.normal(size=(n - 150, 2)) * 100  # rows outside training change nothing
-    fold2 = task.prepare_fold(task.Block(["a", "b"], dosage, vmask, None), y_later, train, annotations=False)
+    fold2 = task.prepare_fold(Block(["a", "b"], dosage, vmask, None), y_later, train, annotations=False)
     np.testing.assert_array_equal(task.screen_variants(fold2, train, 3, coef), screen)
     np.testing.assert_array_equal(task.screen_variants(fold, train, 2, None)[0], [3, 7])
 
@@ -201,19 +204,19 @@ def test_tiny_run_writes_tables_and_skips_bad_gene(genonet_run, genonet_files):
     weights = pd.read_csv(tmp_path / "weights.csv")
     assert list(weights.columns[:4]) == ["gene", "variant", "varID", "chrom"]
 
-    from tfnet_jax.twas import associate
+    from tfnet_jax.analysis.twas import associate
     z = associate(tmp_path, genonet_files["trait"])
     assert set(z["gene"]) <= set(genes["gene"]) and "z" in z
 
 
 def test_mismatched_individuals_is_a_data_error(genonet_files, tmp_path):
-    from tfnet_jax.tasks.genonet import load_data
+    from tfnet_jax.data.load import load_genotype_data
     expr = pd.read_csv(genonet_files["expression"], index_col=0)
     expr.index = [f"other{i}" for i in range(len(expr))]
     expr.index.name = "IID"
     expr.to_csv(tmp_path / "expr.csv")
     with pytest.raises(DataError, match="no individual"):
-        load_data({"name": "genotypes", "bed": genonet_files["bed"], "expression": str(tmp_path / "expr.csv"),
+        load_genotype_data({"name": "genotypes", "bed": genonet_files["bed"], "expression": str(tmp_path / "expr.csv"),
                    "genes": genonet_files["genes"]}, tmp_path)
 
 
@@ -234,10 +237,10 @@ def test_notebook_runs(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- the named fold x block loop
 def _loop_setup(n=60, p=6):
-    from tfnet_jax.train.engine import Trainer, TrainConfig
+    from tfnet_jax.train.engine import TrainConfig, Trainer
     rng = np.random.default_rng(0)
     dosage = rng.integers(0, 3, (n, 2, p)).astype(np.float32)
-    block = task.Block(["signal", "flat"], dosage, np.ones((2, p), bool), None)
+    block = Block(["signal", "flat"], dosage, np.ones((2, p), bool), None)
     model = GenoNet(2, p, 0, channels=2, kernel=3, hidden=4, linear_skip=True, rngs=nnx.Rngs(0))
     cfg = TrainConfig(batch_size=16, eval_batch_size=32, max_steps=60, eval_every=5, patience=2,
                       learning_rate=0.05, warmup_steps=2, progress=False)
@@ -246,7 +249,7 @@ def _loop_setup(n=60, p=6):
 
 
 def test_named_loop_stops_a_flat_gene_early_keeps_its_start_and_never_recompiles():
-    from tfnet_jax.tasks.genonet_fit import fit_gene_block
+    from tfnet_jax.tasks.genonet.fit import fit_gene_block
     block, model, cfg, Trainer, signal = _loop_setup()
     n = len(signal)
     train_mask = np.arange(n) >= 15
@@ -278,6 +281,7 @@ def test_named_loop_stops_a_flat_gene_early_keeps_its_start_and_never_recompiles
 
 def test_resume_after_a_kill_redoes_only_the_missing_unit(genonet_run, tmp_path):
     import shutil
+
     from tfnet_jax.run import train_and_evaluate
     cfg, finished, _ = genonet_run
     run_dir = tmp_path / "run"
@@ -295,7 +299,7 @@ def test_resume_after_a_kill_redoes_only_the_missing_unit(genonet_run, tmp_path)
 
 
 def _restored(genonet_run):
-    from tfnet_jax.tasks.genonet import GenoNetFamily
+    from tfnet_jax.tasks.genonet.family import GenoNetFamily
     cfg, run_dir, _ = genonet_run
     family = GenoNetFamily()
     data = family.load(cfg)
@@ -310,7 +314,7 @@ def _training_dosages(data):
 
 
 def test_predict_new_genotypes(genonet_run, genonet_files):
-    from tfnet_jax.tasks.genonet import predict_expression
+    from tfnet_jax.tasks.genonet.family import predict_expression
     family, cfg, prepared, fitted, run_dir = _restored(genonet_run)
     table = _training_dosages(prepared.data)
     # Elastic net: the final weights of weights.csv applied by hand, plus the intercept.
@@ -322,7 +326,7 @@ def test_predict_new_genotypes(genonet_run, genonet_files):
         w = weights[weights["gene"] == gene]
         want = table[list(w["variant"])].to_numpy(np.float64) @ w["weight"].to_numpy() + intercept[i]
         np.testing.assert_allclose(got[gene].to_numpy(), want, rtol=1e-5, atol=1e-5)
-    from tfnet_jax.tasks.genonet_fit import genonet_unit
+    from tfnet_jax.tasks.genonet.fit import genonet_unit
     assert fitted.predictor.cache.get(genonet_unit("genonet", 0, 0))["param_screen"].shape[1] == 16
     # GenoNet: the same from the PLINK files as from a table, the mean of the fold models.
     chunks = list(family.predict(cfg, prepared, fitted, table))
@@ -342,7 +346,7 @@ def test_predict_new_genotypes(genonet_run, genonet_files):
 
 def test_per_gene_choice_uses_the_elastic_net_where_it_wins_on_the_stopping_rows(genonet_run):
     from tfnet_jax.models.elastic_net import fold_masks
-    from tfnet_jax.tasks.genonet_fit import genonet_unit
+    from tfnet_jax.tasks.genonet.fit import genonet_unit
     family, cfg, prepared, fitted, run_dir = _restored(genonet_run)
     pred, folds = fitted.predictor.pred, prepared.folds
     inner = fold_masks(folds, int(cfg.model.elastic_net.inner_folds), int(cfg.seed))["inner"]
@@ -371,9 +375,9 @@ def test_per_gene_choice_uses_the_elastic_net_where_it_wins_on_the_stopping_rows
 
 
 def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadded():
-    from tfnet_jax.data.genotypes import GeneWindow, GenotypeData
+    from tfnet_jax.data.genotype.container import GeneWindow, GenotypeData
     from tfnet_jax.models.elastic_net import fit_nested_cv
-    from tfnet_jax.tasks.genonet_fit import fit_elastic_net
+    from tfnet_jax.tasks.genonet.fit import fit_elastic_net
     rng = np.random.default_rng(0)
     n, counts = 60, [50, 200, 90]  # buckets 128 and 200 (the widest is not padded further)
     windows, expression = [], {}
@@ -384,7 +388,7 @@ def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadde
         expression[f"g{i}"] = dosage[:, :3].sum(1) + rng.normal(size=n)
     data = GenotypeData(np.array([f"i{k}" for k in range(n)]), pd.DataFrame(expression), None, windows,
                         None, {}, "test")
-    blocks = task.make_blocks(data, genes_per_block=2)
+    blocks = make_blocks(data, genes_per_block=2)
     assert [(b.genes, b.vmask.shape[1]) for b in blocks] == [(["g0", "g2"], 128), (["g1"], 200)]
     folds = np.arange(n) % 3
     en_cfg = dict(inner_folds=3, alpha=0.5, n_lambdas=10, max_iter=300, tol=1e-4, block=4)
@@ -402,8 +406,8 @@ def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadde
 
 
 def test_elastic_net_resumes_block_by_block(tmp_path):
-    from tfnet_jax.data.genotypes import GeneWindow, GenotypeData
-    from tfnet_jax.tasks.genonet_fit import FitCache, cached_elastic_net, fit_elastic_net
+    from tfnet_jax.data.genotype.container import GeneWindow, GenotypeData
+    from tfnet_jax.tasks.genonet.fit import FitCache, cached_elastic_net, fit_elastic_net
     rng = np.random.default_rng(1)
     n = 40
     windows = [GeneWindow(f"g{i}", "1", 0, 1, np.array([f"v{i}_{j}" for j in range(20)]), np.arange(20),
@@ -411,7 +415,7 @@ def test_elastic_net_resumes_block_by_block(tmp_path):
     expression = {w.gene: w.dosages[:, :2].sum(1) + rng.normal(size=n) for w in windows}
     data = GenotypeData(np.array([f"i{k}" for k in range(n)]), pd.DataFrame(expression), None, windows,
                         None, {}, "test")
-    blocks = task.make_blocks(data, genes_per_block=2)  # blocks of 2 and 1 genes
+    blocks = make_blocks(data, genes_per_block=2)  # blocks of 2 and 1 genes
     folds = np.arange(n) % 2
     en_cfg = dict(inner_folds=2, alpha=0.5, n_lambdas=5, max_iter=20, tol=1e-4, block=2)
     fit_elastic_net(data, blocks, folds, en_cfg, 0, cache=FitCache(tmp_path), name="en")  # "killed" here

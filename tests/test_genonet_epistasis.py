@@ -4,8 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from tfnet_jax.data.genotype.blocks import Block
 from tfnet_jax.models.genonet import GenoNet, epistasis_features, epistasis_path
-from tfnet_jax.tasks import genotype as task
+from tfnet_jax.tasks.genonet import prepare as task
 
 EN_CFG = {"inner_folds": 3, "alpha": 0.5, "n_lambdas": 20, "max_iter": 300, "tol": 1e-4, "block": 4}
 
@@ -30,7 +31,7 @@ def _fold(seed=0, n=300, p=10):
                   dosage[:, 1, 2] + rng.normal(size=n),                   # additive only
                   rng.normal(size=n)], 1)                                 # no start weight at all
     train = np.arange(n) < 240
-    fold = task.prepare_fold(task.Block(["a", "b", "c"], dosage, np.ones((3, p), bool), None), y, train,
+    fold = task.prepare_fold(Block(["a", "b", "c"], dosage, np.ones((3, p), bool), None), y, train,
                              annotations=False)
     coef = np.zeros((3, p))
     coef[0, [3, 7]] = [0.2, 1.0]
@@ -75,8 +76,8 @@ def test_training_offset_and_full_dosages_predict_alike():
 
 
 def test_choice_takes_the_elastic_net_where_its_start_scores_at_least_genonet():
-    from tfnet_jax.eval.regression import per_gene_r2
-    from tfnet_jax.tasks.genonet_fit import elastic_net_wins
+    from tfnet_jax.maths import per_gene_r2
+    from tfnet_jax.tasks.genonet.fit import elastic_net_wins
     fold, train, _, _ = _fold()
     valid = np.flatnonzero(~train)
     ctx = fold.context

@@ -1,4 +1,4 @@
-"""PLINK genotype loading (tfnet_jax.data.genotypes) and the msprime simulation (genosim)."""
+"""PLINK genotype loading (tfnet_jax.data.genotype.readers) and the msprime simulation (genosim)."""
 import json
 import logging
 import shutil
@@ -8,9 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfnet_jax.data.dataset import DataError
-from tfnet_jax.data.genosim import GenoSimConfig, load_simulated, simulate_genotypes
-from tfnet_jax.data.genotypes import impute_train_mean, load_genotype_data, regress_out_covariates
+from tfnet_jax.data.genotype.readers import (
+    impute_train_mean,
+    read_genotype_data,
+    regress_out_covariates,
+)
+from tfnet_jax.data.genotype.synthetic import (
+    GenoSimConfig,
+    load_simulated,
+    simulate_genotypes,
+)
+from tfnet_jax.errors import DataError
 
 TINY = GenoSimConfig(num_genes=6, num_individuals=60, region_length=100_000, max_variants=80,
                      null_fraction=0.34, seed=3)
@@ -44,7 +52,7 @@ def _write_plink(dest: Path, dosages, bp, iids, chrom="1"):
 # ---------------------------------------------------------------- simulation round trip
 
 def test_round_trip_matches_simulation(sim):
-    data = load_genotype_data(_cfg(sim))
+    data = read_genotype_data(_cfg(sim))
     truth = json.loads(Path(sim["truth"]).read_text())
     assert not data.skipped and len(data.windows) == TINY.num_genes
     assert list(data.expression.columns) == [w.gene for w in data.windows]
@@ -67,7 +75,7 @@ def test_default_window_gets_only_own_region(tmp_path):
     # 30 genes: chromosomes 1-8 hold two regions each, which a 1 Mb window must keep apart.
     cfg = GenoSimConfig(num_genes=30, num_individuals=10, region_length=20_000, max_variants=20)
     sim = simulate_genotypes(cfg, tmp_path)
-    data = load_genotype_data({"bed": sim["bed"], "expression": sim["expression"], "genes": sim["genes"]})
+    data = read_genotype_data({"bed": sim["bed"], "expression": sim["expression"], "genes": sim["genes"]})
     counts = {g: rec["num_variants"] for g, rec in json.loads(Path(sim["truth"]).read_text())["genes"].items()}
     assert len(data.windows) + len(data.skipped) == 30 and len(data.windows) >= 25
     for w in data.windows:
@@ -75,15 +83,15 @@ def test_default_window_gets_only_own_region(tmp_path):
 
 
 def test_max_variants_keeps_nearest(sim):
-    full = load_genotype_data(_cfg(sim, genes_subset=["gene0001"])).windows[0]
-    kept = load_genotype_data(_cfg(sim, genes_subset=["gene0001"], max_variants=7)).windows[0]
+    full = read_genotype_data(_cfg(sim, genes_subset=["gene0001"])).windows[0]
+    kept = read_genotype_data(_cfg(sim, genes_subset=["gene0001"], max_variants=7)).windows[0]
     distance = np.maximum(full.start - full.positions, 0) + np.maximum(full.positions - full.end, 0)
     assert len(kept.positions) == 7 and np.all(np.diff(kept.positions) > 0)
     assert distance[np.isin(full.positions, kept.positions)].max() <= np.sort(distance)[6]
 
 
 def test_ld_is_real(sim):
-    data = load_genotype_data(_cfg(sim))
+    data = read_genotype_data(_cfg(sim))
     near, far = [], []
     for w in data.windows:
         r2 = np.corrcoef(w.dosages.T) ** 2
@@ -134,7 +142,7 @@ def test_skipped_genes_with_reasons(sim, tmp_path):
     expr = pd.read_csv(sim["expression"], index_col=0)
     expr["far"] = expr["other_chrom"] = 0.0
     expr.to_csv(tmp_path / "expr.csv")
-    data = load_genotype_data(_cfg(sim, genes=tmp_path / "genes.csv", expression=tmp_path / "expr.csv",
+    data = read_genotype_data(_cfg(sim, genes=tmp_path / "genes.csv", expression=tmp_path / "expr.csv",
                                    genes_subset=["far", "other_chrom", "no_expr", "gene0000", "gene0002", "nope"]))
     assert [w.gene for w in data.windows] == ["gene0000", "gene0002"]
     assert data.skipped["far"] == "no variants within 1000000 bp of 1:150000000-150001000"
@@ -143,11 +151,11 @@ def test_skipped_genes_with_reasons(sim, tmp_path):
     assert "not in the genes table" in data.skipped["nope"]
     assert list(data.expression.columns) == ["gene0000", "gene0002"]
     # data.chrom: one chromosome's genes ("chr2" and 2 name the same one); none there is an error
-    two = load_genotype_data(_cfg(sim, genes=tmp_path / "genes.csv", expression=tmp_path / "expr.csv",
+    two = read_genotype_data(_cfg(sim, genes=tmp_path / "genes.csv", expression=tmp_path / "expr.csv",
                                   chrom=2))
     assert two.windows and {w.chrom for w in two.windows} == {"2"} and "no_expr" in two.skipped
     with pytest.raises(DataError, match=r"no gene on chromosome 7 \(data.chrom\); chromosomes there: 1, 2, 3, 4, 5, 6, X"):
-        load_genotype_data(_cfg(sim, genes=tmp_path / "genes.csv", expression=tmp_path / "expr.csv", chrom="chr7"))
+        read_genotype_data(_cfg(sim, genes=tmp_path / "genes.csv", expression=tmp_path / "expr.csv", chrom="chr7"))
 
 
 def test_filters_order_and_missing(tmp_path, caplog):
@@ -169,10 +177,10 @@ def test_filters_order_and_missing(tmp_path, caplog):
     # An expressed individual without genotypes: mismatched IDs, unless explicitly allowed.
     with pytest.raises(DataError, match=r"expr.csv: 1 of 31 individuals are not in .*g.fam: "
                                          r"\[stranger\] \(1 in all\); .* data.allow_missing_individuals=true"):
-        load_genotype_data(cfg)
+        read_genotype_data(cfg)
     cfg["allow_missing_individuals"] = True
     with caplog.at_level(logging.WARNING):
-        data = load_genotype_data(cfg)
+        data = read_genotype_data(cfg)
     assert "10 only in the .fam, 1 only in the expression" in caplog.text
     assert list(data.individuals) == order[:30]
     (w,) = data.windows
@@ -184,7 +192,7 @@ def test_filters_order_and_missing(tmp_path, caplog):
     # All variants of a window filtered out -> skipped with the counts; the other gene still loads.
     pd.DataFrame({"gene": ["A", "B"], "chrom": ["1", "1"], "start": [240, 150], "end": [260, 150]}).to_csv(
         tmp_path / "genes.csv", index=False)
-    data = load_genotype_data(dict(cfg, window=60))
+    data = read_genotype_data(dict(cfg, window=60))
     assert [w.gene for w in data.windows] == ["B"] and list(data.windows[0].variant_ids) == ["s0"]
     assert data.skipped["A"] == "no variant left of 2 in the window: 1 monomorphic, 1 with MAF < 0.05"
 
@@ -192,7 +200,7 @@ def test_filters_order_and_missing(tmp_path, caplog):
 def test_no_overlap_names_both_files(sim, tmp_path):
     pd.DataFrame({"IID": ["x1", "x2"], "gene0000": [1.0, 2.0]}).to_csv(tmp_path / "expr.csv", index=False)
     with pytest.raises(DataError) as err:
-        load_genotype_data(_cfg(sim, expression=tmp_path / "expr.csv"))
+        read_genotype_data(_cfg(sim, expression=tmp_path / "expr.csv"))
     assert sim["bed"] + ".fam" in str(err.value) and "expr.csv" in str(err.value) and "x1" in str(err.value)
 
 
@@ -202,10 +210,10 @@ def test_truncated_and_bad_magic_bed(sim, tmp_path):
     size = bed.stat().st_size
     bed.write_bytes(bed.read_bytes()[:-5])
     with pytest.raises(DataError, match=f"geno.bed: size {size - 5} bytes, expected {size}"):
-        load_genotype_data(_cfg(sim, bed=prefix))
+        read_genotype_data(_cfg(sim, bed=prefix))
     bed.write_bytes(b"\x00\x00\x00" + b"\x00" * (size - 3))
     with pytest.raises(DataError, match="geno.bed: not a variant-major PLINK"):
-        load_genotype_data(_cfg(sim, bed=prefix))
+        read_genotype_data(_cfg(sim, bed=prefix))
 
 
 @pytest.mark.parametrize("line, message", [("1 bad 0 100 T", "line 3: 5 fields, expected 6"),
@@ -219,7 +227,7 @@ def test_malformed_bim_names_line(sim, tmp_path, line, message):
     lines[2] = line
     bim.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=message) as err:
-        load_genotype_data(_cfg(sim, bed=prefix))
+        read_genotype_data(_cfg(sim, bed=prefix))
     assert "geno.bim" in str(err.value)
 
 
@@ -230,16 +238,16 @@ def test_duplicate_iid_and_unknown_key(sim, tmp_path):
     lines[4] = lines[1]
     fam.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match="geno.fam: individual .IID. 'ind00001' is listed twice, on lines 2 and 5"):
-        load_genotype_data(_cfg(sim, bed=prefix))
+        read_genotype_data(_cfg(sim, bed=prefix))
     with pytest.raises(DataError, match="unknown key"):
-        load_genotype_data(_cfg(sim, windw=5))
+        read_genotype_data(_cfg(sim, windw=5))
 
 
 def test_annotations_missing_rows_and_bad_types(sim, tmp_path, caplog):
     table = pd.read_csv(sim["annotations"], index_col=0)
     table.iloc[5:].to_csv(tmp_path / "annot.csv")
     with caplog.at_level(logging.WARNING):
-        data = load_genotype_data(_cfg(sim, annotations=tmp_path / "annot.csv"))
+        data = read_genotype_data(_cfg(sim, annotations=tmp_path / "annot.csv"))
     assert "5 loaded variants are not in" in caplog.text
     means = table.iloc[5:].to_numpy().mean(axis=0)
     first = data.windows[0]
@@ -248,7 +256,7 @@ def test_annotations_missing_rows_and_bad_types(sim, tmp_path, caplog):
     table["kind"] = "enhancer"
     table.to_csv(tmp_path / "annot.csv")
     with pytest.raises(DataError, match="annot.csv, line 2, column 'kind': non-numeric value 'enhancer'"):
-        load_genotype_data(_cfg(sim, annotations=tmp_path / "annot.csv"))
+        read_genotype_data(_cfg(sim, annotations=tmp_path / "annot.csv"))
 
 
 def test_covariates_and_parquet_expression(sim, tmp_path):
@@ -256,7 +264,7 @@ def test_covariates_and_parquet_expression(sim, tmp_path):
     expr.iloc[::-1].reset_index().to_parquet(tmp_path / "expr.parquet", index=False)
     cov = pd.DataFrame({"pc1": np.arange(60.0), "sex": np.arange(60) % 2}, index=expr.index)
     cov.iloc[:50].to_csv(tmp_path / "cov.tsv", sep="\t")
-    data = load_genotype_data(_cfg(sim, expression=tmp_path / "expr.parquet", covariates=tmp_path / "cov.tsv"))
+    data = read_genotype_data(_cfg(sim, expression=tmp_path / "expr.parquet", covariates=tmp_path / "cov.tsv"))
     assert len(data.individuals) == 50 and list(data.covariates.index) == list(data.individuals)
     assert data.individuals[0] == "ind00049"  # expression order, restricted to covariate rows
     np.testing.assert_allclose(data.expression.loc[data.individuals].to_numpy(),

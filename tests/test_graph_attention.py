@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tfnet_jax.data.dataset import NetworkLayer
+from tfnet_jax.data.networks import NetworkLayer
 from tfnet_jax.graph import attention, blocks, cpu_kernel
 from tfnet_jax.graph.multiplex import directed_edges, multiplex_graphs
 from tfnet_jax.train.engine import TrainConfig, Trainer
@@ -210,6 +210,7 @@ def test_sharded_training_equals_one_device(monkeypatch, fused, pruned):
 
 def test_host_memory_tuning_can_be_turned_off(monkeypatch):
     import sys
+
     from tfnet_jax import host_memory
     host_memory.reuse_freed_memory.cache_clear()
     monkeypatch.setenv("TFNET_JAX_MALLOC_TUNING", "0")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tfnet_jax.data.dataset import NetworkLayer
+from tfnet_jax.data.networks import NetworkLayer
 from tfnet_jax.graph.multiplex import directed_edges, layer_to_blocks, multiplex_graphs
 from tfnet_jax.models.transcriptionnet import TranscriptionNet
 from tfnet_jax.train.losses import mse_pearson_loss, row_pearson
@@ -149,7 +149,8 @@ def test_refiner_uses_observed_other_types_but_never_the_target():
 
 def test_ridge_started_skip_reproduces_ridge_at_initialisation(tiny_prepared):
     from conftest import TINY_MODEL
-    from tfnet_jax.tasks import perturbation as task
+
+    from tfnet_jax.tasks.transcriptionnet import prepare as task
     cfg = {**TINY_MODEL, "linear_skip": True, "skip_init": "ridge"}
     model = task.build_model(cfg, tiny_prepared, seed=0)
     rows = tiny_prepared.rows("valid")

@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfnet_jax.data.datadir import load_data_dir
+from tfnet_jax.data.perturbation.datadir import load_data_dir
 from tfnet_jax.data.splits import assign_splits
 from tfnet_jax.run import train_and_evaluate
-from tfnet_jax.tasks import perturbation as task
+from tfnet_jax.tasks.transcriptionnet import prepare as task
 
 
 def write_data_dir(root, data, test_genes, poison=None):

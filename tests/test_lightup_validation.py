@@ -16,7 +16,7 @@ from tfnet_jax.analysis.validation import (
     validate_lightup,
     validation_table,
 )
-from tfnet_jax.data.dataset import DataError
+from tfnet_jax.errors import DataError
 
 TRRUST = Path(__file__).resolve().parents[2] / "shared" / "data" / "trrust" / "trrust_human.tsv.gz"
 TFS = [f"TF{i}" for i in range(30)]

@@ -2,12 +2,23 @@
 import numpy as np
 import pytest
 
-from tfnet_jax.data.dataset import NetworkLayer, PerturbationData, SignatureTable
+from tfnet_jax.data.networks import NetworkLayer
+from tfnet_jax.data.perturbation.container import PerturbationData, SignatureTable
 from tfnet_jax.eval.metrics import (
-    HIGHER_IS_BETTER, METRIC_NAMES, format_results_table, results_table, retrieval_hits,
-    row_pearson, signature_metrics)
+    HIGHER_IS_BETTER,
+    METRIC_NAMES,
+    format_results_table,
+    results_table,
+    retrieval_hits,
+    row_pearson,
+    signature_metrics,
+)
 from tfnet_jax.models.baselines import (
-    fit_predict_baselines, mean_baseline, neighbor_baseline, ridge_baseline)
+    fit_predict_baselines,
+    mean_baseline,
+    neighbor_baseline,
+    ridge_baseline,
+)
 
 # 3 x 4 worked example. Hand computation (centred rows written out):
 #   raw:   p0=2*t0 -> r=1;  p1=t0=-t1 pattern -> r=-1;

@@ -10,8 +10,8 @@ from tfnet_jax.eval.metrics import signature_metrics
 from tfnet_jax.models.baselines import fit_predict_baselines
 from tfnet_jax.models.ood_guard import (FeatureDistance, apply_shrink, choose, reference_scores,
                                         shrink_factors)
-from tfnet_jax.tasks import guard
-from tfnet_jax.tasks import perturbation as task
+from tfnet_jax.tasks.transcriptionnet import guard
+from tfnet_jax.tasks.transcriptionnet import prepare as task
 
 OPTIONS = {"quantiles": [0.0, 0.25, 0.5, 0.75, 0.9, 1.0], "shrinks": [0.0, 0.25, 0.5, 0.75, 0.9],
            "folds": 5}

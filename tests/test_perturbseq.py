@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-
 from conftest import TINY_MODEL
-from tfnet_jax.data import h5ad_chunks
+
+from tfnet_jax.data.io import h5ad_chunks
 from tfnet_jax.data.load import load_perturbation_data
 from tfnet_jax.errors import ConfigError, DataError
 
@@ -289,7 +289,7 @@ def demo_screen(tmp_path_factory, tiny_data):
 def test_screen_feeds_the_transcriptionnet_family(demo_screen, caplog):
     """Config -> load -> split -> prepare -> baselines, as a run does (no training: cheap)."""
     from tfnet_jax.config import compose
-    from tfnet_jax.tasks import perturbation as task
+    from tfnet_jax.tasks.transcriptionnet import prepare as task
     from tfnet_jax.tasks.base import get_family
     overrides, truth = demo_screen
     cfg = compose(overrides)

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_DATA, TINY_MODEL
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-
-from conftest import TINY_DATA, TINY_MODEL
 from prediction_checks import assert_h5ad_matches
+
 from tfnet_jax.cli import CONFIG_DIR as CONFIGS
 from tfnet_jax.eval.metrics import METRIC_NAMES
 from tfnet_jax.run import run_name, train_and_evaluate
@@ -147,7 +147,8 @@ def test_predict_writes_every_gene(tiny_run, predicted, tmp_path):
 
     # The GCTX holds the same numbers, readable by our reader and by plain h5py (CMap layout).
     import h5py
-    from tfnet_jax.data.gctx import read_gctx
+
+    from tfnet_jax.data.io.gctx import read_gctx
     gctx = read_gctx(gctx_path)
     readouts = everything.columns[4:]
     np.testing.assert_array_equal(gctx.row_ids, readouts)
@@ -161,7 +162,7 @@ def test_predict_writes_every_gene(tiny_run, predicted, tmp_path):
 
 
 def test_predict_rejects_unknown_genes(tiny_run, tmp_path):
-    from tfnet_jax.data.dataset import DataError
+    from tfnet_jax.errors import DataError
     from tfnet_jax.predict import predict_run
     run_dir, _ = tiny_run
     genes = tmp_path / "genes.txt"
@@ -188,7 +189,8 @@ def test_each_prediction_carries_its_gene_and_type_split(predicted):
 def test_gene_splits_are_per_perturbation_type():
     """A gene held out in one type and trained on in another gets each type's own role."""
     from types import SimpleNamespace
-    from tfnet_jax.tasks.transcriptionnet import gene_splits
+
+    from tfnet_jax.tasks.transcriptionnet.family import gene_splits
     table = lambda index: SimpleNamespace(pert_index=np.array(index))  # noqa: E731
     data = SimpleNamespace(num_genes=5, signatures={"RNAi": table([0, 2, 3]), "OE": table([3, 4])})
     prepared = SimpleNamespace(data=data, splits={"RNAi": np.array(["train", "test", "valid"]),
@@ -206,7 +208,7 @@ def test_h5ad_predictions_round_trip(predicted):
 
 
 def test_gctx_predictions_use_cmap_codes(predicted):
-    from tfnet_jax.data.gctx import read_gctx
+    from tfnet_jax.data.io.gctx import read_gctx
     _, frame, gctx_path, _ = predicted
     gctx = read_gctx(gctx_path)
     codes = {"RNAi": "trt_sh", "CRISPR": "trt_xpr", "OE": "trt_oe"}

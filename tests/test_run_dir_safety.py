@@ -13,16 +13,17 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import REPO_ROOT, TINY_MODEL
-from tfnet_jax import cli, metrics_log
+
+from tfnet_jax import cli
+from tfnet_jax.data.io import prediction_files
+from tfnet_jax.train import metrics_log
 from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.errors import RunDirError
-from tfnet_jax.run_lock import RunLock
-from tfnet_jax.tasks import perturbation as task
+from tfnet_jax.train.run_lock import RunLock
+from tfnet_jax.tasks.transcriptionnet import prepare as task
 from tfnet_jax.tasks.base import PredictionChunk
-from tfnet_jax.train.engine import Trainer, TrainConfig
-from tfnet_jax import predict
+from tfnet_jax.train.engine import TrainConfig, Trainer
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 FULL_DISK = "no space left on device; free space or use another output dir"
@@ -193,14 +194,14 @@ def test_full_disk_while_predicting_leaves_no_temporary(tmp_path, monkeypatch, c
     chunks = [PredictionChunk(pd.DataFrame({"gene": genes, "split": "unseen"}),
                               np.ones((2, 3), np.float32), ["x", "y", "z"], id_columns=["gene"])
               for genes in (["a", "b"], ["c", "d"])]
-    sinks = {"gctx": predict.GctxSink, "h5ad": predict.H5adSink}
-    sink = sinks[fmt](target) if fmt in sinks else predict.TableSink(target, fmt)
+    sinks = {"gctx": prediction_files.GctxSink, "h5ad": prediction_files.H5adSink}
+    sink = sinks[fmt](target) if fmt in sinks else prediction_files.TableSink(target, fmt)
     if fmt in sinks:
-        monkeypatch.setattr("tfnet_jax.data.h5_atomic.publish", lambda tmp, path: _raise(ENOSPC))
+        monkeypatch.setattr("tfnet_jax.data.io.h5_atomic.publish", lambda tmp, path: _raise(ENOSPC))
     else:
-        monkeypatch.setattr(predict, "publish", lambda tmp, path: _raise(ENOSPC))
+        monkeypatch.setattr(prediction_files, "publish", lambda tmp, path: _raise(ENOSPC))
     with pytest.raises(RunDirError) as caught:
-        predict.write_predictions([sink], iter(chunks))
+        prediction_files.write_predictions([sink], iter(chunks))
     assert target.read_bytes() == b"previous"
     assert os.listdir(tmp_path) == [target.name]
     assert one_error_line(caught.value, capsys) == f"error: {target}: {FULL_DISK}"

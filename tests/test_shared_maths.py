@@ -8,8 +8,10 @@ from sklearn.linear_model import Ridge
 from tfnet_jax.data.scaling import Standardiser, constant_columns
 from tfnet_jax.data.splits import hash_order, holdout, kfold, validation_slice
 from tfnet_jax.errors import DataError
-from tfnet_jax.eval.regression import expression_metrics, per_gene_r2, r2_summary
-from tfnet_jax.eval.stats import bh_adjust, paired_test, pearson_test, row_pearson, with_bh
+from tfnet_jax.eval.regression import expression_metrics, r2_summary
+from tfnet_jax.maths import per_gene_r2
+from tfnet_jax.eval.stats import bh_adjust, paired_test, with_bh
+from tfnet_jax.maths import pearson_test, row_pearson
 from tfnet_jax.models.elastic_net import cv_r2
 from tfnet_jax.models.linear import ridge_fit, variance_explained
 

@@ -4,16 +4,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY_DATA
 from flax import nnx
 
 import tfnet_jax
-from conftest import TINY_DATA
 from tfnet_jax.config import compose
-from tfnet_jax.data.dataset import NetworkLayer
+from tfnet_jax.data.networks import NetworkLayer
 from tfnet_jax.errors import ConfigError
 from tfnet_jax.graph.multiplex import multiplex_graphs, propagated_features
 from tfnet_jax.models.transcriptionnet import TranscriptionNet
-from tfnet_jax.tasks import perturbation as task
+from tfnet_jax.tasks.transcriptionnet import prepare as task
 
 # 4 genes; gene 3 is isolated. Edges 0-1 (w 2), 1-2 (w 1).
 LAYER = NetworkLayer("toy", senders=np.array([0, 1], np.int32), receivers=np.array([1, 2], np.int32),

@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 
 from tfnet_jax.eval.metrics import (
-    CEILING_KEY, TOP_DE, de_weighted_error, de_weights, format_results_table, rank_scores,
-    results_table, signature_metrics, top_de_pearson)
+    CEILING_KEY,
+    TOP_DE,
+    de_weighted_error,
+    de_weights,
+    format_results_table,
+    rank_scores,
+    results_table,
+    signature_metrics,
+    top_de_pearson,
+)
 
 # The 3 x 4 example of test_metrics_baselines. Deltas from MEAN = [1, 1, 2, 2]:
 #   true:  T0 = [0, 1, 1, 2]   T1 = [3, 2, 0, -1]   T2 = [0, 2, 0, 2]
@@ -153,8 +161,9 @@ def test_wide_table_is_split_into_blocks_of_the_same_rows():
 
 
 def test_score_predictions_drops_each_perturbed_genes_own_readout():
-    from tfnet_jax.data.dataset import NetworkLayer, PerturbationData, SignatureTable
-    from tfnet_jax.tasks import perturbation as task
+    from tfnet_jax.data.networks import NetworkLayer
+    from tfnet_jax.data.perturbation.container import PerturbationData, SignatureTable
+    from tfnet_jax.tasks.transcriptionnet import prepare as task
 
     # Readouts g2, r1, r2, g0: perturbed gene g2 is readout 0, g0 readout 3, g1 none.
     genes = np.array(["g0", "g1", "g2", "g3", "g4", "g5", "r1", "r2"])

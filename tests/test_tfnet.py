@@ -5,15 +5,17 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import execute_notebook
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import execute_notebook
 from tfnet_jax.cli import CONFIG_DIR as CONFIGS
-from tfnet_jax.data.dataset import DataError
-from tfnet_jax.data.expression import ExpressionData, write_expression_h5ad
-from tfnet_jax.data.grn_synthetic import GRNConfig, make_grn
-from tfnet_jax.eval.regression import expression_metrics, per_gene_r2
+from tfnet_jax.data.expression.container import ExpressionData
+from tfnet_jax.data.expression.readers import write_expression_h5ad
+from tfnet_jax.data.expression.synthetic import GRNConfig, make_grn
+from tfnet_jax.errors import DataError
+from tfnet_jax.eval.regression import expression_metrics
+from tfnet_jax.maths import per_gene_r2
 from tfnet_jax.run import train_and_evaluate
 
 TINY_GRN = dict(num_samples=300, num_tfs=16, num_masters=3, num_targets=40, num_states=4)
@@ -66,9 +68,9 @@ def test_grn_run_writes_the_pipeline_schema_and_beats_the_mean(grn_run):
 
 
 def test_lightup_cli_writes_parquet_and_validates_against_planted_edges(grn_run):
-    from tfnet_jax.lightup import run_lightup
+    from tfnet_jax.lightup import lightup_command
     run_dir, _ = grn_run
-    summary = run_lightup(compose_cfg([f"run_dir={run_dir}"], name="lightup"))
+    summary = lightup_command(compose_cfg([f"run_dir={run_dir}"], name="lightup"))
     table = pd.read_parquet(run_dir / "lightup.parquet")
     assert list(table.columns[:3]) == ["source", "target", "weight"]
     assert len(table) == TINY_GRN["num_tfs"] * TINY_GRN["num_targets"]
@@ -81,6 +83,7 @@ def test_lightup_cli_writes_parquet_and_validates_against_planted_edges(grn_run)
 
 def test_lightup_is_the_loop_over_tfs_and_the_jacobian_its_linearisation():
     from flax import nnx
+
     from tfnet_jax.analysis.lightup import jacobian_matrix, lightup_matrix
     from tfnet_jax.models.tfnet import TFNet
     model = TFNet(7, 5, hidden=(8,), rngs=nnx.Rngs(0))
@@ -134,7 +137,7 @@ def _tiny_expression(num_samples=40, groups=None):
 
 
 def test_split_by_group_holds_out_whole_groups():
-    from tfnet_jax.tasks.expression import split_samples
+    from tfnet_jax.data.splits import split_samples
     groups = np.repeat([f"study{i}" for i in range(8)], 10)
     split = split_samples(_tiny_expression(80, groups), seed=0, by="group")
     for g in np.unique(groups):
@@ -143,7 +146,7 @@ def test_split_by_group_holds_out_whole_groups():
 
 
 def test_too_few_samples_and_missing_groups_are_clear_errors():
-    from tfnet_jax.tasks.expression import split_samples
+    from tfnet_jax.data.splits import split_samples
     with pytest.raises(DataError, match="too few samples"):
         split_samples(_tiny_expression(6), seed=0)
     with pytest.raises(DataError, match="group_column"):
@@ -151,7 +154,8 @@ def test_too_few_samples_and_missing_groups_are_clear_errors():
 
 
 def test_scalers_are_fitted_on_training_samples_only():
-    from tfnet_jax.tasks.expression import prepare, split_samples
+    from tfnet_jax.tasks.tfnet.prepare import prepare
+    from tfnet_jax.data.splits import split_samples
     data = _tiny_expression(40)
     split = split_samples(data, seed=0)
     before = prepare(data, split)
@@ -163,7 +167,9 @@ def test_scalers_are_fitted_on_training_samples_only():
 
 def test_expression_h5ad_with_tf_list_trains_and_lights_up(tmp_path):
     # The matrix in Ensembl IDs, the TF list and the known pairs in symbols, one gene table.
-    from tfnet_jax.lightup import run_lightup
+    # Light-up through the library function, as a notebook calls it (no Hydra).
+    from tfnet_jax import load_run
+    from tfnet_jax.analysis.lightup import run_lightup
     data = make_grn(GRNConfig(**{**TINY_GRN, "num_samples": 200}))
     ensembl = {g: f"ENSG{i:011d}" for i, g in enumerate(data.genes)}
     pd.DataFrame({"EntrezID": np.arange(len(data.genes)) + 1, "GeneID": list(ensembl.values()),
@@ -179,7 +185,7 @@ def test_expression_h5ad_with_tf_list_trains_and_lights_up(tmp_path):
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["model"]["targets"]["r2_median"] == metrics["model"]["targets"]["r2_median"]
     assert "oracle" not in saved  # a file has no planted truth
-    run_lightup(compose_cfg([f"run_dir={run_dir}"], name="lightup"))
+    run_lightup(load_run(run_dir))
     table = pd.read_parquet(run_dir / "lightup.parquet")
     assert set(table["source"].astype(str)) == {ensembl[g] for g in data.tf_genes}
     assert not (run_dir / "lightup_validation.json").exists()  # nothing known to validate against
@@ -187,8 +193,7 @@ def test_expression_h5ad_with_tf_list_trains_and_lights_up(tmp_path):
     mode = np.where(edges["sign"] > 0, "Activation", "Repression")
     known = pd.DataFrame({"tf": edges["tf"], "target": edges["target"], "mode": mode})
     known.to_csv(tmp_path / "known.tsv", sep="\t", index=False)
-    summary = run_lightup(compose_cfg([f"run_dir={run_dir}", f"known={tmp_path / 'known.tsv'}",
-                                       "jacobian=false"], name="lightup"))
+    summary = run_lightup(load_run(run_dir), known=str(tmp_path / "known.tsv"), jacobian=False)
     assert summary["weight"]["n_known_pairs_used"] == len(known)
     assert summary["weight"]["auroc"] > 0.6 and summary["weight"]["correlation"]["epr"] > 1
 
@@ -204,18 +209,20 @@ def test_unknown_tf_in_the_list_is_a_clear_error_through_the_run(tmp_path):
 
 
 def test_core_tf_elimination_and_disease_on_a_trained_run(grn_run):
-    from tfnet_jax.core_tfs import run_core_tfs
-    from tfnet_jax.disease import run_disease
+    # Core TFs and disease through the library functions (no Hydra).
+    from tfnet_jax import load_run
+    from tfnet_jax.analysis.disease import run_disease
+    from tfnet_jax.analysis.tf_selection import run_core_tfs
     run_dir, _ = grn_run
-    sets = run_core_tfs(compose_cfg([f"run_dir={run_dir}", "retrain_steps=40", "min_tfs=3",
-                                     "drop_fraction=0.3"], name="core_tfs"))
+    run = load_run(run_dir)
+    sets = run_core_tfs(run, retrain_steps=40, min_tfs=3, drop_fraction=0.3)
     table = pd.read_csv(run_dir / "core_tfs.csv")
     assert table["n_tfs"].iloc[0] == TINY_GRN["num_tfs"] and table["n_tfs"].iloc[-1] == 3
     assert (np.diff(table["n_tfs"]) < 0).all()
     assert sets["80%"]["n_tfs"] <= sets["95%"]["n_tfs"]
     assert sets["80%"]["valid_share_of_full"] >= 0.8
     assert (run_dir / "figures" / "core_tfs.png").stat().st_size > 0
-    summary = run_disease(compose_cfg([f"run_dir={run_dir}"], name="disease"))
+    summary = run_disease(run)
     assert -1 <= summary["spearman_rho"] <= 1 and summary["n_targets"] == TINY_GRN["num_targets"]
     ranking = pd.read_csv(run_dir / "disease_tf_ranking.csv")
     assert set(ranking.columns) >= {"tf", "log_fc", "rho_without", "rho_drop"}
@@ -223,9 +230,11 @@ def test_core_tf_elimination_and_disease_on_a_trained_run(grn_run):
 
 def test_disease_prediction_of_a_linear_model_is_its_weights_times_the_shift():
     from flax import nnx
+
     from tfnet_jax.analysis.disease import disease_analysis
     from tfnet_jax.models.tfnet import TFNet
-    from tfnet_jax.tasks.expression import prepare, split_samples
+    from tfnet_jax.tasks.tfnet.prepare import prepare
+    from tfnet_jax.data.splits import split_samples
     data = _tiny_expression(40)
     prepared = prepare(data, split_samples(data, seed=0))
     model = TFNet(2, 3, hidden=(), rngs=nnx.Rngs(0))
@@ -241,7 +250,8 @@ def test_disease_prediction_of_a_linear_model_is_its_weights_times_the_shift():
 
 
 def test_model_config_reaches_the_network():
-    from tfnet_jax.tasks.expression import build_model, prepare, split_samples
+    from tfnet_jax.tasks.tfnet.prepare import build_model, prepare
+    from tfnet_jax.data.splits import split_samples
     data = _tiny_expression(40)
     prepared = prepare(data, split_samples(data, seed=0))
     cfg = OmegaConf.to_container(compose_cfg(["model=tfnet", "model.hidden=[4,3]",

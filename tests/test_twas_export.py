@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfnet_jax.data.dataset import DataError
+from tfnet_jax.data.genotype.blocks import Block
+from tfnet_jax.errors import DataError
 
 WEIGHT_COLUMNS = ["gene", "rsid", "varID", "ref_allele", "eff_allele", "weight"]
 EXTRA_COLUMNS = ["gene", "genename", "n.snps.in.model", "pred.perf.R2", "pred.perf.pval",
@@ -149,12 +150,11 @@ def test_covariance_file_is_numpys_covariance_of_each_model(finished, genonet_fi
 
 
 def test_in_memory_genotypes_without_alleles_write_weights_but_no_db(tmp_path, caplog):
-    from tfnet_jax.data.genotypes import GeneWindow, GenotypeData
-    from tfnet_jax.tasks import genotype as task
-    from tfnet_jax.tasks.genonet_export import write_twas_exports
+    from tfnet_jax.data.genotype.container import GeneWindow, GenotypeData
+    from tfnet_jax.tasks.genonet.export import write_twas_exports
     window = GeneWindow("g", "1", 0, 1, np.array(["v0", "v1"]), np.array([10, 20]), np.ones((4, 2), np.float32))
     data = GenotypeData(np.array(list("abcd")), pd.DataFrame(), None, [window], None, {}, "memory")
-    block = task.Block(["g"], np.ones((4, 1, 2), np.float32), np.ones((1, 2), bool), None)
+    block = Block(["g"], np.ones((4, 1, 2), np.float32), np.ones((1, 2), bool), None)
     with caplog.at_level(logging.WARNING):
         write_twas_exports(tmp_path, data, [block], {"coef": np.array([[0.0, 0.5]]), "intercept": np.zeros(1)},
                            pd.DataFrame({"gene": ["g"]}))
@@ -165,7 +165,7 @@ def test_in_memory_genotypes_without_alleles_write_weights_but_no_db(tmp_path, c
 
 
 def test_extra_table_by_hand():
-    from tfnet_jax.tasks.genonet_export import extra_table
+    from tfnet_jax.tasks.genonet.export import extra_table
     weights = pd.DataFrame({"gene": ["a", "a", "c"], "variant": ["v1", "v2", "v3"]})
     genes = pd.DataFrame({"gene": ["a", "b", "c"], "r2_elastic_net": [0.30, 0.0, 0.10],
                           "elastic_net_p": [1e-4, 1.0, 0.2], "r2_genonet": [0.25, 0.2, np.nan]})
@@ -180,7 +180,7 @@ def test_extra_table_by_hand():
 
 
 def test_allele_flips_by_hand():
-    from tfnet_jax.data.plink import allele_flips
+    from tfnet_jax.data.io.plink import allele_flips
     run = np.array([["T", "C"], ["A", "G"], ["G", "T"]])
     np.testing.assert_array_equal(allele_flips(run, np.array([["t", "c"], ["G", "A"], ["G", "T"]]),
                                                ["s0", "s1", "s2"], "x.bim"), [False, True, False])

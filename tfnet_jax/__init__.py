@@ -4,7 +4,9 @@
     run = tfnet_jax.fit("tfnet", train={"max_steps": 200})
     run.metrics, run.predict(new_samples)
 
-The API is imported lazily, so `import tfnet_jax` stays cheap (no jax, no matplotlib).
+The API is imported lazily, so `import tfnet_jax` stays cheap (no jax, no matplotlib), and
+importing it changes nothing in the importing process: the commands tune glibc's malloc for
+XLA's CPU steps themselves; a Python user may call `tfnet_jax.tune_host_memory()` first.
 """
 from importlib import metadata as _metadata
 
@@ -13,15 +15,19 @@ try:
 except _metadata.PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["fit", "load_run", "Run", "__version__"]
-
-# Before jax starts its threads: XLA's per-step host temporaries are reused, not re-faulted.
-from tfnet_jax.host_memory import reuse_freed_memory as _reuse_freed_memory  # noqa: E402
-
-_reuse_freed_memory()
+__all__ = ["fit", "load_run", "Run", "tune_host_memory", "__version__"]
 
 # Registers the config schemas with Hydra, which must happen before any composition (cheap).
 from tfnet_jax import config as _config  # noqa: E402,F401
+
+
+def tune_host_memory() -> bool:
+    """Keep freed host memory for reuse between CPU steps (glibc: one arena, no mmap for large
+    blocks), so XLA's per-step temporaries are not re-faulted; ~15% of a genome-scale CPU step.
+    Call it before jax starts its threads (before the first computation); True when it took
+    effect. TFNET_JAX_MALLOC_TUNING=0 turns it off. The commands call it themselves."""
+    from tfnet_jax.host_memory import reuse_freed_memory
+    return reuse_freed_memory()
 
 
 def __getattr__(name):

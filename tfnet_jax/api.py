@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tfnet_jax.errors import RunDirError
 from tfnet_jax.tasks.base import Fitted, Pipeline, execute, family_spec, get_family, tidy_metrics
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -169,6 +172,26 @@ class Run:
         """
         frames = [chunk.frame() for chunk in self.predict_chunks(inputs, **options)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def write_predictions(self, inputs: Any = None, **options) -> list[Path]:
+        """Predictions streamed to files (`PredictOptions`: format=parquet|csv|gctx|h5ad or a
+        list of them, output=STEM, default RUN/predictions; the family's own options, e.g.
+        pert_types, pass through); returns the paths written."""
+        from tfnet_jax.data.io.prediction_files import sinks_for, write_predictions
+        from tfnet_jax.schemas.commands import PredictOptions, make_options
+
+        opts = make_options(PredictOptions, {"inputs": inputs, **options})
+        opts.check()
+        stem = Path(opts.output) if opts.output else self.run_dir / "predictions"
+        family_options = {k: v for k, v in vars(opts).items()
+                          if k not in ("inputs", "genes", "format", "output") and v is not None}
+        sinks = sinks_for(stem, opts.formats)
+        query = opts.inputs if opts.inputs is not None else opts.genes
+        rows = write_predictions(sinks, self.predict_chunks(query, **family_options))
+        paths = [sink.path for sink in sinks]
+        log.info("wrote %d predictions of the %s run %s to %s", rows, self.family.name, self.run_dir,
+                 ", ".join(map(str, paths)))
+        return paths
 
 
 def fit(family: str, data: Any = None, *, run_dir: str | Path | None = None,

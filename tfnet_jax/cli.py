@@ -18,14 +18,15 @@ import sys
 import textwrap
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, NoReturn
 
 import hydra
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
+from tfnet_jax.config import check_experiment_family, config_dir, describe_error
 from tfnet_jax.errors import ConfigError, TfnetError
+from tfnet_jax.host_memory import reuse_freed_memory
 
 EXIT_USER_ERROR = 2
 USER_ERRORS = (TfnetError, HydraException, OmegaConfBaseException)
@@ -42,22 +43,7 @@ PLACE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQU
                 errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
 
 
-def _find_config_dir() -> str:
-    """The Hydra config directory: `configs/` at the repository root is the only copy.
-
-    A wheel or `pip install .` carries it inside the package (setup.py maps
-    tfnet_jax.configs -> configs); a source checkout or editable install has it beside
-    the package.
-    """
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "configs", package.parent / "configs"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    raise ConfigError(f"no Hydra configs (config.yaml) in {package / 'configs'} or "
-                      f"{package.parent / 'configs'}: reinstall tfnet_jax")
-
-
-CONFIG_DIR = _find_config_dir()
+CONFIG_DIR = config_dir()
 
 
 @dataclass(frozen=True)
@@ -113,7 +99,6 @@ def user_error_line(err: BaseException) -> str | None:
     if isinstance(err, TfnetError):
         return one_line(err)
     if isinstance(err, USER_ERRORS):  # a Hydra / OmegaConf composition error
-        from tfnet_jax.config import describe_error
         return describe_error(err)
     if isinstance(err, OSError) and err.errno in PLACE_ERRNOS:
         where = err.filename or "a path"
@@ -153,6 +138,7 @@ def _user_wants_traceback() -> bool:
 def _run(command: Command, body: Callable[[], object], argv: list[str],
          hydra_config: str | None = None, traceback: bool = False) -> int:
     """Help, quiet logging and one-line user errors around one command's `body()`."""
+    reuse_freed_memory()  # before the command's first computation starts jax's threads
     quiet_noise()
     if any(arg in HELP_FLAGS for arg in argv):
         print(command.help_text(hydra_config), end="")
@@ -205,7 +191,6 @@ def hydra_command(command: Command, config_name: str):
             os.environ[DEBUG_ENV] = "1"  # composition errors then reach _run, not Hydra's report
             def compose_and_run():
                 if config_name == "config":  # a wrong-family experiment: one clear line, not a key error
-                    from tfnet_jax.config import check_experiment_family
                     check_experiment_family([a for a in sys.argv[1:] if "=" in a])
                 return hydra_main()
             try:
@@ -246,3 +231,22 @@ def key_value_args(argv: list[str], allowed: tuple[str, ...], required: tuple[st
     if missing:
         raise ConfigError(f"missing argument(s): {', '.join(f'{k}=...' for k in missing)}")
     return args
+
+
+def on_loaded_run(cfg, schema: type, function: str, family: str | None = None):
+    """An analysis command's body: the composed options checked by `schema` (before the run is
+    loaded), the run dir loaded, then the library `function` ("module:attr.path", imported
+    here, so jax starts after `_run` has tuned host memory) called as `function(run, **options)`."""
+    import importlib
+
+    from omegaconf import OmegaConf
+
+    from tfnet_jax.api import load_run
+    options = OmegaConf.to_container(cfg, resolve=True)
+    schema(**options).check()
+    run = load_run(options.pop("run_dir"), family=family, which=options.pop("which", "best"))
+    module, _, path = function.partition(":")
+    target = importlib.import_module(module)
+    for attr in path.split("."):
+        target = getattr(target, attr)
+    return target(run, **options)

@@ -12,6 +12,7 @@ message before the experiment's model keys fail as unknown keys of the other fam
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -21,8 +22,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax import schemas
-from tfnet_jax.config_checks import check_values, did_you_mean
+from tfnet_jax.config_checks import check_values
+from tfnet_jax.schemas.checks import did_you_mean
 from tfnet_jax.errors import ConfigError
+from tfnet_jax.schemas.commands import COMMAND_SCHEMAS
 
 DATA_SCHEMAS = {"synthetic": schemas.SyntheticData, "grn": schemas.GRNData,
                 "genosim": schemas.GenoSimData, "cmap": schemas.CMapData, "dir": schemas.DirData,
@@ -44,18 +47,28 @@ def register() -> None:
         store.store(group="data", name=f"base_{name}", node=node)
     for name, node in MODEL_SCHEMAS.items():
         store.store(group="model", name=f"base_{name}", node=node)
+    for name, node in COMMAND_SCHEMAS.items():  # the analysis commands' primary configs
+        store.store(name=f"base_{name}", node=node)
 
 
 register()
 
 
 # ---------------------------------------------------------------- composition
+@functools.cache
 def config_dir() -> str:
-    try:
-        from tfnet_jax.cli import CONFIG_DIR
-    except ImportError:  # before cli.py existed the entry point defined it
-        from tfnet_jax.run import CONFIG_DIR
-    return str(CONFIG_DIR)
+    """The Hydra config directory: `configs/` at the repository root is the only copy.
+
+    A wheel or `pip install .` carries it inside the package (setup.py maps
+    tfnet_jax.configs -> configs); a source checkout or editable install has it beside
+    the package.
+    """
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "configs", package.parent / "configs"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise ConfigError(f"no Hydra configs (config.yaml) in {package / 'configs'} or "
+                      f"{package.parent / 'configs'}: reinstall tfnet_jax")
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:

@@ -8,42 +8,15 @@ synthetic data, how many planted master TFs each contains) and `RUN/figures/core
 """
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
 from omegaconf import DictConfig
 
-from tfnet_jax.analysis.tf_selection import select_core_tfs, smallest_sets
-from tfnet_jax.atomic import atomic_write_json, atomic_write_with
-from tfnet_jax.cli import Command, hydra_command
-from tfnet_jax.config_checks import check_command
-from tfnet_jax.eval.plots import core_tf_curve
-from tfnet_jax.api import load_run
-
-log = logging.getLogger(__name__)
+from tfnet_jax.cli import Command, hydra_command, on_loaded_run
+from tfnet_jax.schemas.commands import CoreTFsCommand
 
 
-def run_core_tfs(cfg: DictConfig) -> dict:
-    check_command("core_tfs", cfg)  # values and files, before the run is loaded
-    run_dir = Path(cfg.run_dir)
-    run = load_run(run_dir, family="tfnet")
-    prepared, trainer = run.prepared, run.trainer
-    table = select_core_tfs(trainer, prepared, steps=cfg.retrain_steps, importance=cfg.importance,
-                            drop_fraction=cfg.drop_fraction, min_tfs=cfg.min_tfs)
-    sets = smallest_sets(table, tuple(cfg.keep))
-    core = prepared.data.extras.get("core_tfs")
-    if core is not None:  # synthetic: recall of the planted masters
-        for chosen in sets.values():
-            chosen["planted_core_recall"] = len(set(core) & set(chosen["tfs"])) / len(core)
-    atomic_write_with(run_dir / "core_tfs.csv", lambda tmp: table.to_csv(tmp, index=False))
-    atomic_write_json(run_dir / "core_tfs.json", {"importance": cfg.importance, "sets": sets})
-    core_tf_curve(table, run_dir / "figures" / "core_tfs.png")
-    for share, chosen in sets.items():
-        recall = (f", planted core recall {chosen['planted_core_recall']:.2f}"
-                  if "planted_core_recall" in chosen else "")
-        log.info(f"smallest set keeping {share} of validation variance explained: {chosen['n_tfs']} TFs "
-                 f"(test share {chosen['test_share_of_full']:.3f}{recall})")
-    return sets
+def core_tfs_command(cfg: DictConfig) -> dict:
+    """The command on a composed `configs/core_tfs.yaml` (`tfnet_jax.analysis.tf_selection:run_core_tfs`)."""
+    return on_loaded_run(cfg, CoreTFsCommand, "tfnet_jax.analysis.tf_selection:run_core_tfs", family="tfnet")
 
 
 CORE_TFS = Command(
@@ -59,7 +32,7 @@ CORE_TFS = Command(
 
 @hydra_command(CORE_TFS, config_name="core_tfs")
 def main(cfg: DictConfig) -> None:
-    run_core_tfs(cfg)
+    core_tfs_command(cfg)
 
 
 if __name__ == "__main__":

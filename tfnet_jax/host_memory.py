@@ -5,8 +5,10 @@ TranscriptionNet step) and frees them after the step. glibc serves blocks over 3
 fresh mmap pages, so every step the kernel zeroes and faults in every page again: ~15% of
 such a step (benchmarks/genome_scale.py). One arena (XLA's worker threads then share one
 heap), no mmap for large blocks and trimming only above 2 GB keep freed blocks for reuse.
-Peak memory is unchanged: the same blocks are reused. Applied when tfnet_jax is imported
-(before jax's threads pick their arenas); TFNET_JAX_MALLOC_TUNING=0 turns it off.
+Peak memory is unchanged: the same blocks are reused. Applied by every command (tfnet_jax.cli,
+before its first computation starts jax's threads) and by `tfnet_jax.tune_host_memory()`,
+never on import: a library does not change its importer's process. TFNET_JAX_MALLOC_TUNING=0
+turns it off.
 """
 from __future__ import annotations
 

@@ -9,91 +9,15 @@ mapped through `gene_table=` (default: the run's `data.gene_table`).
 """
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
 from omegaconf import DictConfig
 
-from tfnet_jax.analysis import lightup as lu
-from tfnet_jax.analysis.validation import read_known_pairs, validate_lightup
-from tfnet_jax.atomic import atomic_write_json, atomic_write_with
-from tfnet_jax.cli import Command, hydra_command
-from tfnet_jax.config_checks import check_command
-from tfnet_jax.data.gene_ids import GeneTable
-from tfnet_jax.api import load_run
-
-log = logging.getLogger(__name__)
+from tfnet_jax.cli import Command, hydra_command, on_loaded_run
+from tfnet_jax.schemas.commands import LightupCommand
 
 
-def planted_pairs(extras: dict) -> pd.DataFrame | None:
-    """A synthetic run's true TF -> target edges (source, target, mode)."""
-    edges = extras.get("edges")
-    if edges is None:
-        return None
-    edges = edges[edges["kind"] == "tf->target"]
-    mode = np.where(edges["sign"] > 0, "Activation", "Repression")
-    return pd.DataFrame({"source": edges["tf"].to_numpy(), "target": edges["target"].to_numpy(),
-                         "mode": mode})
-
-
-def _summary(result: dict) -> dict:
-    """JSON-ready scalars of a validation result (per-target tables go to CSV)."""
-    out = {k: v for k, v in result.items() if not isinstance(v, (pd.DataFrame, dict))}
-    for key, part in result.items():
-        if isinstance(part, dict):
-            out[key] = _summary(part)
-    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in out.items()}
-
-
-def run_lightup(cfg: DictConfig) -> dict:
-    check_command("lightup", cfg)  # values and files, before the run is loaded
-    run_dir = Path(cfg.run_dir)
-    run = load_run(run_dir, family="tfnet", which=cfg.which)
-    prepared, trainer = run.prepared, run.trainer
-    data = prepared.data
-    deltas = lu.perturbation_sizes(prepared.x_sd, cfg.mode, cfg.k, cfg.log_base)
-    model = trainer.model
-    started = time.perf_counter()
-    scores = lu.lightup_matrix(model, deltas, prepared.y_sd, chunk=cfg.chunk)
-    seconds = time.perf_counter() - started
-    jacobian = lu.jacobian_matrix(model, deltas, prepared.y_sd) if cfg.jacobian else None
-    table = lu.lightup_table(scores, data.tf_genes, data.target_genes, jacobian)
-    atomic_write_with(run_dir / "lightup.parquet", lambda tmp: table.to_parquet(tmp, index=False))
-    log.info(f"light-up of {len(data.tf_genes)} TFs x {len(data.target_genes)} targets in "
-             f"{seconds:.2f} s -> {run_dir / 'lightup.parquet'}")
-
-    known = read_known_pairs(cfg.known) if cfg.known else planted_pairs(data.extras)
-    if known is None:
-        return {"lightup_seconds": seconds}
-    table_path = cfg.get("gene_table") or run.config.data.get("gene_table")
-    genes = GeneTable.from_file(table_path) if table_path else None
-    train = prepared.split == "train"
-    expression = pd.DataFrame(data.values[train], columns=data.genes)
-    summary = {"lightup_seconds": seconds, "known": str(cfg.known or "planted edges")}
-    per_target = []
-    for column in ["weight"] + (["jacobian"] if jacobian is not None else []):
-        scored = pd.DataFrame({"source": table["source"], "target": table["target"],
-                               "weight": table[column]})
-        result = validate_lightup(scored, known, expression=expression if column == "weight" else None,
-                                  genes=genes, label=summary["known"])
-        summary[column] = _summary(result)
-        per_target.append(result["per_target"].assign(method=column))
-    atomic_write_json(run_dir / "lightup_validation.json", summary)
-    frame = pd.concat(per_target, ignore_index=True)
-    atomic_write_with(run_dir / "lightup_validation_per_target.csv",
-                      lambda tmp: frame.to_csv(tmp, index=False))
-    s = summary["weight"]
-    log.info(f"vs {summary['known']} ({s['n_known_pairs_used']} known of {s['n_pairs']} scored pairs): "
-             f"sign agreement {s['sign_agreement']:.3f} (n={s['sign_n']}, p={s['sign_p']:.2g}), "
-             f"targets with p<0.05 {s['frac_targets_p05']:.3f}")
-    for name, part in [("light-up", s), ("|Spearman| control", s["correlation"])] + (
-            [("Jacobian", summary["jacobian"])] if "jacobian" in summary else []):
-        log.info(f"  {name:<18} AUROC {part['auroc']:.3f}  AUPRC ratio {part['auprc_ratio']:.2f}  "
-                 f"EPR {part['epr']:.2f}")
-    return summary
+def lightup_command(cfg: DictConfig) -> dict:
+    """The command on a composed `configs/lightup.yaml` (`tfnet_jax.analysis.lightup:run_lightup`)."""
+    return on_loaded_run(cfg, LightupCommand, "tfnet_jax.analysis.lightup:run_lightup", family="tfnet")
 
 
 LIGHTUP = Command(
@@ -110,7 +34,7 @@ LIGHTUP = Command(
 
 @hydra_command(LIGHTUP, config_name="lightup")
 def main(cfg: DictConfig) -> None:
-    run_lightup(cfg)
+    lightup_command(cfg)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 One run = one Hydra run dir holding `.hydra/`, `run_info.json`, `splits.csv`,
 `metrics.jsonl` (per step), `checkpoints/`, `metrics.json` (final, test split) and
 `predictions_test.parquet`. Re-running the same command resumes from the checkpoints.
-While a run writes its dir it holds `RUN/.lock` (tfnet_jax.run_lock): a second run into the
+While a run writes its dir it holds `RUN/.lock` (tfnet_jax.train.run_lock): a second run into the
 same dir stops at once with one line naming the first.
 """
 from __future__ import annotations

@@ -11,6 +11,7 @@ fold-change to 0 lowers that rho (all TFs at once, in one vmapped forward pass).
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -20,8 +21,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tfnet_jax.analysis import require_family
 from tfnet_jax.analysis.lightup import pure_forward
-from tfnet_jax.data.dataset import DataError
+from tfnet_jax.atomic import atomic_write_json, atomic_write_with
+from tfnet_jax.errors import DataError
+from tfnet_jax.schemas.commands import DiseaseOptions, make_options
+
+log = logging.getLogger(__name__)
 
 
 def read_fold_changes(path: str | Path) -> pd.Series:
@@ -101,3 +107,32 @@ def disease_analysis(model, prepared, tf_lfc: pd.Series, observed: pd.Series,
     summary = {"spearman_rho": float(rho), "p_value": float(p_value), "n_targets": int(len(common)),
                "n_tfs_with_fold_change": int(len(changed))}
     return summary, table
+
+
+def run_disease(run, **options) -> dict:
+    """Disease fold-changes through a trained TFNet run (`tfnet_jax.load_run`), options as
+    `DiseaseOptions`: writes RUN/disease.json (Spearman rho of predicted vs observed target
+    fold-changes) and RUN/disease_tf_ranking.csv (TFs by how much dropping each lowers rho)."""
+    opts = make_options(DiseaseOptions, options)
+    opts.check()
+    require_family(run, "tfnet")
+    run_dir, prepared = run.run_dir, run.prepared
+    planted = prepared.data.extras.get("disease")
+    if opts.tf_fold_changes and opts.observed:
+        tf_lfc, observed = read_fold_changes(opts.tf_fold_changes), read_fold_changes(opts.observed)
+        log_base = opts.log_base
+    elif planted is not None and not (opts.tf_fold_changes or opts.observed):
+        tf_lfc, observed, log_base = planted["tf_lfc"], planted["target_lfc"], math.e
+    else:
+        raise DataError("tf_fold_changes and observed: give both tables (columns gene, log_fc)")
+    summary, ranking = disease_analysis(run.trainer.model, prepared, tf_lfc, observed, log_base)
+    if planted is not None and not opts.tf_fold_changes:
+        top = ranking["tf"].head(len(planted["shifted_masters"])).tolist()
+        summary["shifted_masters"] = planted["shifted_masters"]
+        summary["shifted_masters_in_top"] = len(set(top) & set(planted["shifted_masters"]))
+    atomic_write_json(run_dir / "disease.json", summary)
+    atomic_write_with(run_dir / "disease_tf_ranking.csv", lambda tmp: ranking.to_csv(tmp, index=False))
+    log.info(f"predicted vs observed target fold-changes: Spearman rho {summary['spearman_rho']:.3f} "
+             f"over {summary['n_targets']} targets; top TFs by rho drop: "
+             f"{', '.join(ranking['tf'].head(5))}")
+    return summary

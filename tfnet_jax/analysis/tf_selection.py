@@ -34,12 +34,15 @@ import pandas as pd
 from flax import nnx
 
 from tfnet_jax.analysis import lightup as lu
+from tfnet_jax.analysis import require_family
+from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.eval.regression import expression_metrics, r2_summary
+from tfnet_jax.eval.plots import core_tf_curve
+from tfnet_jax.schemas.commands import IMPORTANCE, CoreTFsOptions, make_options
 from tfnet_jax.train.engine import Trainer
 from tfnet_jax.train.losses import masked_mean
 
 log = logging.getLogger(__name__)
-IMPORTANCE = ("lightup", "gradient")
 SCORE_KEYS = ("variance_explained", "r2_median")
 MONITOR = "valid/variance_explained"  # mean over the candidate sets, during the fine-tune
 
@@ -286,3 +289,33 @@ def smallest_sets(table: pd.DataFrame, keep=(0.8, 0.95)) -> dict:
             "test_share_of_full": float(best["test_variance_explained"] / full["test_variance_explained"]),
             "tfs": best["tfs"].split(",")}
     return out
+
+
+def run_core_tfs(run, **options) -> dict:
+    """Core TFs of a trained TFNet run (`tfnet_jax.load_run`), options as `CoreTFsOptions`.
+
+    Writes RUN/core_tfs.csv (one row per set: number of TFs, valid/test variance explained, the
+    TFs kept), RUN/core_tfs.json (the smallest sets keeping the `keep` shares of the full
+    model's fit; on synthetic data, the share of planted master TFs each holds) and
+    RUN/figures/core_tfs.png; returns the smallest sets.
+    """
+    opts = make_options(CoreTFsOptions, options)
+    opts.check()
+    require_family(run, "tfnet")
+    run_dir, prepared = run.run_dir, run.prepared
+    table = select_core_tfs(run.trainer, prepared, steps=opts.retrain_steps, importance=opts.importance,
+                            drop_fraction=opts.drop_fraction, min_tfs=opts.min_tfs)
+    sets = smallest_sets(table, tuple(opts.keep))
+    core = prepared.data.extras.get("core_tfs")
+    if core is not None:  # synthetic: recall of the planted masters
+        for chosen in sets.values():
+            chosen["planted_core_recall"] = len(set(core) & set(chosen["tfs"])) / len(core)
+    atomic_write_with(run_dir / "core_tfs.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write_json(run_dir / "core_tfs.json", {"importance": opts.importance, "sets": sets})
+    core_tf_curve(table, run_dir / "figures" / "core_tfs.png")
+    for share, chosen in sets.items():
+        recall = (f", planted core recall {chosen['planted_core_recall']:.2f}"
+                  if "planted_core_recall" in chosen else "")
+        log.info(f"smallest set keeping {share} of validation variance explained: {chosen['n_tfs']} TFs "
+                 f"(test share {chosen['test_share_of_full']:.3f}{recall})")
+    return sets

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tfnet_jax.data.dataset import DataError
-from tfnet_jax.data.gene_ids import GeneTable, match_genes
-from tfnet_jax.data.tables import preview
+from tfnet_jax.data.genes import GeneTable, match_genes
+from tfnet_jax.data.io.tables import preview
+from tfnet_jax.errors import DataError
 
 log = logging.getLogger(__name__)
 

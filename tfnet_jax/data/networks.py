@@ -22,18 +22,42 @@ gives the same result on good files and names the file, line and column on bad o
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from tfnet_jax.data.dataset import DataError, NetworkLayer
-from tfnet_jax.data.tables import (column_as_float, column_as_str, preview, read_table,
-                                   read_table_fast, require_columns)
+from tfnet_jax.data.io.tables import (
+    column_as_float,
+    column_as_str,
+    preview,
+    read_table,
+    read_table_fast,
+    require_columns,
+)
+from tfnet_jax.errors import DataError
 
 log = logging.getLogger(__name__)
 
 EDGE_COLUMNS = ("gene_a", "gene_b", "weight")
+
+
+@dataclass(frozen=True)
+class NetworkLayer:
+    """One undirected network layer over the shared gene index.
+
+    Each edge appears once with `senders < receivers`; no self-loops; weights > 0.
+    """
+
+    name: str
+    senders: np.ndarray  # int32 [E]
+    receivers: np.ndarray  # int32 [E]
+    weights: np.ndarray  # float32 [E]
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.senders.shape[0])
 
 
 def _check_weights_positive(weights: np.ndarray, table: pd.DataFrame, path: str | Path) -> None:

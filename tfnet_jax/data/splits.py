@@ -22,8 +22,13 @@ import hashlib
 
 import numpy as np
 
-from tfnet_jax.data.dataset import SPLIT_NAMES, PerturbationData
+from tfnet_jax.data.expression.container import ExpressionData
+from tfnet_jax.data.perturbation.container import SPLIT_NAMES, PerturbationData
 from tfnet_jax.errors import DataError
+
+# A prediction's `split`: the role its input had in the run's split; new inputs are unseen.
+UNSEEN = "unseen"
+PREDICTION_SPLITS = (*SPLIT_NAMES, UNSEEN)
 
 
 def hash_order(units: np.ndarray, seed: int | str) -> np.ndarray:
@@ -186,3 +191,34 @@ def split_counts(splits: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
     """type -> {split name: number of rows}, for logging."""
     return {pert_type: {name: int((split == name).sum()) for name in SPLIT_NAMES}
             for pert_type, split in splits.items()}
+
+
+MIN_HELD_OUT = 2  # R^2 needs two samples
+
+
+def split_samples(data: ExpressionData, seed: int, valid_frac: float = 0.1, test_frac: float = 0.2,
+                  min_train: int = 5, by: str = "sample") -> np.ndarray:
+    """'train' / 'valid' / 'test' per sample: by sample, or by group (whole groups held out)."""
+    if by not in ("sample", "group"):
+        raise DataError(f"split.by={by!r}: expected 'sample' or 'group'")
+    if by == "sample":
+        units, unit_of = np.asarray(data.samples, str), np.arange(data.num_samples)
+    else:
+        if data.groups is None:
+            raise DataError("split.by=group needs a group column: set data.group_column")
+        units, unit_of = np.unique(np.asarray(data.groups, str), return_inverse=True)
+        if len(units) < 3:
+            raise DataError(f"split.by=group: {len(units)} group(s) {units.tolist()}; at least 3 "
+                            "are needed (train, valid and test each get whole groups)")
+    # The first units (in hash order) whose samples reach test_frac go to test, then valid
+    # up to test_frac + valid_frac of the samples.
+    unit_split = holdout(units, seed, valid_frac, test_frac,
+                         sizes=np.bincount(unit_of, minlength=len(units)), valid_counted_from="start")
+    split = unit_split[unit_of]
+    counts = {name: int((split == name).sum()) for name in SPLIT_NAMES}
+    if counts["train"] < min_train or counts["valid"] < MIN_HELD_OUT or counts["test"] < MIN_HELD_OUT:
+        raise DataError(
+            f"{data.source}: too few samples to split ({data.num_samples} samples, split {counts}); "
+            f"need at least split.min_train={min_train} train and {MIN_HELD_OUT} valid and test "
+            f"samples (split.valid_frac={valid_frac}, split.test_frac={test_frac})")
+    return split

@@ -12,7 +12,7 @@ import pandas as pd
 
 from tfnet_jax.eval.regression import GENES_SCORED_KEY
 # row_pearson lives in eval.stats (the one Pearson); kept importable from here too.
-from tfnet_jax.eval.stats import row_pearson, unit_rows  # noqa: F401
+from tfnet_jax.maths import row_pearson, unit_rows  # noqa: F401
 
 METRIC_NAMES = ("pearson", "pearson_delta", "mse", "retrieval_top1", "retrieval_top10",
                 "pearson_delta_top20de", "rank_score", "mse_de_weighted")

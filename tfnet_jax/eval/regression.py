@@ -13,32 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfnet_jax.maths import paired_arrays, per_gene_r2
+
 # Count of genes with a defined R^2; reported beside the summaries, never ranked.
 GENES_SCORED_KEY = "n_genes"
-
-
-def _pair(pred, true) -> tuple[np.ndarray, np.ndarray]:
-    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
-    if pred.shape != true.shape or pred.ndim != 2:
-        raise ValueError(f"pred and true must be equal-shaped [samples, genes] arrays, got "
-                         f"{pred.shape} and {true.shape}")
-    if pred.shape[0] < 2:
-        raise ValueError(f"R^2 needs at least 2 samples, got {pred.shape[0]}")
-    return pred, true
-
-
-def per_gene_r2(pred, true) -> np.ndarray:
-    """1 - SSE / SST per gene (column), SST around that gene's own mean. NaN for constant genes.
-
-    Constancy is max == min, not SST > 0: the float mean of identical values can be off by
-    an ulp, and dividing by that residue would score noise.
-    """
-    pred, true = _pair(pred, true)
-    sse = ((true - pred) ** 2).sum(axis=0)
-    sst = ((true - true.mean(axis=0)) ** 2).sum(axis=0)
-    constant = true.max(axis=0) == true.min(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(constant, np.nan, 1.0 - sse / np.where(constant, 1.0, sst))
 
 
 def r2_summary(r2) -> dict[str, float]:
@@ -54,7 +32,7 @@ def r2_summary(r2) -> dict[str, float]:
 
 def expression_metrics(pred, true) -> dict[str, float]:
     """Summary of held-out fit over genes (samples x genes arrays, original units)."""
-    pred, true = _pair(pred, true)
+    pred, true = paired_arrays(pred, true)
     sse = ((true - pred) ** 2).sum()
     sst_own = ((true - true.mean(axis=0)) ** 2).sum()
     sst_grand = ((true - true.mean()) ** 2).sum()

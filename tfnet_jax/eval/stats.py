@@ -1,8 +1,7 @@
-"""The package's statistics: Pearson r per row and its test, paired tests, t intervals.
+"""The package's statistics: paired tests, t intervals, multiple-testing adjustment
+(row-wise Pearson r and its test are in `tfnet_jax.maths`, shared with the models).
 
-`row_pearson` / `pearson_test` score predictions row by row (a zero-variance row gives
-r = 0, p = 1: a constant prediction carries no signal). `paired_test` is THE paired
-comparison (per seed in experiment tables, per gene in GenoNet's): mean difference,
+`paired_test` is THE paired comparison (per seed in experiment tables, per gene in GenoNet's): mean difference,
 fraction better, paired t and Wilcoxon signed-rank p-values. `bh_adjust` is the
 Benjamini-Hochberg step-up adjustment of a family of p-values; `with_bh` adds it beside
 each p-value column of a table.
@@ -22,52 +21,6 @@ from scipy import stats
 # 0.05 (n=5 gives at least 2/32 = 0.0625), so it is reported as NaN rather than as noise.
 WILCOXON_MIN_PAIRS = 6
 KEYS = ["pert_type", "method", "metric"]
-
-
-def _rows_2d(a, b) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    for name, arr in (("a", a), ("b", b)):
-        if arr.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D array [n, R], got shape {arr.shape}")
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
-    return a, b
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows centred and scaled to unit norm; zero-variance rows become exactly 0.
-
-    Constancy is tested with max == min rather than a variance threshold because the
-    float mean of identical values can be off by one ulp, which would leave a tiny
-    non-zero residual that normalisation would blow up into noise.
-    """
-    centred = x - x.mean(axis=1, keepdims=True)
-    constant = x.max(axis=1, initial=-np.inf) == x.min(axis=1, initial=np.inf)
-    centred[constant] = 0.0
-    norm = np.linalg.norm(centred, axis=1, keepdims=True)
-    return np.divide(centred, norm, out=np.zeros_like(centred), where=norm > 0)
-
-
-def row_pearson(a, b) -> np.ndarray:
-    """Pearson r of each row pair of `a` and `b` [n, R]; a zero-variance row gives 0.0.
-
-    Per column: row_pearson(a.T, b.T).
-    """
-    a, b = _rows_2d(a, b)
-    r = np.sum(unit_rows(a) * unit_rows(b), axis=1)
-    # Rounding can push |r| a hair past 1.
-    return np.clip(r, -1.0, 1.0)
-
-
-def pearson_test(a, b) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of `a`, `b` [n, R]: Pearson r and its two-sided p-value (t test, R - 2 df)."""
-    a, _ = _rows_2d(a, b)
-    r = row_pearson(a, b)
-    df = a.shape[1] - 2
-    if df < 1:
-        raise ValueError(f"a Pearson test needs at least 3 values per row, got {a.shape[1]}")
-    t = r * np.sqrt(df / np.maximum(1.0 - r ** 2, 1e-300))
-    return r, 2.0 * stats.t.sf(np.abs(t), df)
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tfnet_jax import metrics_log
+from tfnet_jax.train import metrics_log
 from tfnet_jax.atomic import atomic_write_text, atomic_write_with
 from tfnet_jax.cli import Command, plain_command
 from tfnet_jax.errors import ConfigError, DataError

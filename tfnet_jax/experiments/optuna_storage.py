@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from tfnet_jax.errors import ConfigError
-from tfnet_jax.run_lock import pid_alive
+from tfnet_jax.train.run_lock import pid_alive
 
 log = logging.getLogger(__name__)
 

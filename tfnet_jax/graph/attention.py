@@ -24,7 +24,6 @@ from jax.sharding import PartitionSpec as P
 
 from tfnet_jax.graph import cpu_kernel
 from tfnet_jax.graph.blocks import GraphBlocks, SubGraph
-from tfnet_jax.train.engine import DATA_AXIS
 
 NEGATIVE_SLOPE = 0.2
 
@@ -117,11 +116,12 @@ def _aggregate_block(h, score_src, score_dst, indptr, senders, receivers, log_we
 
 # ---------------------------------------------------------------- every block
 def _data_mesh(num_shards: int):
-    """The ambient mesh when its data axis has one device per shard, else None."""
+    """(the ambient mesh, its axis) when it is the engine's one-axis data mesh with one device
+    per shard, else None (the engine names the axis; the graph only follows it)."""
     mesh = jax.sharding.get_abstract_mesh()
-    if num_shards > 1 and not mesh.empty and DATA_AXIS in mesh.axis_names \
-            and mesh.shape[DATA_AXIS] == num_shards:
-        return mesh
+    if num_shards > 1 and not mesh.empty and len(mesh.axis_names) == 1 \
+            and mesh.shape[mesh.axis_names[0]] == num_shards:
+        return mesh, mesh.axis_names[0]
     return None
 
 
@@ -138,14 +138,16 @@ def aggregate(h, score_src, score_dst, graph: GraphBlocks | SubGraph, active=Non
                                 slope, fused)
     if active is None:
         active = jnp.ones(graph.padded_nodes, jnp.int32)
-    mesh = _data_mesh(graph.num_shards)
-    if mesh is not None:
+    sharded = _data_mesh(graph.num_shards)
+    if sharded is not None:
+        mesh, axis = sharded
+
         def local(h, score_src, score_dst, active, indptr, senders, receivers, log_weights):
-            h_all = jax.lax.all_gather(h, DATA_AXIS, tiled=True)
-            src_all = jax.lax.all_gather(score_src, DATA_AXIS, tiled=True)
+            h_all = jax.lax.all_gather(h, axis, tiled=True)
+            src_all = jax.lax.all_gather(score_src, axis, tiled=True)
             return _aggregate_block(h_all, src_all, score_dst, indptr[0], senders[0], receivers[0],
                                     log_weights[0], active, slope, fused)
-        return jax.shard_map(local, mesh=mesh, in_specs=P(DATA_AXIS), out_specs=P(DATA_AXIS))(
+        return jax.shard_map(local, mesh=mesh, in_specs=P(axis), out_specs=P(axis))(
             h, score_src, score_dst, active, graph.indptr, graph.senders, graph.receivers,
             graph.log_weights)
     n = graph.shard_nodes

@@ -7,13 +7,24 @@ normalised per receiving node to sum to 1, which puts dense and sparse layers on
 scale. Edges are sorted by receiver (then sender) and split into `num_shards` equal
 receiver ranges (one per device; see tfnet_jax.graph.attention); every shard's edge list
 is padded to one static length (rounded up to `edge_multiple`) so jit compiles once.
+
+`Multiplex` converts the multiplex to and from jraph `GraphsTuple`s, the interchange format
+(the optional extra `tfnet_jax[jraph]`); compute never runs on them.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from tfnet_jax.data.dataset import NetworkLayer
+from tfnet_jax.data.networks import NetworkLayer
+from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.graph.blocks import GraphBlocks, bound_sizes
+
+if TYPE_CHECKING:
+    import jraph
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -102,3 +113,136 @@ def propagated_features(layers: list[NetworkLayer], features: np.ndarray, hops: 
             h = a_hat @ h
             out[i, k, :num_nodes], out[i, k, num_nodes] = h, x[num_nodes]
     return out
+
+
+def _import_jraph():
+    # jraph is an optional extra: imported only where a conversion needs it.
+    try:
+        import jraph
+    except ModuleNotFoundError as err:
+        if err.name != "jraph":  # jraph is there but broken: show its own error
+            raise
+        raise ConfigError("jraph is not installed: pip install tfnet_jax[jraph]") from None
+    return jraph
+
+
+def _layer_from_graph(name: str, graph, num_genes: int) -> NetworkLayer:
+    """Check one single-graph `GraphsTuple` over `num_genes` nodes; return its canonical layer."""
+    where = f"jraph layer '{name}'"
+    n_node = np.asarray([] if graph.n_node is None else graph.n_node).reshape(-1)
+    if n_node.size != 1:
+        raise DataError(f"{where}: holds {n_node.size} graphs (n_node={n_node.tolist()}); "
+                        f"expected one graph per layer")
+    if int(n_node[0]) != num_genes:
+        raise DataError(f"{where}: n_node is {int(n_node[0])}; expected {num_genes} (one node "
+                        f"per gene)")
+    ends = {}
+    for field in ("senders", "receivers"):
+        index = np.asarray(getattr(graph, field))
+        if index.ndim != 1 or not np.issubdtype(index.dtype, np.integer):
+            raise DataError(f"{where}: {field} must be a 1-D integer array (got {index.dtype} "
+                            f"{list(index.shape)})")
+        bad = index[(index < 0) | (index >= num_genes)]
+        if bad.size:
+            raise DataError(f"{where}: {field[:-1]} index {int(bad[0])} out of range for "
+                            f"{num_genes} genes")
+        ends[field] = index.astype(np.int64)
+    senders, receivers = ends["senders"], ends["receivers"]
+    num_edges = senders.size
+    if receivers.size != num_edges:
+        raise DataError(f"{where}: {num_edges} senders but {receivers.size} receivers")
+    if graph.n_edge is not None and np.asarray(graph.n_edge).reshape(-1).tolist() != [num_edges]:
+        raise DataError(f"{where}: n_edge is {np.asarray(graph.n_edge).tolist()} but it holds "
+                        f"{num_edges} edges")
+    if graph.edges is None:
+        weights = np.ones(num_edges, dtype=np.float32)
+    else:
+        weights = np.asarray(graph.edges)
+        if weights.shape != (num_edges,) or not np.issubdtype(weights.dtype, np.number):
+            raise DataError(f"{where}: edges must be the weights, numeric of shape "
+                            f"[{num_edges}] (got {weights.dtype} {list(weights.shape)})")
+        weights = weights.astype(np.float32)
+        bad = weights[~(np.isfinite(weights) & (weights > 0))]
+        if bad.size:
+            raise DataError(f"{where}: edge weight {bad[0]} is not finite and > 0")
+    # One undirected edge per pair (max weight over its copies), no self-loops,
+    # senders < receivers, sorted by (sender, receiver): the NetworkLayer convention.
+    keep = senders != receivers
+    senders, receivers, weights = senders[keep], receivers[keep], weights[keep]
+    pair = np.minimum(senders, receivers) * num_genes + np.maximum(senders, receivers)
+    order = np.lexsort((weights, pair))  # the last row of each pair holds its max weight
+    pair, weights = pair[order], weights[order]
+    last = np.append(pair[1:] != pair[:-1], True) if pair.size else np.zeros(0, dtype=bool)
+    pair = pair[last]
+    return NetworkLayer(name=name, senders=(pair // num_genes).astype(np.int32),
+                        receivers=(pair % num_genes).astype(np.int32), weights=weights[last])
+
+
+# eq=False: field-wise == would compare numpy arrays, which is ambiguous.
+@dataclass(frozen=True, eq=False)
+class Multiplex:
+    """The multiplex gene graph: one undirected `NetworkLayer` per network over one shared
+    node index `genes` (str [N]); jraph `GraphsTuple`s are its interchange format.
+
+    jraph convention (both directions): one `GraphsTuple` per layer, each a single graph over
+    all N genes in `genes` order (isolated genes included): n_node=[N], n_edge=[E],
+    senders/receivers int32 [E] with each undirected edge stored once (senders < receivers,
+    no self-loops), edges = float32 weights [E] (> 0), nodes = the optional node features
+    [N, F] or None, globals = None. Arrays are numpy (no device transfer).
+    """
+
+    genes: np.ndarray  # str [N]
+    layers: tuple[NetworkLayer, ...]
+
+    @classmethod
+    def from_data(cls, data) -> "Multiplex":
+        """The multiplex of a `PerturbationData` (its `genes` and `layers`)."""
+        return cls(genes=np.asarray(data.genes), layers=tuple(data.layers))
+
+    def to_graphs_tuple(self, node_features: np.ndarray | None = None
+                        ) -> dict[str, "jraph.GraphsTuple"]:
+        """Layer name -> `GraphsTuple`, in layer order (see the class docstring)."""
+        jraph = _import_jraph()
+        num_genes = len(self.genes)
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            raise DataError(f"jraph export: layer names must be unique (got {names})")
+        if node_features is not None:
+            node_features = np.asarray(node_features)
+            if node_features.ndim != 2 or node_features.shape[0] != num_genes:
+                raise DataError(f"jraph export: node_features must be [{num_genes}, F] (got "
+                                f"{list(node_features.shape)})")
+        return {layer.name: jraph.GraphsTuple(
+                    nodes=node_features, edges=np.asarray(layer.weights, dtype=np.float32),
+                    senders=np.asarray(layer.senders, dtype=np.int32),
+                    receivers=np.asarray(layer.receivers, dtype=np.int32),
+                    n_node=np.array([num_genes], dtype=np.int32),
+                    n_edge=np.array([layer.num_edges], dtype=np.int32), globals=None)
+                for layer in self.layers}
+
+    @classmethod
+    def from_graphs_tuple(cls, graphs, genes, names: Sequence[str] | None = None) -> "Multiplex":
+        """A multiplex from `GraphsTuple`s over `genes`: a dict name -> GraphsTuple, or a
+        sequence of them (named by `names`, else layer0, layer1, ...).
+
+        Edges may come in either or both directions, repeated, or as self-loops: each pair
+        becomes one undirected edge with its largest weight; self-loops are dropped. `edges`
+        None means weight 1. `nodes` and `globals` are ignored.
+        """
+        jraph = _import_jraph()
+        genes = np.asarray(genes)
+        if isinstance(graphs, jraph.GraphsTuple):  # a NamedTuple, so also a Sequence
+            graphs = [graphs]
+        if isinstance(graphs, Mapping):
+            if names is not None:
+                raise ConfigError("Multiplex.from_graphs_tuple: names= is only for a sequence "
+                                  "of GraphsTuples (a dict is keyed by name)")
+            names, graphs = [str(k) for k in graphs], list(graphs.values())
+        else:
+            graphs = list(graphs)
+            names = [f"layer{i}" for i in range(len(graphs))] if names is None else list(names)
+            if len(names) != len(graphs) or len(set(names)) != len(names):
+                raise DataError(f"jraph import: {len(graphs)} graphs need as many unique names "
+                                f"(got {names})")
+        return cls(genes=genes, layers=tuple(_layer_from_graph(name, graph, len(genes))
+                                             for name, graph in zip(names, graphs)))

@@ -12,11 +12,12 @@ import scipy.sparse as sp
 from sklearn.linear_model import RidgeCV
 
 from tfnet_jax.data.scaling import Standardiser
-from tfnet_jax.eval.stats import row_pearson
+from tfnet_jax.maths import row_pearson
 from tfnet_jax.models.linear import ridge_fit
 
 if TYPE_CHECKING:  # only for annotations; keeps this module free of data-package imports
-    from tfnet_jax.data.dataset import NetworkLayer, PerturbationData
+    from tfnet_jax.data.networks import NetworkLayer
+    from tfnet_jax.data.perturbation.container import PerturbationData
 
 DEFAULT_ALPHAS = np.logspace(-2, 4, 13)
 

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tfnet_jax.eval.regression import per_gene_r2
-from tfnet_jax.eval.stats import pearson_test, row_pearson
+from tfnet_jax.maths import per_gene_r2
+from tfnet_jax.maths import pearson_test, row_pearson
 from tfnet_jax.models.enet_solver import enet_path, lambda_path, normalise_pf, prepare
 
 __all__ = ["enet_path", "fit_nested_cv", "cv_r2", "heritable_filter", "fold_masks"]

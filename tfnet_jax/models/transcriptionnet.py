@@ -208,7 +208,7 @@ class TranscriptionNet(nnx.Module):
         if self.sign is not None:
             if propagated is None:
                 raise ValueError("model.encoder=sign needs the context's 'propagated' features "
-                                 "(tfnet_jax.tasks.perturbation.prepare(..., hops=K))")
+                                 "(tfnet_jax.tasks.transcriptionnet.prepare.prepare(..., hops=K))")
             extra = None if self.embedding is None else self.embedding.embedding[...]
             per_layer = jnp.stack([encoder(propagated[i], extra, deterministic=deterministic,
                                            rngs=rngs) for i, encoder in enumerate(self.sign)])

@@ -21,14 +21,15 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from tfnet_jax.atomic import atomic_write_json
+
 from tfnet_jax.errors import ConfigError
 from tfnet_jax.eval.metrics import CEILING_KEY, format_results_table
 
 log = logging.getLogger(__name__)
 
-FAMILIES = {"transcriptionnet": "tfnet_jax.tasks.transcriptionnet:TranscriptionNetFamily",
-            "tfnet": "tfnet_jax.tasks.tfnet:TFNetFamily",
-            "genonet": "tfnet_jax.tasks.genonet:GenoNetFamily"}
+FAMILIES = {"transcriptionnet": "tfnet_jax.tasks.transcriptionnet.family:TranscriptionNetFamily",
+            "tfnet": "tfnet_jax.tasks.tfnet.family:TFNetFamily",
+            "genonet": "tfnet_jax.tasks.genonet.family:GenoNetFamily"}
 # Keys of metrics.json that hold method tables: {method: {row group: {metric: value}}}.
 METHOD_KEYS = ("model", "baselines", "oracle", CEILING_KEY)
 
@@ -42,9 +43,6 @@ class Fitted:
     results: dict = field(default_factory=dict)
 
 
-# A prediction's `split`: the role its input had in the run's split; new inputs are unseen.
-UNSEEN = "unseen"
-PREDICTION_SPLITS = ("train", "valid", "test", UNSEEN)
 
 
 @dataclass
@@ -183,7 +181,7 @@ def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
     One writer per run dir: the run holds RUN/.lock throughout (a second run into the dir
     stops at once, naming the first). `on_eval(step, validation metrics)`: see `Family.fit`
     (not called for a finished run)."""
-    from tfnet_jax.run_lock import RunLock
+    from tfnet_jax.train.run_lock import RunLock
     from tfnet_jax.tasks import identity
     from tfnet_jax.train import distributed
 
@@ -204,7 +202,7 @@ def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
 
 def _execute_locked(cfg: DictConfig, run_dir: Path, data: Any, overrides: list[str] | None,
                     on_eval, primary: bool) -> Outcome:
-    from tfnet_jax.run_info import run_info
+    from tfnet_jax.train.run_info import run_info
     from tfnet_jax.tasks import identity
     from tfnet_jax.train import distributed
 

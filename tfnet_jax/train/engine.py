@@ -30,7 +30,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
-from tfnet_jax import metrics_log
+from tfnet_jax.train import metrics_log
 from tfnet_jax.errors import ConfigError, RunDirError, TrainingError
 from tfnet_jax.schemas import TrainConfig  # noqa: F401 (re-exported: defined with the configs)
 from tfnet_jax.train import distributed
@@ -156,7 +156,7 @@ class Trainer:
         """Back to `state` (default: the state at construction), optionally with a new context.
 
         Shapes and dtypes stay those the steps were compiled for, so nothing recompiles: a
-        loop over folds or blocks of one shape runs one program (see tasks/genonet_fit.py).
+        loop over folds or blocks of one shape runs one program (see tasks/genonet/fit.py).
         """
         self.state = jax.device_put(self.initial_state if state is None else state, self.replicated)
         self._encoded_for = None

@@ -1,0 +1,295 @@
+"""The GenoNet family: cis genotypes -> expression per gene, against the elastic net (TWAS stage 1).
+
+Every method is scored on the same outer folds (split by individual): each individual's
+held-out prediction comes from the model of the fold that held it out, and a gene's
+held-out R^2 is the squared Pearson r (and 1 - SSE/SST, `r2sse_*`) of those predictions.
+The fitting procedure (the fold x gene-block loop, the elastic nets, the one fit cache
+RUN/fits/) is `tasks/genonet/fit.py`. Writes in the run dir: `folds.csv`, `genes.csv` (one
+row per gene), the TWAS exports (`weights.csv`: the elastic net refit on all individuals,
+with alleles; `predictdb.db`; `covariances.txt.gz`: `tasks/genonet/export.py`),
+`metrics.jsonl` (one record per GenoNet fit); the orchestration writes `metrics.json` last.
+
+Predictions for new genotypes (`predict`) are residual expression (covariates regressed
+out, as in training): the elastic net's final weights, or GenoNet as the mean of its K
+outer-fold models. Every variant of the run's gene windows must be present (matched by
+variant id); a PLINK input's dosages are aligned to the run's counted allele (A1/A2 swapped in
+its .bim: 2 - d; other alleles: an error), a missing variant is an error naming it, a missing
+dosage gets the training mean.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from tfnet_jax.train import metrics_log
+from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.data import splits
+from tfnet_jax.data.genotype.blocks import (
+    Block,
+    block_dosages,
+    concat_genes,
+    fold_targets,
+    make_blocks,
+    real_genes,
+)
+from tfnet_jax.data.genotype.container import GenotypeData
+from tfnet_jax.data.genotype.readers import read_dosages
+from tfnet_jax.data.load import GENOTYPE_SOURCES, load_genotype_data
+from tfnet_jax.errors import ConfigError, DataError, RunDirError
+from tfnet_jax.tasks.genonet import fit as fitting
+from tfnet_jax.tasks.base import Fitted
+from tfnet_jax.tasks.genonet.export import write_twas_exports
+from tfnet_jax.tasks.genonet.scores import METHODS, evaluate, format_table, gene_table
+
+log = logging.getLogger(__name__)
+EN_KEYS = ("alpha", "inner_folds", "n_lambdas", "max_iter", "tol", "block")
+
+
+# ---------------------------------------------------------------- split and prepared arrays
+def split_settings(cfg: DictConfig) -> tuple[int, int]:
+    """(outer folds, seed) from `split`."""
+    split_cfg = cfg.split
+    if split_cfg.get("folds") is None:
+        raise ConfigError("split.folds: model=genonet needs outer folds (split=genonet sets 5)")
+    seed = split_cfg.get("seed")
+    return int(split_cfg.folds), int(cfg.seed if seed is None else seed)
+
+
+@dataclass
+class GenoNetSplit:
+    folds: np.ndarray            # outer fold per individual
+    valid_rows: list[np.ndarray]  # per fold: its early-stopping rows (the elastic net's inner fold 0)
+
+
+@dataclass
+class GenoNetPrepared:
+    data: GenotypeData
+    blocks: list[Block]
+    folds: np.ndarray
+    valid_rows: list[np.ndarray]
+    genes: list[str]
+    truth: np.ndarray  # [G, n] targets, each row as held out (its fold's covariate fit)
+    use_annotations: bool
+
+
+@dataclass
+class GenoNetModels:
+    """Held-out predictions per method, the fit records, and the fit cache (for new inputs)."""
+    pred: dict[str, np.ndarray]
+    records: list[dict]
+    cache: fitting.FitCache
+    linear_skip: bool
+
+
+class GenoNetFamily:
+    name = "genonet"
+    data_sources = GENOTYPE_SOURCES
+    split_fields = ("seed", "folds")
+
+    def check_config(self, groups: dict) -> None:
+        from tfnet_jax.schemas.checks import check_monitor, fail, number_in, one_of, optional_positive_int, positive_int, positive_number
+        model = groups.get("model") or {}
+        positive_int(model, "model", "genes_per_block", "channels", "kernel", "hidden", "gate_hidden")
+        positive_number(model, "model", "init_scale")
+        optional_positive_int(model, "model", "screen_variants")
+        positive_int(model, "model", "epistasis_variants", minimum=0)
+        positive_number(model, "model", "l1", allow_zero=True)
+        one_of(model, "model", "linear_init", ("zeros", "elastic_net"))
+        net = model.get("elastic_net") or {}
+        number_in(net, "model.elastic_net", "alpha", 0.0, 1.0)
+        positive_int(net, "model.elastic_net", "inner_folds", minimum=2)
+        positive_int(net, "model.elastic_net", "n_lambdas", "max_iter", "block")
+        positive_number(net, "model.elastic_net", "tol")
+        if (groups.get("split") or {}).get("folds") is None:
+            fail("split.folds", None, "GenoNet needs outer cross-validation folds (an integer >= 2)")
+        train = groups.get("train")
+        if train is not None:
+            check_monitor(train, ["valid/r2_mean"], self.name)  # per-gene stopping's summary
+            if train.get("monitor_mode") != "max":
+                fail("train.monitor_mode", train.get("monitor_mode"), "GenoNet keeps each gene's "
+                     "highest validation R^2: only max")
+
+    def load(self, cfg: DictConfig, data: Any = None) -> GenotypeData:
+        if data is not None:
+            if not isinstance(data, GenotypeData):
+                raise DataError(f"data: model=genonet takes a GenotypeData, not {type(data).__name__}")
+            return data
+        logging.getLogger("msprime").setLevel(logging.WARNING)  # one INFO line per simulated region
+        return load_genotype_data(OmegaConf.to_container(cfg.data, resolve=True))
+
+    def split(self, cfg: DictConfig, data: GenotypeData) -> GenoNetSplit:
+        k, seed = split_settings(cfg)
+        if len(data.individuals) < 2 * k:
+            raise DataError(f"{len(data.individuals)} individuals are too few for split.folds={k}")
+        folds = splits.kfold(data.individuals, k, seed)
+        # The elastic net's inner fold 0 of each outer fold (its seed is cfg.seed): so the
+        # elastic-net start GenoNet trains from never saw GenoNet's early-stopping rows.
+        valid = fitting.early_stopping_rows(folds, int(cfg.model.elastic_net.inner_folds), int(cfg.seed))
+        return GenoNetSplit(folds, valid)
+
+    def prepare(self, cfg: DictConfig, data: GenotypeData, split: GenoNetSplit) -> GenoNetPrepared:
+        blocks = make_blocks(data, int(cfg.model.genes_per_block))
+        genes = [g for b in blocks for g in b.genes]
+        folds = split.folds
+        columns = [data.expression.columns.get_loc(g) for g in genes]
+        truth = np.zeros((len(genes), len(folds)))
+        for c in range(folds.max() + 1):  # covariates regressed out on each fold's training rows
+            truth[:, folds == c] = fold_targets(data, folds != c)[folds == c][:, columns].T
+        use_annot = bool(cfg.model.annotations) and data.annotation_names is not None
+        log.info("data %s: %d individuals, %d genes (%d skipped), up to %d variants, %d block(s)",
+                 data.source, len(data.individuals), len(genes), len(data.skipped),
+                 blocks[0].vmask.shape[1], len(blocks))
+        return GenoNetPrepared(data, blocks, folds, split.valid_rows, genes, truth, use_annot)
+
+    def fit(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path | None,
+            on_eval=None) -> Fitted:
+        if on_eval is not None:  # early stopping is per gene: there is no one curve to report
+            raise ConfigError("GenoNet fits one model per gene and has no single validation curve "
+                              "to prune on; set sweep.pruner=null")
+        cache = fitting.FitCache(None if run_dir is None else Path(run_dir) / "fits")
+        log_file = None
+        if run_dir is not None:  # rewritten from the start: a resumed fit logs its cached units again
+            log_file = Path(run_dir) / metrics_log.FILE_NAME
+            metrics_log.reset(log_file)
+        return self._fit(cfg, prepared, cache, log_file)
+
+    def restore(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path,
+                which: str = "best") -> Fitted:
+        """The finished fits from RUN/fits; each holds every gene's kept (best) parameters."""
+        if which != "best":
+            raise ConfigError(f"which={which!r}: a GenoNet run keeps only each gene's best parameters")
+        cache = fitting.FitCache(Path(run_dir) / "fits")
+        missing = [u for u in self._units(cfg, prepared) if cache.get(u) is None]
+        if missing:
+            raise RunDirError(f"run dir {run_dir}: fits/ lacks {len(missing)} finished fit(s), e.g. "
+                              f"{missing[:3]}; re-run the training command to finish them")
+        return self._fit(cfg, prepared, cache, None)
+
+    def _units(self, cfg: DictConfig, prepared: GenoNetPrepared) -> list[str]:
+        """Every fit unit of a finished run, named as in fits/."""
+        annotated = prepared.use_annotations
+        genonets = ["genonet", "genonet_noannot"] if annotated else ["genonet_noannot"]
+        return (["elastic_net"] + (["elastic_net_annot"] if annotated else [])
+                + [fitting.genonet_unit(n, c, b) for n in genonets
+                   for c in range(prepared.folds.max() + 1) for b in range(len(prepared.blocks))])
+
+    def _fit(self, cfg: DictConfig, prepared: GenoNetPrepared, cache: fitting.FitCache,
+             log_file: Path | None) -> Fitted:
+        data, blocks, folds = prepared.data, prepared.blocks, prepared.folds
+        en_cfg = {k: cfg.model.elastic_net[k] for k in EN_KEYS}
+        en = fitting.cached_elastic_net(cache, "elastic_net", data, blocks, folds, en_cfg, cfg.seed)
+        pred = {"elastic_net": en["pred"]}
+        if prepared.use_annotations:
+            half = np.arange(len(prepared.genes)) % 2
+            penalty = fitting.annotation_penalty(blocks, en["coef"], half)
+            pred["elastic_net_annot"] = fitting.cached_elastic_net(
+                cache, "elastic_net_annot", data, blocks, folds, en_cfg, cfg.seed, penalty=penalty)["pred"]
+        records = []
+        for flag in ([True, False] if prepared.use_annotations else [False]):
+            name = "genonet" if flag else "genonet_noannot"
+            pred[name], use_enet, recs = fitting.fit_genonet(cfg, prepared, flag, cache, en, log_file)
+            records += recs
+            if flag == prepared.use_annotations and cfg.model.linear_init == "elastic_net":
+                pred["genonet_choice"] = np.where(use_enet, en["pred"], pred[name])
+        if not prepared.use_annotations:
+            pred["genonet"] = pred["genonet_noannot"]
+        own = [r for r in records if r["fit"].startswith(
+            "genonet/" if prepared.use_annotations else "genonet_noannot/")]
+        scores = [r["best_score"] for r in own if r["best_score"] is not None]
+        train = {"step": int(max(r["step"] for r in records)),
+                 "best_step": int(np.median([r["best_step"] or 0 for r in records])),
+                 "best_score": float(np.mean(scores)) if scores else float("nan"), "fits": len(records)}
+        return Fitted(GenoNetModels(pred, records, cache, bool(cfg.model.linear_skip)), train)
+
+    def score(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted) -> dict:
+        metrics = evaluate(gene_table(prepared, fitted.predictor.pred))
+        metrics["skipped"] = prepared.data.skipped
+        metrics["settings"] = {"individuals": len(prepared.data.individuals), "genes": len(prepared.genes),
+                               "outer_folds": int(prepared.folds.max() + 1),
+                               "annotations": prepared.use_annotations}
+        return metrics
+
+    def write_outputs(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted, metrics: dict,
+                      run_dir: Path) -> None:
+        run_dir = Path(run_dir)
+        folds = pd.DataFrame({"individual": prepared.data.individuals, "fold": prepared.folds})
+        atomic_write_with(run_dir / "folds.csv", lambda tmp: folds.to_csv(tmp, index=False))
+        genes = gene_table(prepared, fitted.predictor.pred)
+        atomic_write_with(run_dir / "genes.csv", lambda tmp: genes.to_csv(tmp, index=False))
+        write_twas_exports(run_dir, prepared.data, prepared.blocks,
+                           fitted.predictor.cache.get("elastic_net"), genes)
+
+    def predict(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted, inputs: Any = None,
+                method: str = "genonet", **_):
+        """Predicted expression (individual, split, one column per gene) of `method`; see
+        predict_expression. Options of other families (chunk_size, ...) do not apply.
+        `split`: train for the run's individuals (every final model saw them: the elastic
+        net fits them all, GenoNet averages fold models that all but one trained on), unseen
+        for new ones."""
+        from tfnet_jax.data.splits import UNSEEN
+        from tfnet_jax.tasks.base import PredictionChunk
+
+        frame = predict_expression(prepared, fitted.predictor, inputs, method=method)
+        individuals = frame.index.to_numpy(str)
+        cohort = np.isin(individuals, np.asarray(prepared.data.individuals, dtype=str))
+        meta = pd.DataFrame({"individual": individuals,
+                             "split": np.where(cohort, "train", UNSEEN).astype(object)})
+        yield PredictionChunk(meta, frame.to_numpy(), list(frame.columns), id_columns=["individual"])
+
+    def summary_lines(self, metrics: dict) -> list[str]:
+        return format_table(metrics).splitlines()
+
+
+# ---------------------------------------------------------------- outputs and prediction
+
+
+def predict_expression(prepared: GenoNetPrepared, models: GenoNetModels, inputs=None,
+                       method: str = "genonet") -> pd.DataFrame:
+    """Predicted (residual) expression, individuals x genes, for new genotypes.
+
+    inputs: a PLINK prefix or an individuals x variant-id dosage table (None: the training
+    genotypes). method: one of METHODS; elastic nets use their final weights (all
+    individuals), GenoNet the mean of its outer-fold models' kept per-gene parameters.
+    """
+    choices = [m for m in METHODS if m in models.pred and m != "genonet_choice"]  # per fold only
+    if method not in choices:
+        raise DataError(f"method={method!r}: expected one of {choices}")
+    if method == "genonet" and not prepared.use_annotations:
+        method = "genonet_noannot"  # the model is the annotation-free GenoNet then
+    data, blocks = prepared.data, prepared.blocks
+    variant_ids, first = np.unique(np.concatenate([w.variant_ids for w in data.windows]), return_index=True)
+    alleles = None
+    if all(w.alleles is not None for w in data.windows):  # read from PLINK (not built in memory)
+        alleles = np.concatenate([w.alleles for w in data.windows])[first]
+    if inputs is None:
+        table = pd.DataFrame(np.concatenate([w.dosages for w in data.windows], axis=1),
+                             index=data.individuals,
+                             columns=np.concatenate([w.variant_ids for w in data.windows]))
+        table = table.loc[:, ~table.columns.duplicated()]
+    else:
+        table = read_dosages(inputs, variant_ids, alleles)
+    x = [block_dosages(data, b, table) for b in blocks]
+    if method.startswith("elastic_net"):
+        unit = models.cache.get(method)
+        dosage = concat_genes([xb[:, :len(b.genes)] for xb, b in zip(x, blocks)], 1, 2)  # [n, G, P]
+        train = real_genes(blocks, "dosage")
+        observed = (~np.isnan(train)).sum(0)  # impute_train_mean's fill over all individuals
+        fill = np.where(observed > 0, np.nansum(train, 0) / np.maximum(observed, 1), 0.0)
+        dosage = np.where(np.isnan(dosage), fill, dosage)
+        values = np.einsum("ngp,gp->ng", dosage.astype(np.float64), unit["coef"]) + unit["intercept"]
+    else:
+        k = prepared.folds.max() + 1
+        per_block = []
+        for b, (block, xb) in enumerate(zip(blocks, x)):
+            units = [models.cache.get(fitting.genonet_unit(method, c, b)) for c in range(k)]
+            per_block.append(np.mean([fitting.predict_block(u, xb, models.linear_skip) for u in units],
+                                     axis=0)[:, :len(block.genes)])
+        values = np.concatenate(per_block, axis=1)
+    return pd.DataFrame(values, index=pd.Index(table.index.astype(str), name="individual"),
+                        columns=prepared.genes)

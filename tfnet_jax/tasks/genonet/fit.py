@@ -1,0 +1,380 @@
+"""GenoNet's fitting procedure: the elastic nets, and the fold x gene-block trainer loop.
+
+GenoNet trains one model per outer fold and gene block. Blocks of one variant bucket share
+their shapes, so one `Trainer` (one compiled step) per bucket serves them: `fit_genonet`
+walks folds x blocks and calls `trainer.reset(context=...)` for each, and `fit_gene_block` is the visible loop that
+steps, evaluates every `eval_every` steps and early-stops per gene (a forked trainer in
+big_vision's sense: no callback rewrites the training context).
+
+Finished work lives in one place, `FitCache` (RUN/fits/<unit>.npz, written atomically):
+each elastic net and each fold x block GenoNet fit is a unit, so a killed run redoes only
+its missing units. The run identity check (tasks/identity.py) ties the dir to one config.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from tfnet_jax.train import metrics_log
+from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.data.genotype.blocks import fold_targets, real_genes
+from tfnet_jax.errors import ConfigError, TrainingError
+from tfnet_jax.maths import per_gene_r2
+from tfnet_jax.models.elastic_net import fit_nested_cv, fold_masks
+from tfnet_jax.models.genonet import elastic_net_path, linear_part
+from tfnet_jax.tasks.genonet import prepare as task
+from tfnet_jax.train.engine import TrainConfig, Trainer
+
+log = logging.getLogger(__name__)
+
+
+class FitCache:
+    """Finished fits by unit name: in memory, and under `root` (RUN/fits) when given."""
+
+    def __init__(self, root: Path | None):
+        self.root = None if root is None else Path(root)
+        self.units: dict[str, dict[str, np.ndarray]] = {}
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{name}.npz"
+
+    def get(self, name: str) -> dict[str, np.ndarray] | None:
+        if name not in self.units and self.root is not None and self.path(name).exists():
+            with np.load(self.path(name), allow_pickle=False) as f:
+                self.units[name] = {k: f[k] for k in f.files}
+        return self.units.get(name)
+
+    def put(self, name: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        if self.root is not None:
+            self.path(name).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_with(self.path(name), lambda tmp: np.savez(tmp, **arrays))
+        self.units[name] = arrays
+        return arrays
+
+    def cached(self, name: str, compute) -> dict[str, np.ndarray]:
+        found = self.get(name)
+        return found if found is not None else self.put(name, compute())
+
+    def discard(self, folder: str) -> None:
+        """Drop the units under `folder` (parts already merged into a finished unit)."""
+        self.units = {k: v for k, v in self.units.items() if not k.startswith(folder + "/")}
+        if self.root is not None and (self.root / folder).is_dir():
+            for part in (self.root / folder).glob("*.npz"):
+                part.unlink()
+            (self.root / folder).rmdir()
+
+
+# ---------------------------------------------------------------- elastic net
+def annotation_penalty(blocks, coef: np.ndarray, genes_half: np.ndarray) -> np.ndarray | None:
+    """Penalty factors [G, P] from annotations, learned on the OTHER half of the genes.
+
+    A logistic model of 'variant has a non-zero elastic-net weight' on the annotations is
+    fitted on one half of the genes and applied to the other (and vice versa), so no gene's
+    own expression shapes its penalties. Factor = 1 / predicted probability (glmnet then
+    rescales the factors to mean 1 per gene).
+    """
+    if blocks[0].annotations is None:
+        return None
+    from sklearn.linear_model import LogisticRegression
+
+    annot = real_genes(blocks, "annotations")  # [G, P, k]
+    vmask = real_genes(blocks, "vmask")
+    pf = np.ones(vmask.shape, np.float64)
+    for half in (0, 1):
+        fit_genes, apply_genes = genes_half != half, genes_half == half
+        a = annot[fit_genes][vmask[fit_genes]]
+        label = (coef[fit_genes][vmask[fit_genes]] != 0).astype(int)
+        if label.min() == label.max():
+            continue  # nothing to learn from: flat penalties
+        prob = LogisticRegression(C=1.0).fit(a, label).predict_proba(
+            annot[apply_genes].reshape(-1, annot.shape[-1]))[:, 1]
+        pf[apply_genes] = 1.0 / np.maximum(prob.reshape(-1, annot.shape[1]), 1e-3)
+    return np.where(vmask, pf, 1.0)
+
+
+def fit_elastic_net(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, penalty=None,
+                    cache: FitCache | None = None, name: str = "elastic_net") -> dict:
+    """Held-out predictions [G, n], final weights [G, P], and per outer fold c (fitted without
+    its rows) the fold's own model `coef_folds` [K, G, P] / `intercept_folds` [K, G] and
+    `coef_start` [K, G, P] / `intercept_start` [K, G]: the same nested CV's inner fit that also
+    left out the rows of inner fold 0 (GenoNet's early-stopping rows, `early_stopping_rows`),
+    at fold c's lambda.min: GenoNet's frozen linear start, which never saw them.
+
+    One gene block at a time (memory bounded by the block, not the cohort); with `cache`, each
+    block is a unit `<name>/block<b>`, so a killed run refits only its missing blocks. Without
+    missing dosages or covariates one nested-CV call serves every fold; otherwise one call per
+    outer fold (imputation / covariates fitted on that fold's training rows) plus one on all
+    rows for the final weights.
+    """
+    widest = max(b.vmask.shape[1] for b in blocks)
+    starts = np.cumsum([0] + [len(b.genes) for b in blocks])
+    out: dict[str, np.ndarray] = {}
+    for b, block in enumerate(blocks):
+        genes = np.arange(starts[b], starts[b + 1])
+        width = block.vmask.shape[1]
+
+        def compute(block=block, genes=genes, width=width):
+            return _fit_elastic_net_group(data, [block], folds, en_cfg, seed,
+                                          None if penalty is None else penalty[genes, :width])
+        fit = compute() if cache is None else cache.cached(f"{name}/block{b}", compute)
+        for key, value in fit.items():
+            gene_axis = 1 if key.endswith(("_folds", "_start")) else 0
+            if key not in out:
+                shape = list(value.shape)
+                shape[gene_axis] = starts[-1]
+                if key.startswith("coef"):
+                    shape[-1] = widest
+                out[key] = np.zeros(shape, value.dtype)
+            index = [slice(None)] * value.ndim
+            index[gene_axis] = genes
+            if key.startswith("coef"):
+                index[-1] = slice(0, width)
+            out[key][tuple(index)] = value
+    return out
+
+
+def cached_elastic_net(cache: FitCache, name: str, data, blocks, folds, en_cfg, seed, penalty=None) -> dict:
+    """`name`'s finished fit from `cache`, else fitted block by block (parts `<name>/block<b>`,
+    so a kill loses one block) and merged into one unit; the parts then go."""
+    found = cache.get(name)
+    if found is None:
+        found = cache.put(name, fit_elastic_net(data, blocks, folds, en_cfg, seed, penalty, cache, name))
+        cache.discard(name)
+    return found
+
+
+def _fit_elastic_net_group(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, penalty=None) -> dict:
+    """The real genes of `blocks` (of one width); see fit_elastic_net."""
+    x = real_genes(blocks, "dosage").transpose(1, 0, 2)
+    vmask = real_genes(blocks, "vmask")
+    opts = dict(inner_k=int(en_cfg["inner_folds"]), alpha=float(en_cfg["alpha"]),
+                n_lambdas=int(en_cfg["n_lambdas"]), max_iter=int(en_cfg["max_iter"]),
+                tol=float(en_cfg["tol"]), block=int(en_cfg["block"]), seed=seed, penalty_factor=penalty)
+    fold_dependent = bool(np.isnan(x).any()) or data.covariates is not None
+    everyone = np.ones(len(folds), bool)
+    columns = [data.expression.columns.get_loc(g) for b in blocks for g in b.genes]
+
+    def call(train):
+        xi = np.where(vmask[:, None, :], task.impute_train_mean(x.transpose(1, 0, 2).reshape(len(folds), -1),
+                                                                train).reshape(len(folds), *vmask.shape)
+                      .transpose(1, 0, 2), 0.0)
+        return fit_nested_cv(xi, vmask, fold_targets(data, train)[:, columns].T, folds, **opts)
+
+    final = call(everyone)
+    k = folds.max() + 1
+    per_fold = [call(folds != c) for c in range(k)] if fold_dependent else [final] * k
+    pred = final["pred"]
+    if fold_dependent:
+        pred = np.empty_like(pred)
+        for c, fit in enumerate(per_fold):
+            pred[:, folds == c] = fit["pred"][:, folds == c]
+
+    def stacked(key):  # [K, G, ...]: each outer fold's entry from the call that fitted it
+        return np.stack([fit[key][:, c] for c, fit in enumerate(per_fold)])
+    return {"pred": pred, "coef": final["coef"], "intercept": final["intercept"],
+            "coef_folds": stacked("coef_outer"), "intercept_folds": stacked("intercept_outer"),
+            "coef_start": stacked("coef_start"), "intercept_start": stacked("intercept_start")}
+
+
+def early_stopping_rows(folds: np.ndarray, inner_folds: int, seed: int) -> list[np.ndarray]:
+    """Per outer fold c, GenoNet's early-stopping rows: the elastic net's inner fold 0 of
+    problem c (`fit_nested_cv` draws the same inner folds from the same seed)."""
+    inner = fold_masks(folds, inner_folds, seed)["inner"]
+    return [np.flatnonzero(inner[c] == 0) for c in range(folds.max() + 1)]
+
+
+# ---------------------------------------------------------------- the gene-block loop
+@dataclass
+class BlockFit:
+    """One fold x block: the kept per-gene parameters and the loop's summary."""
+    snapshot: dict[str, np.ndarray]  # effective parameters [G, ...] at each gene's best evaluation
+    best_r2: np.ndarray              # [G] validation R^2 of the kept parameters
+    kept_step: np.ndarray            # [G] step of the kept parameters (0: the start, never beaten)
+    stop_step: np.ndarray            # [G] step at which each gene left the loss (-1: never)
+    step: int                        # steps run
+    best_step: int | None            # last step at which some gene improved
+    best_score: float | None         # mean kept validation R^2 over the block's real genes then
+    evals: int
+
+
+def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarray,
+                   valid_rows: np.ndarray, score_start: bool = False) -> BlockFit:
+    """Train one fold x block from the trainer's initial state, with per-gene early stopping.
+
+    Every `eval_every` steps (and at `max_steps`) each gene is scored on the validation rows;
+    a gene that improved has its effective parameters kept, a gene `patience` evaluations
+    without improvement leaves the loss (context 'active' = 0, via `trainer.set_context`).
+    The loop ends when no gene is active or at `max_steps`. `score_start`: evaluate step 0
+    too, so a gene the network cannot improve keeps its (elastic-net) start.
+    """
+    cfg = trainer.cfg
+    context = dict(fold.context)
+    trainer.reset(context=context)
+    train_arrays, valid_arrays = fold.rows(train_rows), fold.rows(valid_rows)
+    linear = linear_part(context)
+    real = context["active"] > 0
+    best_r2 = np.full(len(real), -np.inf)
+    kept_step = np.full(len(real), -1)
+    bad = np.zeros(len(real), np.int64)
+    stop_step = np.full(len(real), -1)
+    snapshot: dict[str, np.ndarray] | None = None
+    best_score = best_step = None
+    evals = step = 0
+
+    def evaluate(step: int) -> None:
+        nonlocal snapshot, best_r2, bad, best_score, best_step, evals
+        # NaN for a constant gene (and padding): it never improves, so it leaves after `patience`.
+        r2 = per_gene_r2(trainer.predict(valid_arrays), fold.y[valid_rows])
+        active = context["active"] > 0
+        improved = active & (r2 > best_r2)
+        params = jax.device_get(task.effective_params(trainer.model, context.get("annotations"),
+                                                      context["vmask"], linear, context.get("screen")))
+        if snapshot is None:
+            snapshot = {k: np.array(v) for k, v in params.items()}
+        for name in snapshot:
+            snapshot[name][improved] = np.asarray(params[name])[improved]
+        best_r2 = np.where(improved, r2, best_r2)
+        kept_step[improved] = step
+        bad = np.where(improved, 0, bad + 1)
+        new_active = (active & (bad < cfg.patience)).astype(np.float32)
+        stop_step[active & (new_active == 0)] = step
+        if (new_active != context["active"]).any():  # same shapes: nothing recompiles
+            context["active"] = new_active
+            trainer.set_context(context)
+        evals += 1
+        kept = best_r2[real]
+        score = float(np.mean(np.where(np.isfinite(kept), kept, 0.0)))
+        if step > 0 and (best_score is None or score > best_score):
+            best_score, best_step = score, step
+
+    if score_start:
+        evaluate(0)
+    losses = []
+    while step < cfg.max_steps and context["active"].any():
+        loss, _ = trainer.step(trainer.train_batch(train_arrays, step), step)
+        losses.append(loss)
+        step += 1
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            if not np.all(np.isfinite(jax.device_get(losses))):
+                raise TrainingError(f"non-finite training loss by step {step}; lower "
+                                         f"train.learning_rate or check the data")
+            losses = []
+            evaluate(step)
+    if snapshot is None:  # max_steps below eval_every and no start score: keep the last state
+        evaluate(step)
+    return BlockFit(snapshot, best_r2, kept_step, stop_step, step, best_step, best_score, evals)
+
+
+def predict_block(unit: dict[str, np.ndarray], dosage: np.ndarray, linear_skip: bool) -> np.ndarray:
+    """A fold x block unit's kept parameters on raw dosages [n, G, P] (NaN: the fold's training
+    mean) -> predictions [n, G] in data units."""
+    dosage = np.where(np.isnan(dosage), unit["dosage_mean"], dosage).astype(np.float32)
+    params = {k[len("param_"):]: jnp.asarray(v) for k, v in unit.items() if k.startswith("param_")}
+    out = task.predict_snapshot(params, jnp.asarray(dosage), unit["mu"], unit["sd"], unit["vmask"],
+                                linear_skip)
+    return np.asarray(out, np.float64) * unit["y_sd"] + unit["y_mean"]
+
+
+def elastic_net_wins(fold: task.FoldBlock, valid: np.ndarray, genonet_r2: np.ndarray) -> np.ndarray:
+    """[G] whether the fold's additive elastic-net start scores at least GenoNet's kept model
+    on the early-stopping rows (neither was fitted on them): the per-gene choice."""
+    ctx = fold.context
+    start = np.asarray(elastic_net_path(fold.dosage[valid], ctx["lin"], ctx["mu"], ctx["sd"], ctx["vmask"]))
+    enet_r2 = per_gene_r2(start + ctx["lin_b"], fold.y[valid])
+    return np.nan_to_num(enet_r2, nan=-np.inf) >= np.nan_to_num(genonet_r2, nan=-np.inf)
+
+
+def genonet_unit(name: str, fold: int, block: int) -> str:
+    return f"{name}/fold{fold}_block{block}"
+
+
+def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
+                enet: dict | None, log_file: Path | None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Held-out predictions [G, n] of GenoNet trained per outer fold x gene block, whether
+    the per-gene choice takes the elastic net there [G, n] (`elastic_net_wins` on the fold's
+    early-stopping rows), and one record per unit. Units found in `cache` are read, the rest trained on one Trainer.
+
+    enet: fit_elastic_net's output; with model.linear_init=elastic_net each fold starts from
+    that fold's elastic-net start (`coef_start`: fitted without the held-out fold and without
+    the fold's early-stopping rows), scored at step 0 so a gene the network cannot improve
+    keeps it (the unit's `kept_step` is then 0).
+    """
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    train_cfg = TrainConfig.from_dict(OmegaConf.to_container(cfg.train, resolve=True))
+    data, blocks, folds = prepared.data, prepared.blocks, prepared.folds
+    name = "genonet" if annotations else "genonet_noannot"
+    en_start = model_cfg.get("linear_init", "zeros") == "elastic_net"
+    if en_start and (enet is None or "coef_start" not in enet):
+        raise ConfigError("model.linear_init=elastic_net: needs the per-fold elastic-net fits")
+    linear_skip = bool(model_cfg["linear_skip"])
+    pred = np.zeros((len(prepared.genes), len(folds)))
+    use_enet = np.zeros(pred.shape, bool)
+    records, trainers = [], {}  # one Trainer (one compile) per block shape
+    for c in range(folds.max() + 1):
+        held = np.flatnonzero(folds == c)
+        valid = prepared.valid_rows[c]
+        train_mask = (folds != c)
+        train_mask[valid] = False
+        y_all = None
+        start = 0
+        for b, block in enumerate(blocks):
+            real = slice(start, start + len(block.genes))
+            start += len(block.genes)
+            unit_name = genonet_unit(name, c, b)
+            unit = cache.get(unit_name)
+            if unit is None:
+                if y_all is None:
+                    y_all = fold_targets(data, train_mask)  # covariates fitted on training rows
+                cols = [data.expression.columns.get_loc(g) for g in block.genes]
+                fold = task.prepare_fold(block, y_all[:, cols], train_mask, annotations)
+                if en_start:
+                    fold.context.update(task.linear_from_enet(fold, enet["coef_start"][c][real],
+                                                              enet["intercept_start"][c][real]))
+                if en_start and model_cfg.get("epistasis_variants"):
+                    fold.context.update(task.fit_epistasis(
+                        fold, train_mask, enet["coef_start"][c][real], int(model_cfg["epistasis_variants"]),
+                        model_cfg["elastic_net"], cfg.seed))
+                width = task.screen_width(model_cfg, block)
+                if width is not None:  # chosen on the start's training rows, never the stopping rows
+                    fold.context["screen"] = task.screen_variants(
+                        fold, train_mask, width, enet["coef_start"][c][real] if en_start else None)
+                    if not model_cfg.get("linear_trainable"):  # a trainable path needs every variant
+                        task.prescreen(fold)
+                trainer = trainers.get(block.vmask.shape)
+                if trainer is None:
+                    model = task.build_model(model_cfg, block, annotations, cfg.seed)
+                    trainer = Trainer(model, train_cfg, loss_fn=task.make_loss_fn(float(model_cfg["l1"])),
+                                      predict_fn=task.predict_fn, context=fold.context)
+                    trainers[block.vmask.shape] = trainer
+                fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start)
+                record = {"fit": f"{name}/fold{c}/block{b}", "step": fit.step, "best_step": fit.best_step,
+                          "best_score": fit.best_score, "evals": fit.evals}
+                if en_start and not model_cfg.get("linear_trainable"):
+                    # Predict with the fold's own elastic net (all its training rows, the stopping
+                    # rows included) as the additive part: the start left them out only to judge.
+                    fit.snapshot.update(task.linear_from_enet(fold, enet["coef_folds"][c][real],
+                                                              enet["intercept_folds"][c][real]))
+                ctx = fold.context
+                unit = {"mu": ctx["mu"], "sd": ctx["sd"], "vmask": ctx["vmask"], "y_mean": fold.y_mean,
+                        "y_sd": fold.y_sd, "dosage_mean": fold.dosage_mean, "kept_step": fit.kept_step,
+                        **({"elastic_net_wins": elastic_net_wins(fold, valid, fit.best_r2)} if en_start else {}),
+                        **{f"param_{k}": v for k, v in fit.snapshot.items()}}
+                unit["held"] = predict_block(unit, fold.dosage[held], linear_skip)[:, :len(block.genes)]
+                unit["record"] = np.asarray(json.dumps(record))
+                cache.put(unit_name, unit)
+            pred[real, held] = unit["held"].T
+            if "elastic_net_wins" in unit:
+                use_enet[np.ix_(np.arange(real.start, real.stop), held)] = \
+                    unit["elastic_net_wins"][:len(block.genes)][:, None]
+            records.append(json.loads(str(unit["record"])))
+            if log_file is not None:  # cached units too: the log was reset when the fit began
+                metrics_log.append(log_file, records[-1])
+    return pred, use_enet, records
