@@ -100,20 +100,21 @@ def jax_side(args):
 
     overrides = json.loads((work / "overrides.json").read_text())
     cfg = compose_cfg(overrides)
+    run_cfg = typed_config(cfg)  # what the family's hooks take
     with open(work / "data.pkl", "rb") as f:
         data = pickle.load(f)
     out["rss_after_data_gb"] = peak_rss_gb()
     fam = TranscriptionNetFamily()
-    data = fam.load(cfg, data)  # network.layers / ablation selection (all layers here)
-    split = fam.split(cfg, data)
+    data = fam.load(run_cfg, data)  # network.layers / ablation selection (all layers here)
+    split = fam.split(run_cfg, data)
     t0 = time.perf_counter()
-    prepared = fam.prepare(cfg, data, split)
+    prepared = fam.prepare(run_cfg, data, split)
     out["prepare_s"] = time.perf_counter() - t0
     rows = fam.train_rows(prepared)
     n_train = len(rows["target"])
     n_dev = jax.device_count()
     B = args.batch_size
-    trainer = fam.make_trainer(cfg, prepared, run_dir=None, progress=False, batch_size=B)
+    trainer = fam.make_trainer(run_cfg, prepared, run_dir=None, progress=False, batch_size=B)
     out["parameters"] = int(sum(np.size(x) for x in jax.tree.leaves(nnx.state(trainer.model, nnx.Param))))
     out.update(devices=n_dev, train_rows=n_train, batch_size=B, jax=jax.__version__)
     # The initial parameters, flat ("gat/0/1/proj/kernel"): the peer starts from the same ones.
@@ -174,7 +175,7 @@ def jax_side(args):
     fitted = Fitted(trainer, {})
     for key in ("predict_first_s", "predict_s"):
         t0, n_rows = time.perf_counter(), 0
-        for chunk in fam.predict(cfg, prepared, fitted, inputs=None):
+        for chunk in fam.predict(run_cfg, prepared, fitted, inputs=None):
             n_rows += len(chunk.values)
         out[key] = time.perf_counter() - t0
         # Back to the initial parameters: the second pass recomputes the graph embedding
@@ -197,11 +198,11 @@ def jax_side(args):
 
         from tfnet_jax.schemas import TrainConfig
         if "full_batch" in {f.name for f in fields(TrainConfig)}:  # the engine's own option
-            full = fam.make_trainer(cfg, prepared, run_dir=None, progress=False, full_batch=True)
+            full = fam.make_trainer(run_cfg, prepared, run_dir=None, progress=False, full_batch=True)
             size = full.train_batch_size(n_train)
         else:  # every training row, padded to a multiple of the device count
             size = math.ceil(n_train / n_dev) * n_dev
-            full = fam.make_trainer(cfg, prepared, run_dir=None, progress=False, batch_size=size)
+            full = fam.make_trainer(run_cfg, prepared, run_dir=None, progress=False, batch_size=size)
         steps = list(range(args.full_steps + 1))
         for s in steps:
             np.savez(batch_dir / f"b{size}_{s}.npz", lr=np.float32(full.schedule(s)),
@@ -249,14 +250,15 @@ def cost_side(args):
 
     k, work = args.cost_k, args.work
     # train.num_devices in the config too, so that whatever prepare reads from it matches the mesh.
-    cfg = compose_cfg(json.loads((work / "overrides_cost.json").read_text()) + [f"train.num_devices={k}"])
+    run_cfg = typed_config(compose_cfg(json.loads((work / "overrides_cost.json").read_text())
+                                       + [f"train.num_devices={k}"]))
     with open(work / "data_cost.pkl", "rb") as f:
         data = pickle.load(f)
     fam = TranscriptionNetFamily()
-    data = fam.load(cfg, data)
-    prepared = fam.prepare(cfg, data, fam.split(cfg, data))
+    data = fam.load(run_cfg, data)
+    prepared = fam.prepare(run_cfg, data, fam.split(run_cfg, data))
     rows = fam.train_rows(prepared)
-    trainer = fam.make_trainer(cfg, prepared, run_dir=None, progress=False,
+    trainer = fam.make_trainer(run_cfg, prepared, run_dir=None, progress=False,
                                batch_size=args.batch_size, num_devices=k)
     out = {"k": k, "visible_devices": jax.device_count(), "mesh_devices": int(trainer.mesh.devices.size)}
     batch = trainer.train_batch(rows, 0)
@@ -336,7 +338,7 @@ def main_side(args):
     np.savez(args.work / "layers.npz", **{f"{key}_{i}": getattr(l, key) for i, l in enumerate(data.layers)
                                           for key in ("senders", "receivers", "weights")})
     write_json(args.work / "meta.json", {"num_genes": n, "num_layers": len(data.layers)})
-    split = TranscriptionNetFamily().split(cfg, data)
+    split = TranscriptionNetFamily().split(typed_config(cfg), data)
     counts = {t: {s: int((v == s).sum()) for s in ("train", "valid", "test")} for t, v in split.items()}
     undirected = {l.name: int(len(l.senders)) for l in data.layers}
     result["data"] = {
@@ -519,6 +521,11 @@ def report(args, result):
             print(f"note: the step has {opaque} custom call(s) (e.g. tfnet_jax's fused CPU GAT kernel), "
                   "whose work XLA's cost analysis does not count; TFNET_JAX_GAT_KERNEL=xla runs the "
                   "aggregation as XLA ops, which it does count.")
+
+
+def typed_config(cfg):
+    from tfnet_jax.schemas.typed import typed_config as typed
+    return typed(cfg)
 
 
 def main():

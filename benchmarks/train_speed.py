@@ -200,14 +200,15 @@ def main():
     from tfnet_jax.data.splits import assign_splits
     from tfnet_jax.graph.multiplex import multiplex_graphs
     from tfnet_jax.tasks.transcriptionnet import prepare as task
-    from tfnet_jax.train.engine import TrainConfig, Trainer
+    from tfnet_jax.schemas.typed import typed_group
+    from tfnet_jax.train.engine import Trainer
 
     n = args.num_genes
     data = make_synthetic(SyntheticConfig(num_genes=n, num_readouts=min(978, n), perts_per_type=min(420, n)))
     prepared = task.prepare(data, assign_splits(data, seed=0))
     model_cfg, train_cfg = load_configs(args.batch_size, args.devices)
-    model = task.build_model(model_cfg, prepared, seed=0)
-    trainer = Trainer(model, TrainConfig.from_dict(train_cfg), loss_fn=task.make_loss_fn(model_cfg["beta"]),
+    model = task.build_model(typed_group("model", model_cfg), prepared, seed=0)
+    trainer = Trainer(model, typed_group("train", train_cfg), loss_fn=task.make_loss_fn(model_cfg["beta"]),
                       predict_fn=task.predict_fn, context=prepared.context, run_dir=None)
     arrays = prepared.rows("train")
     batch_fn = lambda s: trainer.train_batch(arrays, s)  # noqa: E731  (same batches for both sides)

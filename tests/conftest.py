@@ -19,6 +19,12 @@ TINY_MODEL = dict(node_input="auto", hidden=16, gat_layers=1, heads=2, fusion="a
                   fusion_dim=4, head_hidden=32, head_blocks=1, dropout=0.0)
 
 
+def tiny_model(**overrides):
+    """TINY_MODEL (plus `overrides`) as the typed model config build_model takes."""
+    from tfnet_jax.schemas.models import TranscriptionNetConfig
+    return TranscriptionNetConfig(**{**TINY_MODEL, **overrides})
+
+
 @pytest.fixture(scope="session")
 def tiny_data():
     from tfnet_jax.data.perturbation.synthetic import SyntheticConfig, make_synthetic

@@ -14,7 +14,7 @@ from tfnet_jax.data.io.gctx_write import write_gctx
 from tfnet_jax.data.load import load_perturbation_data
 from tfnet_jax.data.perturbation.cmap import CMapConfig, load_cmap, replicate_halves
 from tfnet_jax.data.perturbation.container import REPLICATE_HALVES, PerturbationData
-from tfnet_jax.errors import DataError
+from tfnet_jax.errors import ConfigError, DataError
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/l1000_genetic"
 
@@ -125,7 +125,7 @@ def test_type_map_node_features_and_load_dispatch(cmap_files, tmp_path):
     assert sorted(data.signatures["knockdown"].pert_genes.tolist()) == ["7157"]  # no .cgs
     position = data.gene_position()
     assert data.has_features.sum() == 2 and data.node_features[position["999"]].tolist() == [3, 4]
-    with pytest.raises(DataError, match=r"unknown field\(s\) \['colapse'\]"):
+    with pytest.raises(ConfigError, match=r"data.colapse: unknown key; did you mean data.collapse"):
         load_perturbation_data(dict(name="cmap", **cmap_files, colapse="mean"))
     with pytest.raises(DataError, match="data.gctx: set it"):
         load_perturbation_data(dict(cmap_files, name="cmap", gctx="???"))

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import TINY_MODEL
+from conftest import tiny_model
 from tfnet_jax.errors import ConfigError
 from tfnet_jax.tasks.transcriptionnet import prepare as task
 from tfnet_jax.train.engine import Trainer, TrainConfig, pad_rows
@@ -15,7 +15,7 @@ from tfnet_jax.train.engine import Trainer, TrainConfig, pad_rows
 def make_trainer(prepared, run_dir=None, seed=0, **train):
     cfg = TrainConfig(**{"batch_size": 16, "eval_batch_size": 32, "max_steps": 40, "eval_every": 10,
                          "log_every": 5, "warmup_steps": 5, "progress": False, "seed": seed, **train})
-    model = task.build_model(TINY_MODEL, prepared, seed=seed)
+    model = task.build_model(tiny_model(), prepared, seed=seed)
     return Trainer(model, cfg, loss_fn=task.make_loss_fn(0.5), predict_fn=task.predict_fn,
                    context=prepared.context, run_dir=run_dir)
 
@@ -154,8 +154,9 @@ def test_unknown_monitor_is_a_clear_error(tiny_prepared):
 
 
 def test_unknown_train_field():
-    with pytest.raises(ValueError, match=r"unknown field\(s\) \['learnin_rate'\]"):
-        TrainConfig.from_dict({"learnin_rate": 0.1})
+    from tfnet_jax.schemas.typed import typed_group
+    with pytest.raises(ConfigError, match=r"train.learnin_rate: unknown key; did you mean train.learning_rate"):
+        typed_group("train", {"learnin_rate": 0.1})
 
 
 # ---------------------------------------------------------------- reset / set_context

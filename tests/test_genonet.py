@@ -14,6 +14,7 @@ from flax import nnx
 from tfnet_jax.data.genotype.blocks import Block, make_blocks
 from tfnet_jax.errors import DataError
 from tfnet_jax.models.genonet import PER_GENE, GenoNet
+from tfnet_jax.schemas.models import ElasticNetConfig
 from tfnet_jax.tasks.genonet import prepare as task
 
 G, P, K, B = 3, 12, 2, 8
@@ -391,7 +392,7 @@ def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadde
     blocks = make_blocks(data, genes_per_block=2)
     assert [(b.genes, b.vmask.shape[1]) for b in blocks] == [(["g0", "g2"], 128), (["g1"], 200)]
     folds = np.arange(n) % 3
-    en_cfg = dict(inner_folds=3, alpha=0.5, n_lambdas=10, max_iter=300, tol=1e-4, block=4)
+    en_cfg = ElasticNetConfig(inner_folds=3, alpha=0.5, n_lambdas=10, max_iter=300, tol=1e-4, block=4)
     fit = fit_elastic_net(data, blocks, folds, en_cfg, seed=0)
     order = [int(g[1:]) for b in blocks for g in b.genes]
     for row, gene in enumerate(order):
@@ -407,7 +408,11 @@ def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadde
 
 def test_elastic_net_resumes_block_by_block(tmp_path):
     from tfnet_jax.data.genotype.container import GeneWindow, GenotypeData
-    from tfnet_jax.tasks.genonet.fit import FitCache, cached_elastic_net, fit_elastic_net
+    from tfnet_jax.tasks.genonet.fit import (
+        FitCache,
+        cached_elastic_net,
+        fit_elastic_net,
+    )
     rng = np.random.default_rng(1)
     n = 40
     windows = [GeneWindow(f"g{i}", "1", 0, 1, np.array([f"v{i}_{j}" for j in range(20)]), np.arange(20),
@@ -417,7 +422,7 @@ def test_elastic_net_resumes_block_by_block(tmp_path):
                         None, {}, "test")
     blocks = make_blocks(data, genes_per_block=2)  # blocks of 2 and 1 genes
     folds = np.arange(n) % 2
-    en_cfg = dict(inner_folds=2, alpha=0.5, n_lambdas=5, max_iter=20, tol=1e-4, block=2)
+    en_cfg = ElasticNetConfig(inner_folds=2, alpha=0.5, n_lambdas=5, max_iter=20, tol=1e-4, block=2)
     fit_elastic_net(data, blocks, folds, en_cfg, 0, cache=FitCache(tmp_path), name="en")  # "killed" here
     part = tmp_path / "en" / "block0.npz"
     with np.load(part) as f:

@@ -6,9 +6,10 @@ from flax import nnx
 
 from tfnet_jax.data.genotype.blocks import Block
 from tfnet_jax.models.genonet import GenoNet, epistasis_features, epistasis_path
+from tfnet_jax.schemas.models import ElasticNetConfig
 from tfnet_jax.tasks.genonet import prepare as task
 
-EN_CFG = {"inner_folds": 3, "alpha": 0.5, "n_lambdas": 20, "max_iter": 300, "tol": 1e-4, "block": 4}
+EN_CFG = ElasticNetConfig(inner_folds=3, alpha=0.5, n_lambdas=20, max_iter=300, tol=1e-4, block=4)
 
 
 def test_features_by_hand_agree_in_numpy_and_jax():

@@ -239,8 +239,10 @@ def test_duplicate_iid_and_unknown_key(sim, tmp_path):
     fam.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match="geno.fam: individual .IID. 'ind00001' is listed twice, on lines 2 and 5"):
         read_genotype_data(_cfg(sim, bed=prefix))
-    with pytest.raises(DataError, match="unknown key"):
-        read_genotype_data(_cfg(sim, windw=5))
+    from tfnet_jax.data.load import load_genotype_data
+    from tfnet_jax.errors import ConfigError
+    with pytest.raises(ConfigError, match="data.windw: unknown key; did you mean data.window"):
+        load_genotype_data({"name": "genotypes", **_cfg(sim, windw=5)})
 
 
 def test_annotations_missing_rows_and_bad_types(sim, tmp_path, caplog):

@@ -148,10 +148,10 @@ def test_refiner_uses_observed_other_types_but_never_the_target():
 
 
 def test_ridge_started_skip_reproduces_ridge_at_initialisation(tiny_prepared):
-    from conftest import TINY_MODEL
+    from conftest import tiny_model
 
     from tfnet_jax.tasks.transcriptionnet import prepare as task
-    cfg = {**TINY_MODEL, "linear_skip": True, "skip_init": "ridge"}
+    cfg = tiny_model(linear_skip=True, skip_init="ridge")
     model = task.build_model(cfg, tiny_prepared, seed=0)
     rows = tiny_prepared.rows("valid")
     out = np.asarray(task.predict_fn(model, rows, tiny_prepared.context))
@@ -163,4 +163,4 @@ def test_ridge_started_skip_reproduces_ridge_at_initialisation(tiny_prepared):
     # Ridge fitted on training genes carries real signal on the held-out validation genes.
     assert np.mean(np.asarray(row_pearson(jnp.asarray(out), jnp.asarray(rows["target"])))) > 0.2
     with pytest.raises(ValueError, match="needs model.linear_skip"):
-        task.build_model({**TINY_MODEL, "skip_init": "ridge"}, tiny_prepared, seed=0)
+        task.build_model(tiny_model(skip_init="ridge"), tiny_prepared, seed=0)

@@ -8,13 +8,19 @@ from tfnet_jax.data.splits import assign_splits, feature_outlyingness, holdout
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.eval.metrics import signature_metrics
 from tfnet_jax.models.baselines import fit_predict_baselines
-from tfnet_jax.models.ood_guard import (FeatureDistance, apply_shrink, choose, reference_scores,
-                                        shrink_factors)
+from tfnet_jax.models.ood_guard import (
+    FeatureDistance,
+    apply_shrink,
+    choose,
+    reference_scores,
+    shrink_factors,
+)
+from tfnet_jax.schemas.models import GuardConfig
 from tfnet_jax.tasks.transcriptionnet import guard
 from tfnet_jax.tasks.transcriptionnet import prepare as task
 
-OPTIONS = {"quantiles": [0.0, 0.25, 0.5, 0.75, 0.9, 1.0], "shrinks": [0.0, 0.25, 0.5, 0.75, 0.9],
-           "folds": 5}
+OPTIONS = GuardConfig(quantiles=[0.0, 0.25, 0.5, 0.75, 0.9, 1.0], shrinks=[0.0, 0.25, 0.5, 0.75, 0.9],
+                      folds=5)
 
 
 # ---------------------------------------------------------------- the guard's maths
@@ -158,6 +164,7 @@ def test_split_options_are_checked(tiny_data):
 ])
 def test_bad_guard_and_split_config_is_one_line(override, message):
     from test_pipeline import compose_cfg
+
     from tfnet_jax.config import validate
     with pytest.raises(ConfigError, match=message):
         validate(compose_cfg([override]))

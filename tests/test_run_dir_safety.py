@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO_ROOT, TINY_MODEL
+from conftest import REPO_ROOT, tiny_model
 
 from tfnet_jax import cli
 from tfnet_jax.data.io import prediction_files
@@ -34,7 +34,7 @@ def trainer(tiny_prepared):
     """One Trainer (one compile) for every run of this file; `fit_in` points it at a run dir."""
     cfg = TrainConfig(batch_size=16, eval_batch_size=32, max_steps=40, eval_every=10, log_every=5,
                       warmup_steps=5, progress=False, patience=100)
-    return Trainer(task.build_model(TINY_MODEL, tiny_prepared, seed=0), cfg,
+    return Trainer(task.build_model(tiny_model(), tiny_prepared, seed=0), cfg,
                    loss_fn=task.make_loss_fn(0.5), predict_fn=task.predict_fn,
                    context=tiny_prepared.context)
 

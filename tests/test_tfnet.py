@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from conftest import execute_notebook
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from tfnet_jax.cli import CONFIG_DIR as CONFIGS
 from tfnet_jax.data.expression.container import ExpressionData
@@ -250,17 +249,20 @@ def test_disease_prediction_of_a_linear_model_is_its_weights_times_the_shift():
 
 
 def test_model_config_reaches_the_network():
-    from tfnet_jax.tasks.tfnet.prepare import build_model, prepare
+    import dataclasses
+
     from tfnet_jax.data.splits import split_samples
+    from tfnet_jax.schemas.typed import typed_group
+    from tfnet_jax.tasks.tfnet.prepare import build_model, prepare
     data = _tiny_expression(40)
     prepared = prepare(data, split_samples(data, seed=0))
-    cfg = OmegaConf.to_container(compose_cfg(["model=tfnet", "model.hidden=[4,3]",
-                                              "model.linear_skip=true"]).model)
+    cfg = typed_group("model", compose_cfg(["model=tfnet", "model.hidden=[4,3]",
+                                            "model.linear_skip=true"]).model)
     model = build_model(cfg, prepared, seed=0)
     assert [layer.out_features for layer in model.layers] == [4, 3]
     assert model.skip[...].shape == (2, 3) and np.abs(np.asarray(model.skip[...])).sum() > 0  # ridge start
     with pytest.raises(ValueError, match="activation"):
-        build_model({**cfg, "activation": "nope"}, prepared, seed=0)
+        build_model(dataclasses.replace(cfg, activation="nope"), prepared, seed=0)
 
 
 def test_tfnet_notebook_runs_top_to_bottom(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tfnet_jax.errors import RunDirError
+from tfnet_jax.schemas.typed import typed_config
 from tfnet_jax.tasks.base import Fitted, Pipeline, execute, family_spec, get_family, tidy_metrics
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class Run:
                 raise RunDirError(f"run_dir={self.run_dir}: no run config at {config_file}")
             cfg = OmegaConf.load(config_file)
         self.config = cfg
+        self.typed_config = typed_config(cfg)  # what the family's hooks receive
         self.family = get_family(family_spec(cfg))
         self._data = data
         self.which = which
@@ -142,7 +144,7 @@ class Run:
             if self.config.get("data_fingerprint") and self._data is None:
                 raise RunDirError(f"run_dir={self.run_dir}: trained on data passed in memory; "
                                   f"pass it again: load_run(run_dir, data=...)")
-            self._pipeline = Pipeline.build(self.config, self._data)
+            self._pipeline = Pipeline.build(self.typed_config, self.family, self._data)
         return self._pipeline
 
     @property
@@ -153,7 +155,7 @@ class Run:
     def fitted(self) -> Fitted:
         if self._fitted is None:
             self.metrics_json  # a run that has not finished has no best model yet
-            self._fitted = self.family.restore(self.config, self.prepared, self.run_dir, self.which)
+            self._fitted = self.family.restore(self.typed_config, self.prepared, self.run_dir, self.which)
         return self._fitted
 
     @property
@@ -161,7 +163,7 @@ class Run:
         return self.fitted.predictor
 
     def predict_chunks(self, inputs: Any = None, **options):
-        return self.family.predict(self.config, self.prepared, self.fitted, inputs, **options)
+        return self.family.predict(self.typed_config, self.prepared, self.fitted, inputs, **options)
 
     def predict(self, inputs: Any = None, **options) -> pd.DataFrame:
         """Predictions as one DataFrame: identifying columns, then one column per output.

@@ -13,7 +13,6 @@ message before the experiment's model keys fail as unknown keys of the other fam
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,22 +20,11 @@ from typing import Sequence
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from tfnet_jax import schemas
 from tfnet_jax.config_checks import check_values
-from tfnet_jax.schemas.checks import did_you_mean
 from tfnet_jax.errors import ConfigError
 from tfnet_jax.schemas.commands import COMMAND_SCHEMAS
-
-DATA_SCHEMAS = {"synthetic": schemas.SyntheticData, "grn": schemas.GRNData,
-                "genosim": schemas.GenoSimData, "cmap": schemas.CMapData, "dir": schemas.DirData,
-                "anndata": schemas.AnnDataData,
-                "expression": schemas.ExpressionSource, "genotypes": schemas.GenotypeSource}
-MODEL_SCHEMAS = {"transcriptionnet": schemas.TranscriptionNetConfig, "tfnet": schemas.TFNetConfig,
-                 "genonet": schemas.GenoNetConfig}
-GROUP_SCHEMAS = {"train": schemas.TrainConfig, "split": schemas.SplitConfig,
-                 "predictions": schemas.PredictionsConfig, "network": schemas.NetworkConfig,
-                 "distributed": schemas.DistributedConfig}
-
+from tfnet_jax.schemas.typed import (DATA_SCHEMAS, GROUP_SCHEMAS, MODEL_SCHEMAS, RUN_GROUPS, RunConfig,
+                                     type_error, typed_config, unknown_key)
 
 def register() -> None:
     """Store each schema as `<group>/base_<option>` (idempotent: the store is keyed by name)."""
@@ -178,83 +166,30 @@ def describe_error(err: Exception) -> str:
     return "config: " + " ".join(str(err).split("Config search path:")[0].split())
 
 
-def unknown_key(key: str, known: list[str] | None) -> str:
-    """`config: model.hiden: unknown key; did you mean model.hidden? valid keys of model: ...`"""
-    if not known:
-        return f"config: {key}: unknown key"
-    group, _, name = key.rpartition(".")
-    return (f"config: {key}: unknown key; "
-            f"{did_you_mean(name, known, f'{group}.' if group else '')}valid keys of "
-            f"{group or 'config'}: {', '.join(known)}")
-
-
-TYPE_WORDS = {"Float": "a number", "Integer": "an integer", "Boolean": "true or false",
-              "String": "a string"}
-
-
-def type_error(key: str, message: str) -> str:
-    """`config: train.learning_rate='abc': expected a number` from OmegaConf's conversion error."""
-    found = re.match(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", message)
-    if found:
-        value, kind = found.groups()
-        return f"config: {key}={value!r}: expected {TYPE_WORDS.get(kind, kind)}"
-    return f"config: {key}: {message}"
-
-
 # ---------------------------------------------------------------- validation
-def _schema_for(group: str, node: DictConfig):
-    if group in GROUP_SCHEMAS:
-        return GROUP_SCHEMAS[group]
-    if group == "data":
-        return DATA_SCHEMAS.get(str(node.get("name")))
-    if group == "model":
-        return MODEL_SCHEMAS.get(str(node.get("family") or node.get("name")))
-    return None
-
-
-def _typed(group: str, node) -> dict:
-    """`node` merged into its schema (types and key names checked), as a plain resolved dict."""
-    from omegaconf.errors import OmegaConfBaseException
-
-    if not isinstance(node, DictConfig):
-        raise ConfigError(f"config: {group}={node!r}: expected a mapping (a config group)")
-    schema = _schema_for(group, node)
-    try:
-        # Resolved first: interpolations such as ${seed} point outside this node.
-        plain = OmegaConf.to_container(node, resolve=True)
-        if schema is None:
-            return plain
-        known = {f.name for f in fields(schema)}
-        unknown = sorted(set(plain) - known)
-        if unknown:
-            raise ConfigError(unknown_key(f"{group}.{unknown[0]}", sorted(known)))
-        return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(schema), plain))
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", "") or ""
-        key = key if key.startswith(f"{group}.") else f"{group}.{key}".rstrip(".")
-        raise ConfigError(type_error(key, str(getattr(err, "msg", None) or err).splitlines()[0])) from None
-
-
-def validate(cfg: DictConfig, experiment: str | None = None) -> None:
-    """Raise a one-line ConfigError at the first bad field of a composed config.
+def validate(cfg: DictConfig, experiment: str | None = None) -> RunConfig:
+    """The run's typed config (`RunConfig`, what the families' hooks receive), or a one-line
+    ConfigError at the first bad field of a composed config.
 
     `experiment` names the chosen experiment in messages; None: Hydra's choice when run under
     `hydra.main`.
     """
     if experiment is None:
         experiment = _hydra_choice("experiment")
-    seed = cfg.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"config: seed={seed!r}: must be an integer")
     model = cfg.get("model") or {}
     family = model.get("family") or model.get("name")
     declared = cfg.get("experiment_family")
     if declared and family and declared != family:  # first: the clearest message for this mistake
         raise family_mismatch(experiment or "?", declared, family, model.get("name", family))
-    groups = {group: _typed(group, cfg[group]) for group in ("model", "data", "train", "split",
-                                                             "predictions", "network", "distributed")
-              if group in cfg}
-    check_values(groups, family)
+    typed = typed_config(cfg)
+    check_values({group: _plain(getattr(typed, group)) for group in RUN_GROUPS if group in cfg}, family)
+    return typed
+
+
+def _plain(group) -> dict:
+    """A typed group as the plain dict the range checks read."""
+    import dataclasses
+    return dataclasses.asdict(group) if dataclasses.is_dataclass(group) else group
 
 
 def _hydra_choice(group: str) -> str | None:

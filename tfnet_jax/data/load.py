@@ -1,113 +1,118 @@
-"""The one dispatch from a `data` config (a plain dict) to a container, for every family:
+"""The one dispatch from a `data` config to a container, for every family:
 
     perturbation (TranscriptionNet): synthetic | dir | cmap | anndata -> PerturbationData
     expression (TFNet):              grn | expression                  -> ExpressionData
     genotype (GenoNet):              genosim | genotypes               -> GenotypeData
+
+A config is its typed schema (`tfnet_jax.schemas.typed.DATA_SCHEMAS[name]`, what the families
+pass) or a plain dict, typed here by the same schema: an unknown key or a wrong type is one line
+naming the field.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tempfile
-from dataclasses import asdict, fields
 from pathlib import Path
 
 from tfnet_jax.errors import DataError
+from tfnet_jax.schemas.typed import typed_group
 
 DATA_SOURCES = ("synthetic", "dir", "cmap", "anndata")
 EXPRESSION_SOURCES = ("grn", "expression")
 GENOTYPE_SOURCES = ("genosim", "genotypes")
-# Keys every data config may carry that are not generator/loader arguments.
-_COMMON_KEYS = {"name", "pert_types"}
 
 
-def _dataclass_args(cfg: dict, cls: type, source: str) -> dict:
-    """The fields of `cls` from `cfg`; any other key (bar the common ones) is an error."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(cfg) - known - _COMMON_KEYS)
-    if unknown:
-        raise DataError(f"data ({source}): unknown field(s) {unknown}")
-    return {k: v for k, v in cfg.items() if k in known}
+def _typed(cfg):
+    """The data config as its schema's instance (a dict of an unknown source stays a dict)."""
+    return cfg if dataclasses.is_dataclass(cfg) else typed_group("data", cfg)
 
 
-def _require(cfg: dict, keys: tuple[str, ...], source: str, usage: str) -> None:
+def _base(cfg, cls: type):
+    """The generator's / loader's own config (`cls`) from a data config (a subclass of it, or
+    one holding its fields)."""
+    return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
+
+
+def _require(cfg, keys: tuple[str, ...], source: str, usage: str) -> None:
     for key in keys:
-        if cfg.get(key) in (None, "???"):
+        if getattr(cfg, key) in (None, "???"):
             raise DataError(f"data.{key}: required for data={source} ({usage})")
 
 
-def load_perturbation_data(cfg: dict):
+def _name(cfg) -> str | None:
+    return cfg.get("name") if isinstance(cfg, dict) else cfg.name
+
+
+def load_perturbation_data(cfg):
     """PerturbationData (TranscriptionNet) from data=synthetic | dir | cmap | anndata."""
-    name = cfg.get("name")
-    types = cfg.get("pert_types")
+    cfg = _typed(cfg)
+    name = _name(cfg)
     if name == "synthetic":
-        from tfnet_jax.data.perturbation.synthetic import (
-            SyntheticConfig,
-            make_synthetic,
-        )
-        data = make_synthetic(SyntheticConfig(**_dataclass_args(cfg, SyntheticConfig, name)))
+        from tfnet_jax.data.perturbation.synthetic import SyntheticConfig, make_synthetic
+        data = make_synthetic(_base(cfg, SyntheticConfig))
     elif name == "dir":
         from tfnet_jax.data.perturbation.datadir import load_data_dir
-        if not cfg.get("root") or cfg["root"] == "???":
+        if not cfg.root or cfg.root == "???":
             raise DataError("data.root: set it to a data directory, e.g. data.root=../shared/data/l1000_genetic")
-        data = load_data_dir(cfg["root"])
-        if not cfg.get("node_features", True):
+        data = load_data_dir(cfg.root)
+        if not cfg.node_features:
             data.node_features = data.has_features = None
     elif name == "cmap":
         from tfnet_jax.data.perturbation.cmap import CMapConfig, load_cmap
-        data = load_cmap(CMapConfig(**_dataclass_args(cfg, CMapConfig, name)), pert_types=types)
+        data = load_cmap(_base(cfg, CMapConfig), pert_types=cfg.pert_types)
     elif name == "anndata":
         from tfnet_jax.data.perturbation.perturbseq import AnnDataConfig, load_anndata
-        data = load_anndata(AnnDataConfig(**_dataclass_args(cfg, AnnDataConfig, name)))
+        data = load_anndata(_base(cfg, AnnDataConfig))
     else:
         raise DataError(f"data.name: unknown data source {name!r}; choose one of {DATA_SOURCES}")
-    return data.select_types(list(types) if types is not None else None)
+    return data.select_types(list(cfg.pert_types) if cfg.pert_types is not None else None)
 
 
-def load_expression_data(cfg: dict):
+def load_expression_data(cfg):
     """ExpressionData (TFNet) from data=grn (simulated) | expression (a matrix file)."""
-    name = cfg.get("name")
-    rest = {k: v for k, v in cfg.items() if k != "name"}
+    cfg = _typed(cfg)
+    name = _name(cfg)
     if name == "grn":
         from tfnet_jax.data.expression.synthetic import GRNConfig, make_grn
-        return make_grn(GRNConfig.from_dict(rest))
+        grn = GRNConfig(**{f.name: tuple(v) if isinstance(v := getattr(cfg, f.name), list) else v
+                           for f in dataclasses.fields(GRNConfig)})
+        grn.check()
+        return make_grn(grn)
     if name == "expression":
         from tfnet_jax.data.expression.readers import read_expression_data
-        _require(rest, ("path", "tf_list"), name, "data.path=MATRIX data.tf_list=TF_FILE")
-        return read_expression_data(rest)
+        _require(cfg, ("path", "tf_list"), name, "data.path=MATRIX data.tf_list=TF_FILE")
+        return read_expression_data(cfg)
     raise DataError(f"data.name={name!r}: model=tfnet reads data=grn (synthetic) or "
                     f"data=expression; choose one of {EXPRESSION_SOURCES}")
 
 
-def load_genotype_data(cfg: dict, cache_dir: Path | None = None):
+def load_genotype_data(cfg, cache_dir: Path | None = None):
     """GenotypeData (GenoNet) from data=genosim (simulated into data.cache, else `cache_dir`,
     else a temp dir named by the simulation's config, so runs of one config share it) or
     data=genotypes (PLINK)."""
-    name = cfg.get("name")
-    rest = {k: v for k, v in cfg.items() if k != "name"}
+    cfg = _typed(cfg)
+    name = _name(cfg)
     if name == "genosim":
         from tfnet_jax.data.genotype.synthetic import GenoSimConfig, load_simulated
-        cache = rest.pop("cache", None)
-        try:
-            sim_cfg = GenoSimConfig(**rest)
-        except TypeError as err:
-            raise DataError(f"data (genosim): {err}") from None
-        if not cache and cache_dir is None:
-            digest = hashlib.sha256(json.dumps(json.loads(json.dumps(asdict(sim_cfg))),
+        sim_cfg = _base(cfg, GenoSimConfig)
+        if not cfg.cache and cache_dir is None:
+            digest = hashlib.sha256(json.dumps(json.loads(json.dumps(dataclasses.asdict(sim_cfg))),
                                                sort_keys=True).encode()).hexdigest()[:16]
             cache_dir = Path(tempfile.gettempdir()) / "tfnet_jax_genosim" / digest
-        return load_simulated(sim_cfg, Path(cache or cache_dir))
+        return load_simulated(sim_cfg, Path(cfg.cache or cache_dir))
     if name == "genotypes":
         from tfnet_jax.data.genotype.readers import read_genotype_data
-        _require(rest, ("bed", "expression", "genes"), name,
+        _require(cfg, ("bed", "expression", "genes"), name,
                  "data.bed=PREFIX data.expression=FILE data.genes=FILE [data.annotations=FILE]")
-        return read_genotype_data(rest)
+        return read_genotype_data(cfg)
     raise DataError(f"data.name={name!r}: model=genonet reads data=genosim or data=genotypes")
 
 
 def load_data(cfg: dict, cache_dir: Path | None = None):
     """Any family's container from its `data` config, by `data.name`."""
-    name = cfg.get("name")
+    name = _name(cfg)
     if name in EXPRESSION_SOURCES:
         return load_expression_data(cfg)
     if name in GENOTYPE_SOURCES:

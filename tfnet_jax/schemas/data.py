@@ -2,7 +2,7 @@
 `*Data` / `*Source` records (the generator's arguments plus `name`, `pert_types`, `cache`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from tfnet_jax.errors import DataError
@@ -60,23 +60,14 @@ class GRNConfig:
     disease_samples: int = 300     # per arm
     seed: int = 0
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "GRNConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DataError(f"data: unknown field(s) {unknown} for the synthetic GRN; known: "
-                            f"{sorted(known)}")
-        values = {k: tuple(v) if isinstance(getattr(cls, k, None), tuple) else v
-                  for k, v in values.items()}
-        config = cls(**values)
-        if not 0 < config.num_masters < config.num_tfs:
-            raise DataError(f"data.num_masters={config.num_masters} must be between 1 and "
-                            f"num_tfs - 1 ({config.num_tfs - 1})")
-        if not 0 <= config.disease_masters <= config.num_masters:
-            raise DataError(f"data.disease_masters={config.disease_masters} must be between 0 and "
-                            f"data.num_masters ({config.num_masters})")
-        return config
+    def check(self) -> None:
+        """The ranges that tie fields together (each field's type: its schema)."""
+        if not 0 < self.num_masters < self.num_tfs:
+            raise DataError(f"data.num_masters={self.num_masters} must be between 1 and "
+                            f"num_tfs - 1 ({self.num_tfs - 1})")
+        if not 0 <= self.disease_masters <= self.num_masters:
+            raise DataError(f"data.disease_masters={self.disease_masters} must be between 0 and "
+                            f"data.num_masters ({self.num_masters})")
 
 
 @dataclass

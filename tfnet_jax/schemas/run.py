@@ -1,7 +1,7 @@
 """Run-level config schemas: training, split, outputs, devices and processes, networks."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import List, Optional
 
 MISSING = "???"  # OmegaConf's marker of a value the user must set
@@ -32,14 +32,6 @@ class TrainConfig:
     keep_checkpoints: int = 2
     num_devices: Optional[int] = None  # None: every visible device
     progress: bool = True
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"train: unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from tfnet_jax.atomic import atomic_write_json
 
 from tfnet_jax.errors import ConfigError
 from tfnet_jax.eval.metrics import CEILING_KEY, format_results_table
+from tfnet_jax.schemas.typed import RunConfig, typed_config
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ class PredictionChunk:
 
 
 class Family(Protocol):
-    """The hooks of one model family. Each hook is pure of files except where it says."""
+    """The hooks of one model family. Each hook is pure of files except where it says; `cfg` is
+    the run's typed config (`tfnet_jax.schemas.typed.RunConfig`: every default from its schema)."""
 
     name: str
     data_sources: tuple[str, ...]  # the `data=` sources it reads
@@ -77,33 +79,33 @@ class Family(Protocol):
         """Its own range / choice checks of the resolved groups (model fields, train.monitor);
         ConfigError naming the field. Called by tfnet_jax.config.validate."""
 
-    def load(self, cfg: DictConfig, data: Any = None) -> Any:
+    def load(self, cfg: RunConfig, data: Any = None) -> Any:
         """The family's data object: `data` (in memory) if given, else read from `cfg.data`."""
 
-    def split(self, cfg: DictConfig, data: Any) -> Any:
+    def split(self, cfg: RunConfig, data: Any) -> Any:
         """Held-out design from `cfg.split` (by perturbed gene / sample / individual)."""
 
-    def prepare(self, cfg: DictConfig, data: Any, split: Any) -> Any:
+    def prepare(self, cfg: RunConfig, data: Any, split: Any) -> Any:
         """Model-ready arrays; every scaler fitted on training rows only."""
 
-    def fit(self, cfg: DictConfig, prepared: Any, run_dir: Path | None, on_eval=None) -> Fitted:
+    def fit(self, cfg: RunConfig, prepared: Any, run_dir: Path | None, on_eval=None) -> Fitted:
         """Train, resuming from `run_dir` where it holds checkpoints. `on_eval(step, metrics)`,
         when given, sees every validation evaluation (a sweep's pruner); it is only passed
         when set, so a family without the argument still trains."""
 
-    def restore(self, cfg: DictConfig, prepared: Any, run_dir: Path) -> Fitted:
-        """The finished run's best model, without training."""
+    def restore(self, cfg: RunConfig, prepared: Any, run_dir: Path, which: str = "best") -> Fitted:
+        """The finished run's best (or latest) model, without training."""
 
-    def score(self, cfg: DictConfig, prepared: Any, fitted: Fitted) -> dict:
+    def score(self, cfg: RunConfig, prepared: Any, fitted: Fitted) -> dict:
         """Test metrics: {'model': T, 'baselines': {name: T}, 'oracle': T?,
         'replicate_ceiling': T?, ...extras},
         T = {row group: {metric: value}}."""
 
-    def write_outputs(self, cfg: DictConfig, prepared: Any, fitted: Fitted, metrics: dict,
+    def write_outputs(self, cfg: RunConfig, prepared: Any, fitted: Fitted, metrics: dict,
                       run_dir: Path) -> None:
         """Splits, predictions and other tables, written atomically into `run_dir`."""
 
-    def predict(self, cfg: DictConfig, prepared: Any, fitted: Fitted, inputs: Any = None,
+    def predict(self, cfg: RunConfig, prepared: Any, fitted: Fitted, inputs: Any = None,
                 **options) -> Iterator[PredictionChunk]:
         """Predictions for new inputs (None: the family's default query), chunk by chunk."""
 
@@ -113,7 +115,7 @@ class Family(Protocol):
 
 def family_spec(cfg: DictConfig) -> str:
     model = cfg.model
-    return str(model.get("family") or model.get("name"))
+    return str(model.get("family") or model.get("name"))  # a DictConfig: plug-in families too
 
 
 def import_object(path: str, field: str):
@@ -133,27 +135,27 @@ def get_family(spec: str) -> Family:
     return import_object(FAMILIES.get(spec, spec), "model.family")()
 
 
-def method_label(cfg: DictConfig, family: Family) -> str:
+def method_label(cfg: RunConfig, family: Family) -> str:
     """The model's name in result tables: `model` for the family's built-in network; a plug-in
     network (`model._target_`) is named by `model.name`, else by its class name."""
-    target = cfg.model.get("_target_")
+    target = cfg.model._target_
     if not target:
         return "model"
-    name = str(cfg.model.get("name") or "")
+    name = str(cfg.model.name or "")
     return name if name and name != family.name else str(target).replace(":", ".").rsplit(".", 1)[-1]
 
 
 @dataclass
 class Pipeline:
-    """One family's objects for one config: what `run` builds and `api.Run` keeps."""
+    """One family's objects for one config: what `run` builds and `api.Run` keeps. `cfg` is
+    the typed config the hooks receive."""
     family: Family
-    cfg: DictConfig
+    cfg: RunConfig
     data: Any
     prepared: Any
 
     @classmethod
-    def build(cls, cfg: DictConfig, data: Any = None) -> "Pipeline":
-        family = get_family(family_spec(cfg))
+    def build(cls, cfg: RunConfig, family: Family, data: Any = None) -> "Pipeline":
         data = family.load(cfg, data)
         prepared = family.prepare(cfg, data, family.split(cfg, data))
         return cls(family, cfg, data, prepared)
@@ -185,41 +187,43 @@ def execute(cfg: DictConfig, run_dir: str | Path, data: Any = None,
     from tfnet_jax.tasks import identity
     from tfnet_jax.train import distributed
 
+    # The config as typed objects and the run's identity, each made once for the whole run.
+    typed = typed_config(cfg)
+    run_identity = identity.Identity.of(cfg)
     # Every process runs all of this (predictions are collective); process 0 writes the files.
-    distributed.initialize(cfg.get("distributed"))
+    distributed.initialize(vars(typed.distributed))
     primary = distributed.is_primary()
     run_dir = Path(run_dir)
-    devices = (cfg.get("train") or {}).get("num_devices")
-    if devices is not None:  # before the run dir is read or claimed, or data loaded
+    if typed.train.num_devices is not None:  # before the run dir is read or claimed, or data loaded
         from tfnet_jax.train.engine import check_num_devices
-        check_num_devices(devices)
-    if identity.finished(run_dir, cfg):  # lets a re-run sweep finish only its missing arms
+        check_num_devices(typed.train.num_devices)
+    if identity.finished(run_dir, run_identity):  # lets a re-run sweep finish only its missing arms
         log.info("Skipped %s: already finished (metrics.json present)", run_dir)
         return Outcome(identity.read_metrics(run_dir))
     with RunLock(run_dir, owner=primary):  # process 0 holds it for every process of the run
-        return _execute_locked(cfg, run_dir, data, overrides, on_eval, primary)
+        return _execute_locked(typed, run_identity, run_dir, data, overrides, on_eval, primary)
 
 
-def _execute_locked(cfg: DictConfig, run_dir: Path, data: Any, overrides: list[str] | None,
-                    on_eval, primary: bool) -> Outcome:
+def _execute_locked(cfg: RunConfig, run_identity, run_dir: Path, data: Any,
+                    overrides: list[str] | None, on_eval, primary: bool) -> Outcome:
     from tfnet_jax.train.run_info import run_info
     from tfnet_jax.tasks import identity
     from tfnet_jax.train import distributed
 
     if primary:  # claim checks first; the others check alike, so a refused dir stops them all
-        identity.claim(run_dir, cfg, overrides)
+        identity.claim(run_dir, run_identity, overrides)
         atomic_write_json(run_dir / "run_info.json", {"seed": cfg.seed, **run_info()})
     else:
-        identity.check(run_dir, cfg)
+        identity.check(run_dir, run_identity)
     distributed.barrier("run dir claimed")  # nobody reads or trains in a half-claimed dir
 
-    pipeline = Pipeline.build(cfg, data)
+    pipeline = Pipeline.build(cfg, get_family(family_spec(run_identity.cfg)), data)
     family, prepared = pipeline.family, pipeline.prepared
     fitted = family.fit(cfg, prepared, run_dir, **({"on_eval": on_eval} if on_eval else {}))
     metrics = family.score(cfg, prepared, fitted)
     metrics["method"] = method_label(cfg, family)
     metrics["train"] = fitted.train
-    metrics["identity"] = identity.config_hash(cfg)
+    metrics["identity"] = run_identity.hash
     if primary:
         family.write_outputs(cfg, prepared, fitted, metrics, run_dir)
         atomic_write_json(run_dir / "metrics.json", metrics)  # last: marks the run done

@@ -8,24 +8,24 @@ call arguments as the family's built-in network.
 """
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 from flax import nnx
-from omegaconf import DictConfig, OmegaConf
 
+from tfnet_jax.schemas.typed import RunConfig
 from tfnet_jax.tasks.base import Fitted, import_object
-from tfnet_jax.train.engine import Trainer, TrainConfig
+from tfnet_jax.train.engine import Trainer
 
 TRAIN_SUMMARY = ("step", "best_step", "best_score")
 # Model-config keys about which network to build, not arguments of the built-in network.
 PLUGIN_KEYS = ("name", "family", "_target_", "options")
 
 
-def model_options(cfg: DictConfig) -> dict:
+def model_options(cfg: RunConfig) -> dict:
     """The built-in network's hyperparameters: the model config minus the plug-in keys."""
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    return {k: v for k, v in model.items() if k not in PLUGIN_KEYS}
+    return {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in PLUGIN_KEYS}
 
 
 class EngineFamily(ABC):
@@ -33,7 +33,7 @@ class EngineFamily(ABC):
 
     # ------------------------------------------------------------ hooks a family supplies
     @abstractmethod
-    def build_network(self, cfg: DictConfig, prepared) -> nnx.Module:
+    def build_network(self, cfg: RunConfig, prepared) -> nnx.Module:
         """The family's built-in network, from the model config and the prepared data."""
 
     @abstractmethod
@@ -41,7 +41,7 @@ class EngineFamily(ABC):
         """Shape arguments a plug-in network is built with (e.g. num_inputs, num_outputs)."""
 
     @abstractmethod
-    def loss_fn(self, cfg: DictConfig):
+    def loss_fn(self, cfg: RunConfig):
         """loss_fn(model, batch, context, key) -> (loss, aux metrics) for the engine."""
 
     @abstractmethod
@@ -64,31 +64,29 @@ class EngineFamily(ABC):
         """The valid/<metric> scores that drive early stopping and the best checkpoint."""
 
     # ------------------------------------------------------------ written once
-    def build_model(self, cfg: DictConfig, prepared) -> nnx.Module:
-        target = cfg.model.get("_target_")
+    def build_model(self, cfg: RunConfig, prepared) -> nnx.Module:
+        target = cfg.model._target_
         if not target:
             return self.build_network(cfg, prepared)
         network = import_object(str(target), "model._target_")
-        options = OmegaConf.to_container(cfg.model.get("options") or {}, resolve=True)
-        return network(**self.network_dims(prepared), **options, rngs=nnx.Rngs(int(cfg.seed)))
+        return network(**self.network_dims(prepared), **cfg.model.options, rngs=nnx.Rngs(cfg.seed))
 
-    def make_trainer(self, cfg: DictConfig, prepared, run_dir: Path | None, model=None,
+    def make_trainer(self, cfg: RunConfig, prepared, run_dir: Path | None, model=None,
                      **train_overrides) -> Trainer:
         """A trainer for `model` (default: a fresh one from the config)."""
         model = self.build_model(cfg, prepared) if model is None else model
-        train_cfg = TrainConfig.from_dict({**OmegaConf.to_container(cfg.train, resolve=True),
-                                           **train_overrides})
+        train_cfg = dataclasses.replace(cfg.train, **train_overrides)
         return Trainer(model, train_cfg, loss_fn=self.loss_fn(cfg), predict_fn=self.predict_fn,
                        context=prepared.context, run_dir=run_dir, encode_fn=self.encode_fn(model),
                        context_specs=self.context_specs(prepared))
 
-    def fit(self, cfg: DictConfig, prepared, run_dir: Path | None, on_eval=None) -> Fitted:
+    def fit(self, cfg: RunConfig, prepared, run_dir: Path | None, on_eval=None) -> Fitted:
         trainer = self.make_trainer(cfg, prepared, run_dir)
         meta = trainer.fit(self.train_rows(prepared),
                            lambda tr: self.validation_metrics(tr, prepared), on_eval=on_eval)
         return Fitted(trainer, {k: meta[k] for k in TRAIN_SUMMARY})
 
-    def restore(self, cfg: DictConfig, prepared, run_dir: Path, which: str = "best") -> Fitted:
+    def restore(self, cfg: RunConfig, prepared, run_dir: Path, which: str = "best") -> Fitted:
         trainer = self.make_trainer(cfg, prepared, run_dir=None, progress=False)
         meta = trainer.restore(Path(run_dir) / "checkpoints", which=which)
         return Fitted(trainer, {k: meta.get(k) for k in TRAIN_SUMMARY})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -50,6 +51,21 @@ def config_hash(cfg: DictConfig) -> str:
     return identity_record(cfg)["hash"]
 
 
+@dataclass(frozen=True)
+class Identity:
+    """A run's config and its identity record, hashed once per run (`Identity.of`)."""
+    cfg: DictConfig
+    record: dict
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> "Identity":
+        return cls(cfg, identity_record(cfg))
+
+    @property
+    def hash(self) -> str:
+        return self.record["hash"]
+
+
 def _recorded(run_dir: Path) -> dict | None:
     path = run_dir / IDENTITY_FILE
     if not path.exists():
@@ -67,8 +83,8 @@ def _differences(old: dict, new: dict) -> list[str]:
             if old.get(k, missing) != new.get(k, missing)]
 
 
-def check(run_dir: Path, cfg: DictConfig) -> bool:
-    """True if `run_dir` already belongs to `cfg`; False if it holds no run yet (nothing
+def check(run_dir: Path, identity: Identity) -> bool:
+    """True if `run_dir` already belongs to the run's config; False if it holds no run yet (nothing
     trained: no checkpoints, fits or metrics.json).
 
     Raises RunDirError when it holds a run of another config (naming the fields).
@@ -81,7 +97,7 @@ def check(run_dir: Path, cfg: DictConfig) -> bool:
             raise RunDirError(f"run dir {run_dir} holds a run ({', '.join(found)}) with no identity "
                               f"record; choose a new run dir (hydra.run.dir=...) or move it aside")
         return False
-    current = identity_record(cfg)
+    current = identity.record
     if record.get("hash") != current["hash"]:
         if not any((run_dir / name).exists() for name in RUN_OUTPUTS):
             return False  # an attempt that failed before training (e.g. a bad data path): reclaim
@@ -93,24 +109,25 @@ def check(run_dir: Path, cfg: DictConfig) -> bool:
     return True
 
 
-def finished(run_dir: Path, cfg: DictConfig) -> bool:
+def finished(run_dir: Path, identity: Identity) -> bool:
     """The run dir holds this config's finished run (metrics.json is written last)."""
-    return check(run_dir, cfg) and (Path(run_dir) / "metrics.json").exists()
+    return check(run_dir, identity) and (Path(run_dir) / "metrics.json").exists()
 
 
-def claim(run_dir: Path, cfg: DictConfig, overrides: list[str] | None = None) -> None:
-    """Record `cfg` as the run dir's identity (after `check`), with its resolved config and
+def claim(run_dir: Path, identity: Identity, overrides: list[str] | None = None) -> None:
+    """Record the run's identity in the run dir (after `check`), with its resolved config and
     the command-line overrides (which `collect` reads to name arms)."""
     run_dir = Path(run_dir)
-    if check(run_dir, cfg):
+    if check(run_dir, identity):
         return
+    cfg = identity.cfg
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         if overrides is not None:
             atomic_write_text(run_dir / ".hydra" / "overrides.yaml",
                               OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
-        atomic_write_json(run_dir / IDENTITY_FILE, identity_record(cfg))
+        atomic_write_json(run_dir / IDENTITY_FILE, identity.record)
     except OSError as err:
         raise RunDirError(f"run dir {run_dir}: cannot write ({err.strerror or err})") from None
 

@@ -18,6 +18,7 @@ global batch is the same as with one process.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from pathlib import Path
@@ -52,11 +53,16 @@ def check_num_devices(num_devices: int | None) -> None:
 
 
 def make_data_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
+    """The one-axis data mesh over the first `num_devices` devices (None: all). Made once per
+    device set and shared: a run's prepare step and every trainer get the same mesh."""
     check_num_devices(num_devices)
     devices = jax.devices()
-    if num_devices is not None:
-        devices = devices[:num_devices]
-    distributed.check_mesh(devices)
+    return _mesh(tuple(devices if num_devices is None else devices[:num_devices]))
+
+
+@functools.lru_cache(maxsize=8)
+def _mesh(devices: tuple) -> jax.sharding.Mesh:
+    distributed.check_mesh(list(devices))
     return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices,
                          axis_types=(jax.sharding.AxisType.Auto,))
 

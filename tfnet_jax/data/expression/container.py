@@ -19,6 +19,7 @@ class ExpressionData:
     groups: np.ndarray | None = None  # str [samples] (study / tissue) or None
     source: str = ""
     extras: dict = field(default_factory=dict)  # e.g. a generator's planted truth
+    transform: str = "none"  # the per-sample transform applied to `values` (new inputs get it too)
 
     @cached_property
     def _position(self) -> dict[str, int]:

@@ -17,6 +17,7 @@ from tfnet_jax.data.expression.container import ExpressionData
 from tfnet_jax.data.genes import GeneTable, gene_lines, match_listed_genes
 from tfnet_jax.data.io.tables import preview, read_table, split_table_name
 from tfnet_jax.errors import DataError
+from tfnet_jax.schemas.data import ExpressionSource
 
 log = logging.getLogger(__name__)
 
@@ -235,31 +236,33 @@ def _resolve(listed: list[tuple[int, str]], present: set[str], path, what: str,
     return found
 
 
-def read_expression_data(cfg: dict) -> ExpressionData:
+def read_expression_data(source: ExpressionSource | dict) -> ExpressionData:
     """Read the matrix, TF list and targets named by cfg (the `data` config group)."""
-    path = cfg["path"]
-    policy = cfg.get("missing_tfs", "error")
+    cfg = source if isinstance(source, ExpressionSource) else ExpressionSource(**source)
+    path = cfg.path
+    policy = cfg.missing_tfs
     if policy not in ("error", "drop"):
         raise DataError(f"data.missing_tfs must be 'error' or 'drop', not {policy!r}")
     values, samples, genes, groups = read_expression_matrix(
-        path, group_column=cfg.get("group_column"), orientation=cfg.get("orientation", "auto"))
-    values = apply_transform(values, cfg.get("transform", "none") or "none", source=str(path), samples=samples)
+        path, group_column=cfg.group_column, orientation=cfg.orientation)
+    transform = cfg.transform
+    values = apply_transform(values, transform, source=str(path), samples=samples)
     gene_list = genes.tolist()
     present = set(gene_list)
-    table = GeneTable.from_file(cfg["gene_table"]) if cfg.get("gene_table") else None
-    tfs = _resolve(gene_lines(cfg["tf_list"]), present, cfg["tf_list"], "tf", policy, gene_list, table)
+    table = GeneTable.from_file(cfg.gene_table) if cfg.gene_table else None
+    tfs = _resolve(gene_lines(cfg.tf_list), present, cfg.tf_list, "tf", policy, gene_list, table)
     tf_set = set(tfs)
-    if cfg.get("targets"):
+    if cfg.targets:
         # Same missing policy as TFs: one knob for "my lists and matrix disagree".
-        listed = _resolve(gene_lines(cfg["targets"]), present, cfg["targets"], "target", policy,
+        listed = _resolve(gene_lines(cfg.targets), present, cfg.targets, "target", policy,
                           gene_list, table)
         targets = [g for g in listed if g not in tf_set]
         if len(targets) < len(listed):
             log.info("%s: %d listed targets are TFs and are used as inputs only",
-                     cfg["targets"], len(listed) - len(targets))
+                     cfg.targets, len(listed) - len(targets))
     else:
         targets = [g for g in gene_list if g not in tf_set]
-    min_targets = int(cfg.get("min_targets", 1))
+    min_targets = cfg.min_targets
     if len(targets) < min_targets:
         raise DataError(f"{path}: {len(targets)} target genes after removing TFs, fewer than "
                         f"data.min_targets={min_targets}")
@@ -270,7 +273,7 @@ def read_expression_data(cfg: dict) -> ExpressionData:
         raise DataError(f"{path}: sample {str(samples[r])!r}, gene {str(genes[c])!r} is too large for float32")
     return ExpressionData(values=values32, samples=samples, genes=genes,
                           tf_genes=np.asarray(tfs, dtype=str), target_genes=np.asarray(targets, dtype=str),
-                          groups=groups, source=str(path))
+                          groups=groups, source=str(path), transform=transform)
 
 
 def write_expression_h5ad(path: str | Path, values: np.ndarray, samples, genes,

@@ -36,11 +36,10 @@ from tfnet_jax.data.io.tables import (
     require_columns,
 )
 from tfnet_jax.errors import DataError
+from tfnet_jax.schemas.data import GenotypeSource
+from tfnet_jax.schemas.run import MISSING
 
 log = logging.getLogger(__name__)
-
-CONFIG_KEYS = {"bed", "expression", "genes", "covariates", "annotations", "window", "maf",
-               "max_variants", "genes_subset", "chrom", "allow_missing_individuals"}
 
 
 # ---------------------------------------------------------------- keyed tables
@@ -136,40 +135,36 @@ def _nearest(positions: np.ndarray, start: int, end: int, k: int) -> np.ndarray:
     return np.sort(np.argsort(distance, kind="stable")[:k])
 
 
-def read_genotype_data(cfg: dict) -> GenotypeData:
-    """Gene windows of cis genotypes with expression (see the module docstring)."""
+def read_genotype_data(source: GenotypeSource | dict) -> GenotypeData:
+    """Gene windows of cis genotypes with expression (see the module docstring). `source`: the
+    data config (a dict of its fields: GenotypeSource(**source), its defaults for the rest)."""
     from bed_reader import open_bed
 
-    unknown = set(cfg) - CONFIG_KEYS
-    if unknown:
-        raise DataError(f"genotype config: unknown key(s) {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}")
+    cfg = source if isinstance(source, GenotypeSource) else GenotypeSource(**source)
     for key in ("bed", "expression", "genes"):
-        if not cfg.get(key):
+        if getattr(cfg, key) in (None, "", MISSING):
             raise DataError(f"genotype config: '{key}' is required")
-    # None (a Hydra null) means the default.
-    window = 1_000_000 if cfg.get("window") is None else int(cfg["window"])
-    maf = 0.01 if cfg.get("maf") is None else float(cfg["maf"])
-    max_variants = cfg.get("max_variants")
+    window, maf, max_variants = int(cfg.window), float(cfg.maf), cfg.max_variants
     if window < 0 or not 0 <= maf <= 0.5 or (max_variants is not None and int(max_variants) < 1):
         raise DataError(f"genotype config: need window >= 0, 0 <= maf <= 0.5, max_variants >= 1 or null; "
                         f"got window={window}, maf={maf}, max_variants={max_variants}")
-    prefix = str(cfg["bed"])
+    prefix = str(cfg.bed)
     prefix = prefix[:-4] if prefix.endswith(".bed") else prefix
     bed_path, bim_path, fam_path = (Path(prefix + ext) for ext in (".bed", ".bim", ".fam"))
 
     fam, bim = read_fam(fam_path), read_bim(bim_path)
     check_bed(bed_path, len(fam), len(bim))
-    expr_path = Path(cfg["expression"])
+    expr_path = Path(cfg.expression)
     expr_ids, expr_genes, expr_values = read_id_matrix(expr_path, "individual")
     expression = pd.DataFrame(expr_values, index=pd.Index(expr_ids, name="IID"), columns=expr_genes)
-    genes = read_genes(cfg["genes"])
+    genes = read_genes(cfg.genes)
 
     fam_iids = fam["iid"].to_numpy(dtype=str)
     individuals = _overlap(fam_iids, expr_ids, fam_path, expr_path,
-                           bool(cfg.get("allow_missing_individuals")))
+                           bool(cfg.allow_missing_individuals))
     covariates = None
-    if cfg.get("covariates"):
-        cov_path = Path(cfg["covariates"])
+    if cfg.covariates:
+        cov_path = Path(cfg.covariates)
         cov_ids, cov_names, cov_values = read_id_matrix(cov_path, "individual")
         covariates = pd.DataFrame(cov_values, index=pd.Index(cov_ids, name="IID"), columns=cov_names)
         has_cov = pd.Index(individuals).isin(cov_ids)
@@ -185,8 +180,8 @@ def read_genotype_data(cfg: dict) -> GenotypeData:
     rows = fam_row.loc[individuals].to_numpy()
 
     annot_table, annot_names = None, None
-    if cfg.get("annotations"):
-        annot_path = Path(cfg["annotations"])
+    if cfg.annotations:
+        annot_path = Path(cfg.annotations)
         annot_ids, annot_names, annot_values = read_id_matrix(annot_path, "variant")
         if not annot_names:
             raise DataError(f"{annot_path}: no feature columns after the variant id")
@@ -207,16 +202,16 @@ def read_genotype_data(cfg: dict) -> GenotypeData:
 
     wanted = genes
     skipped: dict[str, str] = {}
-    if cfg.get("genes_subset") is not None:
-        subset = [str(g) for g in cfg["genes_subset"]]
+    if cfg.genes_subset is not None:
+        subset = [str(g) for g in cfg.genes_subset]
         for gene in sorted(set(subset) - set(genes["gene"])):
-            skipped[gene] = f"not in the genes table {cfg['genes']}"
+            skipped[gene] = f"not in the genes table {cfg.genes}"
         wanted = genes[genes["gene"].isin(subset)]
-    if cfg.get("chrom") is not None:  # one chromosome per run: a transcriptome splits into jobs
-        chrom = norm_chrom(np.array([str(cfg["chrom"])]))[0]
+    if cfg.chrom is not None:  # one chromosome per run: a transcriptome splits into jobs
+        chrom = norm_chrom(np.array([str(cfg.chrom)]))[0]
         wanted = wanted[wanted["chrom"] == chrom]
         if wanted.empty:
-            raise DataError(f"{cfg['genes']}: no gene on chromosome {chrom} (data.chrom); chromosomes "
+            raise DataError(f"{cfg.genes}: no gene on chromosome {chrom} (data.chrom); chromosomes "
                             f"there: {', '.join(sorted(set(genes['chrom'])))}")
 
     windows, n_unannotated = [], 0
@@ -259,7 +254,7 @@ def read_genotype_data(cfg: dict) -> GenotypeData:
         raise DataError(f"{bed_path}: no gene could be loaded; reasons, e.g. {preview(list(skipped.items()), 3)}")
     if n_unannotated:
         log.warning("%d loaded variants are not in %s; they get the table's column means",
-                    n_unannotated, cfg["annotations"])
+                    n_unannotated, cfg.annotations)
     if skipped:
         log.warning("%d genes skipped, e.g. %s", len(skipped), next(iter(skipped.items())))
     return GenotypeData(individuals=np.asarray(individuals, dtype=str),

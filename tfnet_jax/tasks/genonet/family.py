@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.train import metrics_log
 from tfnet_jax.atomic import atomic_write_with
@@ -42,23 +41,22 @@ from tfnet_jax.data.genotype.container import GenotypeData
 from tfnet_jax.data.genotype.readers import read_dosages
 from tfnet_jax.data.load import GENOTYPE_SOURCES, load_genotype_data
 from tfnet_jax.errors import ConfigError, DataError, RunDirError
+from tfnet_jax.schemas.typed import RunConfig
 from tfnet_jax.tasks.genonet import fit as fitting
 from tfnet_jax.tasks.base import Fitted
 from tfnet_jax.tasks.genonet.export import write_twas_exports
 from tfnet_jax.tasks.genonet.scores import METHODS, evaluate, format_table, gene_table
 
 log = logging.getLogger(__name__)
-EN_KEYS = ("alpha", "inner_folds", "n_lambdas", "max_iter", "tol", "block")
 
 
 # ---------------------------------------------------------------- split and prepared arrays
-def split_settings(cfg: DictConfig) -> tuple[int, int]:
+def split_settings(cfg: RunConfig) -> tuple[int, int]:
     """(outer folds, seed) from `split`."""
     split_cfg = cfg.split
-    if split_cfg.get("folds") is None:
+    if split_cfg.folds is None:
         raise ConfigError("split.folds: model=genonet needs outer folds (split=genonet sets 5)")
-    seed = split_cfg.get("seed")
-    return int(split_cfg.folds), int(cfg.seed if seed is None else seed)
+    return split_cfg.folds, split_cfg.seed
 
 
 @dataclass
@@ -115,39 +113,39 @@ class GenoNetFamily:
                 fail("train.monitor_mode", train.get("monitor_mode"), "GenoNet keeps each gene's "
                      "highest validation R^2: only max")
 
-    def load(self, cfg: DictConfig, data: Any = None) -> GenotypeData:
+    def load(self, cfg: RunConfig, data: Any = None) -> GenotypeData:
         if data is not None:
             if not isinstance(data, GenotypeData):
                 raise DataError(f"data: model=genonet takes a GenotypeData, not {type(data).__name__}")
             return data
         logging.getLogger("msprime").setLevel(logging.WARNING)  # one INFO line per simulated region
-        return load_genotype_data(OmegaConf.to_container(cfg.data, resolve=True))
+        return load_genotype_data(cfg.data)
 
-    def split(self, cfg: DictConfig, data: GenotypeData) -> GenoNetSplit:
+    def split(self, cfg: RunConfig, data: GenotypeData) -> GenoNetSplit:
         k, seed = split_settings(cfg)
         if len(data.individuals) < 2 * k:
             raise DataError(f"{len(data.individuals)} individuals are too few for split.folds={k}")
         folds = splits.kfold(data.individuals, k, seed)
         # The elastic net's inner fold 0 of each outer fold (its seed is cfg.seed): so the
         # elastic-net start GenoNet trains from never saw GenoNet's early-stopping rows.
-        valid = fitting.early_stopping_rows(folds, int(cfg.model.elastic_net.inner_folds), int(cfg.seed))
+        valid = fitting.early_stopping_rows(folds, cfg.model.elastic_net.inner_folds, cfg.seed)
         return GenoNetSplit(folds, valid)
 
-    def prepare(self, cfg: DictConfig, data: GenotypeData, split: GenoNetSplit) -> GenoNetPrepared:
-        blocks = make_blocks(data, int(cfg.model.genes_per_block))
+    def prepare(self, cfg: RunConfig, data: GenotypeData, split: GenoNetSplit) -> GenoNetPrepared:
+        blocks = make_blocks(data, cfg.model.genes_per_block)
         genes = [g for b in blocks for g in b.genes]
         folds = split.folds
         columns = [data.expression.columns.get_loc(g) for g in genes]
         truth = np.zeros((len(genes), len(folds)))
         for c in range(folds.max() + 1):  # covariates regressed out on each fold's training rows
             truth[:, folds == c] = fold_targets(data, folds != c)[folds == c][:, columns].T
-        use_annot = bool(cfg.model.annotations) and data.annotation_names is not None
+        use_annot = cfg.model.annotations and data.annotation_names is not None
         log.info("data %s: %d individuals, %d genes (%d skipped), up to %d variants, %d block(s)",
                  data.source, len(data.individuals), len(genes), len(data.skipped),
                  blocks[0].vmask.shape[1], len(blocks))
         return GenoNetPrepared(data, blocks, folds, split.valid_rows, genes, truth, use_annot)
 
-    def fit(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path | None,
+    def fit(self, cfg: RunConfig, prepared: GenoNetPrepared, run_dir: Path | None,
             on_eval=None) -> Fitted:
         if on_eval is not None:  # early stopping is per gene: there is no one curve to report
             raise ConfigError("GenoNet fits one model per gene and has no single validation curve "
@@ -159,7 +157,7 @@ class GenoNetFamily:
             metrics_log.reset(log_file)
         return self._fit(cfg, prepared, cache, log_file)
 
-    def restore(self, cfg: DictConfig, prepared: GenoNetPrepared, run_dir: Path,
+    def restore(self, cfg: RunConfig, prepared: GenoNetPrepared, run_dir: Path,
                 which: str = "best") -> Fitted:
         """The finished fits from RUN/fits; each holds every gene's kept (best) parameters."""
         if which != "best":
@@ -171,7 +169,7 @@ class GenoNetFamily:
                               f"{missing[:3]}; re-run the training command to finish them")
         return self._fit(cfg, prepared, cache, None)
 
-    def _units(self, cfg: DictConfig, prepared: GenoNetPrepared) -> list[str]:
+    def _units(self, cfg: RunConfig, prepared: GenoNetPrepared) -> list[str]:
         """Every fit unit of a finished run, named as in fits/."""
         annotated = prepared.use_annotations
         genonets = ["genonet", "genonet_noannot"] if annotated else ["genonet_noannot"]
@@ -179,10 +177,10 @@ class GenoNetFamily:
                 + [fitting.genonet_unit(n, c, b) for n in genonets
                    for c in range(prepared.folds.max() + 1) for b in range(len(prepared.blocks))])
 
-    def _fit(self, cfg: DictConfig, prepared: GenoNetPrepared, cache: fitting.FitCache,
+    def _fit(self, cfg: RunConfig, prepared: GenoNetPrepared, cache: fitting.FitCache,
              log_file: Path | None) -> Fitted:
         data, blocks, folds = prepared.data, prepared.blocks, prepared.folds
-        en_cfg = {k: cfg.model.elastic_net[k] for k in EN_KEYS}
+        en_cfg = cfg.model.elastic_net
         en = fitting.cached_elastic_net(cache, "elastic_net", data, blocks, folds, en_cfg, cfg.seed)
         pred = {"elastic_net": en["pred"]}
         if prepared.use_annotations:
@@ -205,9 +203,9 @@ class GenoNetFamily:
         train = {"step": int(max(r["step"] for r in records)),
                  "best_step": int(np.median([r["best_step"] or 0 for r in records])),
                  "best_score": float(np.mean(scores)) if scores else float("nan"), "fits": len(records)}
-        return Fitted(GenoNetModels(pred, records, cache, bool(cfg.model.linear_skip)), train)
+        return Fitted(GenoNetModels(pred, records, cache, cfg.model.linear_skip), train)
 
-    def score(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted) -> dict:
+    def score(self, cfg: RunConfig, prepared: GenoNetPrepared, fitted: Fitted) -> dict:
         metrics = evaluate(gene_table(prepared, fitted.predictor.pred))
         metrics["skipped"] = prepared.data.skipped
         metrics["settings"] = {"individuals": len(prepared.data.individuals), "genes": len(prepared.genes),
@@ -215,7 +213,7 @@ class GenoNetFamily:
                                "annotations": prepared.use_annotations}
         return metrics
 
-    def write_outputs(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted, metrics: dict,
+    def write_outputs(self, cfg: RunConfig, prepared: GenoNetPrepared, fitted: Fitted, metrics: dict,
                       run_dir: Path) -> None:
         run_dir = Path(run_dir)
         folds = pd.DataFrame({"individual": prepared.data.individuals, "fold": prepared.folds})
@@ -225,7 +223,7 @@ class GenoNetFamily:
         write_twas_exports(run_dir, prepared.data, prepared.blocks,
                            fitted.predictor.cache.get("elastic_net"), genes)
 
-    def predict(self, cfg: DictConfig, prepared: GenoNetPrepared, fitted: Fitted, inputs: Any = None,
+    def predict(self, cfg: RunConfig, prepared: GenoNetPrepared, fitted: Fitted, inputs: Any = None,
                 method: str = "genonet", **_):
         """Predicted expression (individual, split, one column per gene) of `method`; see
         predict_expression. Options of other families (chunk_size, ...) do not apply.

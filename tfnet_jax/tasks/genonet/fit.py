@@ -20,7 +20,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.train import metrics_log
 from tfnet_jax.atomic import atomic_write_with
@@ -29,8 +28,10 @@ from tfnet_jax.errors import ConfigError, TrainingError
 from tfnet_jax.maths import per_gene_r2
 from tfnet_jax.models.elastic_net import fit_nested_cv, fold_masks
 from tfnet_jax.models.genonet import elastic_net_path, linear_part
+from tfnet_jax.schemas.models import ElasticNetConfig
+from tfnet_jax.schemas.typed import RunConfig
 from tfnet_jax.tasks.genonet import prepare as task
-from tfnet_jax.train.engine import TrainConfig, Trainer
+from tfnet_jax.train.engine import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def annotation_penalty(blocks, coef: np.ndarray, genes_half: np.ndarray) -> np.n
     return np.where(vmask, pf, 1.0)
 
 
-def fit_elastic_net(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, penalty=None,
+def fit_elastic_net(data, blocks, folds: np.ndarray, en_cfg: ElasticNetConfig, seed: int, penalty=None,
                     cache: FitCache | None = None, name: str = "elastic_net") -> dict:
     """Held-out predictions [G, n], final weights [G, P], and per outer fold c (fitted without
     its rows) the fold's own model `coef_folds` [K, G, P] / `intercept_folds` [K, G] and
@@ -151,13 +152,12 @@ def cached_elastic_net(cache: FitCache, name: str, data, blocks, folds, en_cfg, 
     return found
 
 
-def _fit_elastic_net_group(data, blocks, folds: np.ndarray, en_cfg: dict, seed: int, penalty=None) -> dict:
+def _fit_elastic_net_group(data, blocks, folds: np.ndarray, en_cfg: ElasticNetConfig, seed: int,
+                           penalty=None) -> dict:
     """The real genes of `blocks` (of one width); see fit_elastic_net."""
     x = real_genes(blocks, "dosage").transpose(1, 0, 2)
     vmask = real_genes(blocks, "vmask")
-    opts = dict(inner_k=int(en_cfg["inner_folds"]), alpha=float(en_cfg["alpha"]),
-                n_lambdas=int(en_cfg["n_lambdas"]), max_iter=int(en_cfg["max_iter"]),
-                tol=float(en_cfg["tol"]), block=int(en_cfg["block"]), seed=seed, penalty_factor=penalty)
+    opts = dict(task.nested_cv_options(en_cfg, seed), penalty_factor=penalty)
     fold_dependent = bool(np.isnan(x).any()) or data.covariates is not None
     everyone = np.ones(len(folds), bool)
     columns = [data.expression.columns.get_loc(g) for b in blocks for g in b.genes]
@@ -296,7 +296,7 @@ def genonet_unit(name: str, fold: int, block: int) -> str:
     return f"{name}/fold{fold}_block{block}"
 
 
-def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
+def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                 enet: dict | None, log_file: Path | None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Held-out predictions [G, n] of GenoNet trained per outer fold x gene block, whether
     the per-gene choice takes the elastic net there [G, n] (`elastic_net_wins` on the fold's
@@ -307,14 +307,13 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
     the fold's early-stopping rows), scored at step 0 so a gene the network cannot improve
     keeps it (the unit's `kept_step` is then 0).
     """
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    train_cfg = TrainConfig.from_dict(OmegaConf.to_container(cfg.train, resolve=True))
+    model_cfg, train_cfg = cfg.model, cfg.train
     data, blocks, folds = prepared.data, prepared.blocks, prepared.folds
     name = "genonet" if annotations else "genonet_noannot"
-    en_start = model_cfg.get("linear_init", "zeros") == "elastic_net"
+    en_start = model_cfg.linear_init == "elastic_net"
     if en_start and (enet is None or "coef_start" not in enet):
         raise ConfigError("model.linear_init=elastic_net: needs the per-fold elastic-net fits")
-    linear_skip = bool(model_cfg["linear_skip"])
+    linear_skip = model_cfg.linear_skip
     pred = np.zeros((len(prepared.genes), len(folds)))
     use_enet = np.zeros(pred.shape, bool)
     records, trainers = [], {}  # one Trainer (one compile) per block shape
@@ -338,26 +337,26 @@ def fit_genonet(cfg: DictConfig, prepared, annotations: bool, cache: FitCache,
                 if en_start:
                     fold.context.update(task.linear_from_enet(fold, enet["coef_start"][c][real],
                                                               enet["intercept_start"][c][real]))
-                if en_start and model_cfg.get("epistasis_variants"):
+                if en_start and model_cfg.epistasis_variants:
                     fold.context.update(task.fit_epistasis(
-                        fold, train_mask, enet["coef_start"][c][real], int(model_cfg["epistasis_variants"]),
-                        model_cfg["elastic_net"], cfg.seed))
+                        fold, train_mask, enet["coef_start"][c][real], model_cfg.epistasis_variants,
+                        model_cfg.elastic_net, cfg.seed))
                 width = task.screen_width(model_cfg, block)
                 if width is not None:  # chosen on the start's training rows, never the stopping rows
                     fold.context["screen"] = task.screen_variants(
                         fold, train_mask, width, enet["coef_start"][c][real] if en_start else None)
-                    if not model_cfg.get("linear_trainable"):  # a trainable path needs every variant
+                    if not model_cfg.linear_trainable:  # a trainable path needs every variant
                         task.prescreen(fold)
                 trainer = trainers.get(block.vmask.shape)
                 if trainer is None:
                     model = task.build_model(model_cfg, block, annotations, cfg.seed)
-                    trainer = Trainer(model, train_cfg, loss_fn=task.make_loss_fn(float(model_cfg["l1"])),
+                    trainer = Trainer(model, train_cfg, loss_fn=task.make_loss_fn(model_cfg.l1),
                                       predict_fn=task.predict_fn, context=fold.context)
                     trainers[block.vmask.shape] = trainer
                 fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start)
                 record = {"fit": f"{name}/fold{c}/block{b}", "step": fit.step, "best_step": fit.best_step,
                           "best_score": fit.best_score, "evals": fit.evals}
-                if en_start and not model_cfg.get("linear_trainable"):
+                if en_start and not model_cfg.linear_trainable:
                     # Predict with the fold's own elastic net (all its training rows, the stopping
                     # rows included) as the additive part: the start left them out only to judge.
                     fit.snapshot.update(task.linear_from_enet(fold, enet["coef_folds"][c][real],

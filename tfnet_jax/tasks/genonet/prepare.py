@@ -23,6 +23,7 @@ from tfnet_jax.data.genotype.blocks import Block
 from tfnet_jax.data.genotype.readers import impute_train_mean
 from tfnet_jax.data.scaling import Standardiser
 from tfnet_jax.models.elastic_net import fit_nested_cv
+from tfnet_jax.schemas.models import ElasticNetConfig, GenoNetConfig
 from tfnet_jax.models.genonet import (
     GenoNet,
     elastic_net_path,
@@ -98,11 +99,17 @@ def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bo
                      y_mean, y_sd, context, training.mean(0).astype(np.float32))
 
 
-def screen_width(model_cfg: dict, block: Block) -> int | None:
+def screen_width(model_cfg: GenoNetConfig, block: Block) -> int | None:
     """The network's variant width for `block`: model.screen_variants when the block is wider
     (None: no screening, the network sees every variant)."""
-    width = model_cfg.get("screen_variants")
+    width = model_cfg.screen_variants
     return int(width) if width and width < block.vmask.shape[1] else None
+
+
+def nested_cv_options(en: ElasticNetConfig, seed: int) -> dict:
+    """`models.elastic_net.fit_nested_cv`'s options from model.elastic_net."""
+    return dict(inner_k=en.inner_folds, alpha=en.alpha, n_lambdas=en.n_lambdas, max_iter=en.max_iter,
+                tol=en.tol, block=en.block, seed=seed)
 
 
 def screen_variants(fold: FoldBlock, train: np.ndarray, width: int, coef: np.ndarray | None = None,
@@ -149,8 +156,8 @@ def prescreen(fold: FoldBlock) -> None:
     fold.screened = (dosage, offset.astype(np.float32))
 
 
-def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: int, en_cfg: dict,
-                  seed: int) -> dict[str, np.ndarray]:
+def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: int,
+                  en_cfg: ElasticNetConfig, seed: int) -> dict[str, np.ndarray]:
     """The epistasis start (models/genonet.py) of one fold x block: per gene, the `width`
     variants with the largest |start weight| (`coef` [G_real, >= P], non-zero ones only), and
     an elastic net (inner CV, `en_cfg`) of the start's residuals on the training rows `train`
@@ -170,24 +177,20 @@ def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: i
     residual = fold.y[rows] - start
     feats = np.where(usable[None], epistasis_features(dosage, idx, center), 0.0)
     fit = fit_nested_cv(feats.transpose(1, 0, 2), usable, residual.T, np.arange(len(rows)) % 2,
-                        inner_k=int(en_cfg["inner_folds"]), alpha=float(en_cfg["alpha"]),
-                        n_lambdas=int(en_cfg["n_lambdas"]), max_iter=int(en_cfg["max_iter"]),
-                        tol=float(en_cfg["tol"]), block=int(en_cfg["block"]), seed=seed)
+                        **nested_cv_options(en_cfg, seed))
     found = usable.any(1)
     return {"epi_idx": idx, "epi_center": center.astype(np.float32),
             "epi_w": np.where(usable, fit["coef"][:, :usable.shape[1]], 0.0).astype(np.float32),
             "epi_b": np.where(found, fit["intercept"], 0.0).astype(np.float32)}
 
 
-def build_model(model_cfg: dict, block: Block, annotations: bool, seed: int) -> GenoNet:
+def build_model(model_cfg: GenoNetConfig, block: Block, annotations: bool, seed: int) -> GenoNet:
+    m = model_cfg
     k = block.annotations.shape[-1] if annotations and block.annotations is not None else 0
-    return GenoNet(block.size, block.vmask.shape[1], k, screen_width=screen_width(model_cfg, block),
-                   channels=model_cfg["channels"],
-                   kernel=model_cfg["kernel"], hidden=model_cfg["hidden"],
-                   gate_hidden=model_cfg["gate_hidden"], dropout=model_cfg["dropout"],
-                   init_scale=model_cfg["init_scale"], linear_skip=model_cfg["linear_skip"],
-                   linear_init=model_cfg.get("linear_init", "zeros"),
-                   linear_trainable=bool(model_cfg.get("linear_trainable", False)), rngs=nnx.Rngs(seed))
+    return GenoNet(block.size, block.vmask.shape[1], k, screen_width=screen_width(m, block),
+                   channels=m.channels, kernel=m.kernel, hidden=m.hidden, gate_hidden=m.gate_hidden,
+                   dropout=m.dropout, init_scale=m.init_scale, linear_skip=m.linear_skip,
+                   linear_init=m.linear_init, linear_trainable=m.linear_trainable, rngs=nnx.Rngs(seed))
 
 
 def linear_from_enet(fold: FoldBlock, coef: np.ndarray, intercept: np.ndarray) -> dict[str, np.ndarray]:

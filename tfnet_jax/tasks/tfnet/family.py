@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.schemas.typed import RunConfig
 from tfnet_jax.data.expression.container import ExpressionData
 from tfnet_jax.data.expression.readers import tf_levels
 from tfnet_jax.data.load import EXPRESSION_SOURCES, load_expression_data
@@ -22,7 +22,7 @@ from tfnet_jax.maths import per_gene_r2
 from tfnet_jax.tasks.tfnet import prepare as task
 from tfnet_jax.data.splits import UNSEEN
 from tfnet_jax.tasks.base import Fitted, PredictionChunk
-from tfnet_jax.tasks.engine_family import EngineFamily, model_options
+from tfnet_jax.tasks.engine_family import EngineFamily
 
 ROW_GROUP = "targets"  # the `pert_type` column of result tables for this family
 
@@ -49,29 +49,29 @@ class TFNetFamily(EngineFamily):
             check_monitor(groups["train"], [f"valid/{m}" for m in task.valid_metric_names()], self.name)
 
     # ------------------------------------------------------------ data
-    def load(self, cfg: DictConfig, data=None) -> ExpressionData:
+    def load(self, cfg: RunConfig, data=None) -> ExpressionData:
         if data is None:
-            return load_expression_data(OmegaConf.to_container(cfg.data, resolve=True))
+            return load_expression_data(cfg.data)
         if not isinstance(data, ExpressionData):
             raise DataError(f"data: expected an ExpressionData for TFNet, got {type(data).__name__}")
         return data
 
-    def split(self, cfg: DictConfig, data: ExpressionData) -> np.ndarray:
+    def split(self, cfg: RunConfig, data: ExpressionData) -> np.ndarray:
         s = cfg.split
         return split_samples(data, seed=s.seed, valid_frac=s.valid_frac, test_frac=s.test_frac,
-                                  min_train=s.min_train, by=s.get("by", "sample"))
+                             min_train=s.min_train, by=s.by)
 
-    def prepare(self, cfg: DictConfig, data: ExpressionData, split) -> task.PreparedExpression:
+    def prepare(self, cfg: RunConfig, data: ExpressionData, split) -> task.PreparedExpression:
         return task.prepare(data, split)
 
     # ------------------------------------------------------------ model
-    def build_network(self, cfg: DictConfig, prepared: task.PreparedExpression):
-        return task.build_model(model_options(cfg), prepared, int(cfg.seed))
+    def build_network(self, cfg: RunConfig, prepared: task.PreparedExpression):
+        return task.build_model(cfg.model, prepared, cfg.seed)
 
     def network_dims(self, prepared: task.PreparedExpression) -> dict:
         return {"num_inputs": len(prepared.data.tf_genes), "num_outputs": len(prepared.data.target_genes)}
 
-    def loss_fn(self, cfg: DictConfig):
+    def loss_fn(self, cfg: RunConfig):
         return task.loss_fn
 
     def predict_fn(self, model, batch, context, *encoded):
@@ -91,7 +91,7 @@ class TFNetFamily(EngineFamily):
             predictions["oracle"] = oracle
         return predictions, {name: hyper for name, (_, hyper) in baselines.items()}
 
-    def score(self, cfg: DictConfig, prepared: task.PreparedExpression, fitted: Fitted) -> dict:
+    def score(self, cfg: RunConfig, prepared: task.PreparedExpression, fitted: Fitted) -> dict:
         truth = prepared.targets("test")
         predictions, hyper = self.test_predictions(prepared, fitted)
         tables = {name: {ROW_GROUP: expression_metrics(pred, truth)} for name, pred in predictions.items()}
@@ -106,7 +106,7 @@ class TFNetFamily(EngineFamily):
         fitted.results["test_predictions"] = predictions  # write_outputs reuses them
         return metrics
 
-    def write_outputs(self, cfg, prepared: task.PreparedExpression, fitted: Fitted, metrics,
+    def write_outputs(self, cfg: RunConfig, prepared: task.PreparedExpression, fitted: Fitted, metrics,
                       run_dir: Path):
         data = prepared.data
         splits = pd.DataFrame({"sample": data.samples, "split": prepared.split})
@@ -134,7 +134,7 @@ class TFNetFamily(EngineFamily):
                 f"variance_explained {oracle['variance_explained']:.3f}"]
 
     # ------------------------------------------------------------ prediction
-    def predict(self, cfg, prepared: task.PreparedExpression, fitted: Fitted, inputs=None,
+    def predict(self, cfg: RunConfig, prepared: task.PreparedExpression, fitted: Fitted, inputs=None,
                 chunk_size: int = 4096, **_):
         """Targets of new samples from their TF levels (`inputs`: a DataFrame samples x genes,
         an AnnData or a matrix file, in the units of the training data before `data.transform`;
@@ -145,8 +145,7 @@ class TFNetFamily(EngineFamily):
             samples = data.samples[prepared.split == "test"]
             levels = data.inputs()[prepared.split == "test"]
         else:
-            samples, levels = tf_levels(inputs, data.tf_genes, cfg.data.get("transform") or "none",
-                                        data.genes)
+            samples, levels = tf_levels(inputs, data.tf_genes, data.transform, data.genes)
         known = dict(zip(np.asarray(data.samples, dtype=str).tolist(), prepared.split.tolist()))
         split = np.array([known.get(s, UNSEEN) for s in np.asarray(samples, dtype=str).tolist()],
                          dtype=object)

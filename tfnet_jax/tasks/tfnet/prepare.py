@@ -22,6 +22,7 @@ from tfnet_jax.models.expression_baselines import (
     ridge_coefficients,
 )
 from tfnet_jax.models.tfnet import TFNet
+from tfnet_jax.schemas.models import TFNetConfig
 from tfnet_jax.train.losses import masked_mean
 
 
@@ -74,16 +75,15 @@ def prepare(data: ExpressionData, split: np.ndarray) -> PreparedExpression:
                               Standardiser.fit(data.targets(), train, "targets"))
 
 
-def build_model(model_cfg: dict, prepared: PreparedExpression, seed: int) -> TFNet:
+def build_model(model_cfg: TFNetConfig, prepared: PreparedExpression, seed: int) -> TFNet:
     model = TFNet(len(prepared.data.tf_genes), len(prepared.data.target_genes),
-                  hidden=tuple(model_cfg["hidden"]), activation=model_cfg["activation"],
-                  dropout=model_cfg["dropout"], input_dropout=model_cfg["input_dropout"],
-                  linear_skip=model_cfg["linear_skip"],
-                  skip_trainable=model_cfg.get("skip_trainable", True), rngs=nnx.Rngs(seed))
-    skip_init = model_cfg.get("skip_init", "zeros")
-    if skip_init not in ("zeros", "ridge"):
-        raise ValueError(f"model.skip_init={skip_init!r}; expected zeros or ridge")
-    if model.skip is not None and skip_init == "ridge":
+                  hidden=tuple(model_cfg.hidden), activation=model_cfg.activation,
+                  dropout=model_cfg.dropout, input_dropout=model_cfg.input_dropout,
+                  linear_skip=model_cfg.linear_skip, skip_trainable=model_cfg.skip_trainable,
+                  rngs=nnx.Rngs(seed))
+    if model_cfg.skip_init not in ("zeros", "ridge"):
+        raise ValueError(f"model.skip_init={model_cfg.skip_init!r}; expected zeros or ridge")
+    if model.skip is not None and model_cfg.skip_init == "ridge":
         # Start at the validation-chosen ridge fit with the MLP's output at zero: training
         # then only has to learn what the linear map misses.
         train, valid = prepared.rows("train"), prepared.rows("valid")

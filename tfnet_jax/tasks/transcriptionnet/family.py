@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from jax.sharding import PartitionSpec as P
-from omegaconf import DictConfig, OmegaConf
 
 from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.data.genes import GeneTable, gene_indices
@@ -27,7 +26,8 @@ from tfnet_jax.tasks.transcriptionnet import guard
 from tfnet_jax.tasks.transcriptionnet import prepare as task
 from tfnet_jax.data.splits import UNSEEN
 from tfnet_jax.tasks.base import Fitted, PredictionChunk
-from tfnet_jax.tasks.engine_family import EngineFamily, model_options
+from tfnet_jax.schemas.typed import RunConfig
+from tfnet_jax.tasks.engine_family import EngineFamily
 from tfnet_jax.train.engine import DATA_AXIS, make_data_mesh
 
 
@@ -69,11 +69,11 @@ def per_type_monitor(monitor: str, types: list[str] | None) -> bool:
             and (types is None or parts[1] in types))
 
 
-def find_gene_table(cfg: DictConfig, explicit: str | None) -> GeneTable | None:
+def find_gene_table(cfg: RunConfig, explicit: str | None) -> GeneTable | None:
     """The gene table for symbols: `gene_table=PATH`, else ROOT/gene_meta*.csv[.gz] of data=dir."""
     if explicit:
         return GeneTable.from_file(explicit)
-    root = cfg.data.get("root") if cfg.data.get("name") == "dir" else None
+    root = cfg.data.root if cfg.data.name == "dir" else None
     found = sorted(Path(root).glob("gene_meta*.csv*")) if root else []
     return GeneTable.from_file(found[0]) if found else None
 
@@ -145,35 +145,33 @@ class TranscriptionNetFamily(EngineFamily):
                           lambda m: per_type_monitor(m, types))
 
     # ------------------------------------------------------------ data
-    def load(self, cfg: DictConfig, data=None) -> PerturbationData:
+    def load(self, cfg: RunConfig, data=None) -> PerturbationData:
         if data is None:
-            data = load_perturbation_data(OmegaConf.to_container(cfg.data, resolve=True))
+            data = load_perturbation_data(cfg.data)
         elif not isinstance(data, PerturbationData):
             raise DataError(f"data: expected a PerturbationData for TranscriptionNet, got "
                             f"{type(data).__name__}")
         layers = cfg.network.layers
         data = data.select_layers(None if layers is None else list(layers))
-        ablation = cfg.network.get("ablation", "all")
+        ablation = cfg.network.ablation
         if ablation != "all":
             data = data.select_layers(resolve_ablation(ablation, [layer.name for layer in data.layers]))
         return data
 
-    def split(self, cfg: DictConfig, data: PerturbationData) -> dict[str, np.ndarray]:
+    def split(self, cfg: RunConfig, data: PerturbationData) -> dict[str, np.ndarray]:
         s = cfg.split
         return assign_splits(data, seed=s.seed, valid_frac=s.valid_frac, test_frac=s.test_frac,
-                             min_train=s.min_train, scenario=s.get("scenario", "unseen_genes"),
-                             mode=s.get("mode", "random"))
+                             min_train=s.min_train, scenario=s.scenario, mode=s.mode)
 
-    def prepare(self, cfg: DictConfig, data: PerturbationData, split) -> task.PreparedData:
-        sign = cfg.model.get("encoder", "gat") == "sign" and not cfg.model.get("_target_")
-        # One receiver shard per device of the mesh the trainer will build.
-        shards = make_data_mesh(cfg.train.get("num_devices")).devices.size
-        return task.prepare(data, split, hops=int(cfg.model.get("hops", 2)) if sign else None,
-                            num_shards=shards)
+    def prepare(self, cfg: RunConfig, data: PerturbationData, split) -> task.PreparedData:
+        sign = not cfg.model._target_ and cfg.model.encoder == "sign"
+        # One receiver shard per device of the run's mesh (the trainer's: made once, cached).
+        shards = make_data_mesh(cfg.train.num_devices).devices.size
+        return task.prepare(data, split, hops=cfg.model.hops if sign else None, num_shards=shards)
 
     # ------------------------------------------------------------ model
-    def build_network(self, cfg: DictConfig, prepared: task.PreparedData):
-        return task.build_model(model_options(cfg), prepared, seed=int(cfg.seed))
+    def build_network(self, cfg: RunConfig, prepared: task.PreparedData):
+        return task.build_model(cfg.model, prepared, seed=cfg.seed)
 
     def network_dims(self, prepared: task.PreparedData) -> dict:
         features = prepared.features
@@ -181,8 +179,8 @@ class TranscriptionNetFamily(EngineFamily):
                 "num_types": len(prepared.types), "num_readouts": len(prepared.data.readout_genes),
                 "feature_dim": None if features is None else features.shape[1]}
 
-    def loss_fn(self, cfg: DictConfig):
-        return task.make_loss_fn(float(cfg.model.get("beta", 0.5)))
+    def loss_fn(self, cfg: RunConfig):
+        return task.make_loss_fn(cfg.model.beta)
 
     def predict_fn(self, model, batch, context, *encoded):
         return task.predict_fn(model, batch, context, *encoded)
@@ -200,20 +198,19 @@ class TranscriptionNetFamily(EngineFamily):
         return task.validation_metrics(trainer, prepared)
 
     # ------------------------------------------------------------ results
-    def restore(self, cfg: DictConfig, prepared, run_dir: Path, which: str = "best") -> Fitted:
+    def restore(self, cfg: RunConfig, prepared, run_dir: Path, which: str = "best") -> Fitted:
         fitted = super().restore(cfg, prepared, run_dir, which)
         state = guard.load_state(run_dir)
         if state is not None:
             fitted.results["guard"] = state
         return fitted
 
-    def score(self, cfg: DictConfig, prepared: task.PreparedData, fitted: Fitted) -> dict:
+    def score(self, cfg: RunConfig, prepared: task.PreparedData, fitted: Fitted) -> dict:
         model_test = task.predict_split(fitted.predictor, prepared, "test")
         baselines = fit_predict_baselines(prepared.data, prepared.splits, query_split="test")
-        options = cfg.model.get("guard")
+        options = cfg.model.guard
         report = None
-        if options is not None and options.get("enabled") and prepared.features is not None:
-            options = OmegaConf.to_container(options, resolve=True)
+        if options.enabled and prepared.features is not None:
             valid_baselines = fit_predict_baselines(prepared.data, prepared.splits, query_split="valid")
             guarded_names = [name for name in guard.GUARDED_BASELINES if name in baselines]
             test = {"model": model_test, **{name: baselines[name] for name in guarded_names}}
@@ -244,7 +241,7 @@ class TranscriptionNetFamily(EngineFamily):
         metrics["layers"] = [layer.name for layer in prepared.data.layers]
         return metrics
 
-    def write_outputs(self, cfg, prepared: task.PreparedData, fitted: Fitted, metrics, run_dir: Path):
+    def write_outputs(self, cfg: RunConfig, prepared: task.PreparedData, fitted: Fitted, metrics, run_dir: Path):
         data = prepared.data
         frame = pd.concat([pd.DataFrame({"pert_type": t, "pert_gene": data.signatures[t].pert_genes,
                                          "split": prepared.splits[t]}) for t in data.pert_types])
@@ -283,7 +280,7 @@ class TranscriptionNetFamily(EngineFamily):
         return lines
 
     # ------------------------------------------------------------ prediction
-    def predict(self, cfg, prepared: task.PreparedData, fitted: Fitted, inputs=None,
+    def predict(self, cfg: RunConfig, prepared: task.PreparedData, fitted: Fitted, inputs=None,
                 pert_types=None, chunk_size: int = 1024, gene_table=None, **_):
         """Signatures of `inputs` (gene IDs, or a file of them; None: every gene of the graph)
         for each of `pert_types` (None: the run's types), in chunks of `chunk_size` genes, with

@@ -15,8 +15,14 @@ import numpy as np
 
 from tfnet_jax.atomic import atomic_write_json
 from tfnet_jax.errors import RunDirError
-from tfnet_jax.models.ood_guard import (FeatureDistance, apply_shrink, choose, reference_scores,
-                                        shrink_factors)
+from tfnet_jax.models.ood_guard import (
+    FeatureDistance,
+    apply_shrink,
+    choose,
+    reference_scores,
+    shrink_factors,
+)
+from tfnet_jax.schemas.models import GuardConfig
 
 GUARDED_BASELINES = ("ridge", "linear")  # the baselines that read node features
 STATE_FILE = "guard.json"
@@ -36,7 +42,7 @@ def split_scores(prepared, distance: FeatureDistance, pert_type: str, split: str
     return distance.score(prepared.features[table.pert_index[prepared.splits[pert_type] == split]])
 
 
-def guard_split(prepared, options: dict, valid: dict, test: dict) -> tuple[dict, dict]:
+def guard_split(prepared, options: GuardConfig, valid: dict, test: dict) -> tuple[dict, dict]:
     """Guarded test predictions and the report.
 
     `valid` / `test`: {method: {type: predictions of that split's rows}}. Returns
@@ -46,7 +52,7 @@ def guard_split(prepared, options: dict, valid: dict, test: dict) -> tuple[dict,
     for t_id, t in enumerate(prepared.types):
         distance = type_distance(prepared, t)
         reference = reference_scores(prepared.features[_train_index(prepared, t)],
-                                     int(options.get("folds", 5)))
+                                     options.folds)
         scores = {split: split_scores(prepared, distance, t, split) for split in ("valid", "test")}
         table = prepared.data.signatures[t]
         truth = table.values[prepared.splits[t] == "valid"]
@@ -56,7 +62,7 @@ def guard_split(prepared, options: dict, valid: dict, test: dict) -> tuple[dict,
                 continue
             valid_pred = valid[method].get(t, np.zeros((0, truth.shape[1])))
             choice = choose(valid_pred, truth, mean, scores["valid"], reference,
-                            options["quantiles"], options["shrinks"])
+                            options.quantiles, options.shrinks)
             factors = choice.factors(scores["test"])
             guarded.setdefault(method, {})[t] = apply_shrink(test[method][t], mean, factors)
             report.setdefault(method, {})[t] = {

@@ -6,7 +6,7 @@ never seen by a scaler.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import jax.numpy as jnp
 import numpy as np
@@ -21,6 +21,7 @@ from tfnet_jax.graph.multiplex import multiplex_graphs, propagated_features
 from tfnet_jax.models.baselines import fit_predict_baselines
 from tfnet_jax.models.linear import ridge_fit
 from tfnet_jax.models.transcriptionnet import TranscriptionNet
+from tfnet_jax.schemas.models import TranscriptionNetConfig
 from tfnet_jax.train.losses import mse_pearson_loss
 
 
@@ -194,25 +195,26 @@ def ridge_skip_weights(prepared: PreparedData, alphas=SKIP_RIDGE_ALPHAS):
     return weights
 
 
-def build_model(model_cfg: dict, prepared: PreparedData, seed: int) -> TranscriptionNet:
-    cfg = {k: v for k, v in dict(model_cfg).items() if k not in ("name", "beta")}
-    skip_init = cfg.pop("skip_init", "zeros")
-    if skip_init not in ("zeros", "ridge"):
-        raise ValueError(f"model.skip_init must be 'zeros' or 'ridge', got {skip_init!r}")
-    refine = dict(cfg.pop("refine", None) or {"enabled": False})
-    cfg.pop("guard", None)  # applied to predictions after training (tasks/transcriptionnet/guard.py)
+def build_model(model_cfg: TranscriptionNetConfig, prepared: PreparedData, seed: int) -> TranscriptionNet:
+    m = model_cfg
+    if m.skip_init not in ("zeros", "ridge"):
+        raise ValueError(f"model.skip_init must be 'zeros' or 'ridge', got {m.skip_init!r}")
+    refine = {k: v for k, v in asdict(m.refine).items() if k != "enabled"}
     feature_dim = None if prepared.features is None else prepared.features.shape[1]
-    if cfg.get("encoder", "gat") == "sign" and (
-            prepared.propagated is None or prepared.propagated.shape[1] != cfg.get("hops", 2) + 1):
-        raise ValueError(f"model.encoder=sign needs features propagated {cfg.get('hops', 2)} hop(s): "
-                         f"prepare(data, splits, hops={cfg.get('hops', 2)})")
+    if m.encoder == "sign" and (prepared.propagated is None or prepared.propagated.shape[1] != m.hops + 1):
+        raise ValueError(f"model.encoder=sign needs features propagated {m.hops} hop(s): "
+                         f"prepare(data, splits, hops={m.hops})")
+    # model.guard applies to predictions after training (tasks/transcriptionnet/guard.py).
     model = TranscriptionNet(
         num_nodes=prepared.data.num_genes + 1, num_layers=len(prepared.graphs),
         num_types=len(prepared.types), num_readouts=len(prepared.data.readout_genes),
-        feature_dim=feature_dim, refine=refine if refine.pop("enabled") else None,
-        on_target_init=own_column_shift(prepared) if cfg.get("on_target") else None,
-        rngs=nnx.Rngs(params=seed), **cfg)
-    if skip_init == "ridge":
+        feature_dim=feature_dim, refine=refine if m.refine.enabled else None,
+        on_target_init=own_column_shift(prepared) if m.on_target else None,
+        rngs=nnx.Rngs(params=seed), node_input=m.node_input, hidden=m.hidden,
+        gat_layers=m.gat_layers, heads=m.heads, fusion=m.fusion, fusion_dim=m.fusion_dim,
+        head_hidden=m.head_hidden, head_blocks=m.head_blocks, dropout=m.dropout,
+        on_target=m.on_target, linear_skip=m.linear_skip, encoder=m.encoder, hops=m.hops)
+    if m.skip_init == "ridge":
         if model.skip is None:
             raise ValueError("model.skip_init=ridge needs model.linear_skip=true")
         # Start at the ridge solution; the heads' last layer at zero, so training starts
