@@ -25,6 +25,15 @@ def tiny_model(**overrides):
     return TranscriptionNetConfig(**{**TINY_MODEL, **overrides})
 
 
+@pytest.fixture
+def compiles():
+    """XLA compilations by function name during the test (jax_log_compiles' records)."""
+    from tfnet_jax.train.compiles import CompileCounter
+    counter = CompileCounter().start()
+    yield counter
+    counter.stop()
+
+
 @pytest.fixture(scope="session")
 def tiny_data():
     from tfnet_jax.data.perturbation.synthetic import SyntheticConfig, make_synthetic

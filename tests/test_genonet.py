@@ -249,7 +249,7 @@ def _loop_setup(n=60, p=6):
     return block, model, cfg, Trainer, signal
 
 
-def test_named_loop_stops_a_flat_gene_early_keeps_its_start_and_never_recompiles():
+def test_named_loop_stops_a_flat_gene_early_keeps_its_start_and_never_recompiles(compiles):
     from tfnet_jax.tasks.genonet.fit import fit_gene_block
     block, model, cfg, Trainer, signal = _loop_setup()
     n = len(signal)
@@ -277,7 +277,7 @@ def test_named_loop_stops_a_flat_gene_early_keeps_its_start_and_never_recompiles
     again = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=True)
     for name in fit.snapshot:
         np.testing.assert_array_equal(again.snapshot[name], fit.snapshot[name])
-    assert trainer._train_step._cache_size() == 1 and trainer._predict_step._cache_size() == 1
+    assert compiles["train_step"] == 1 and compiles["predict_step"] == 1
 
 
 def test_resume_after_a_kill_redoes_only_the_missing_unit(genonet_run, tmp_path):

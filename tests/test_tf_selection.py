@@ -61,14 +61,13 @@ def test_selection_finds_the_planted_masters_with_one_fine_tune_and_fixed_compil
             built.append(1)
             super().__init__(*args, **kwargs)
     monkeypatch.setattr(sel, "Trainer", CountingTrainer)
-    before = sel._set_sse._cache_size()
     full_before = np.asarray(trainer.predict({"x": prepared.inputs("valid")}))
     table = sel.select_core_tfs(trainer, prepared, steps=60, drop_fraction=0.1, min_tfs=3, evals=3)
     # 12 candidate sets, yet one fine-tune trainer, one train-step and one scorer compile.
     assert table["n_tfs"].tolist() == sel.nested_sizes(16, 0.1, 3) and len(table) == 13
     assert len(built) == 1
-    assert table.attrs["compiles"]["fine_tune_step"] == 1
-    assert sel._set_sse._cache_size() - before <= 1
+    # (the module-level scorer may have compiled these shapes for an earlier test: at most 1)
+    assert table.attrs["compiles"]["fine_tune_step"] == 1 and table.attrs["compiles"]["set_scorer"] <= 1
     # The trained model is left as it was.
     np.testing.assert_array_equal(full_before, trainer.predict({"x": prepared.inputs("valid")}))
     # Nested sets; the last (3 TFs) is exactly the planted masters.

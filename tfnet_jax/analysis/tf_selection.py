@@ -39,6 +39,7 @@ from tfnet_jax.atomic import atomic_write_json, atomic_write_with
 from tfnet_jax.eval.regression import expression_metrics, r2_summary
 from tfnet_jax.eval.plots import core_tf_curve
 from tfnet_jax.schemas.commands import IMPORTANCE, CoreTFsOptions, make_options
+from tfnet_jax.train.compiles import CompileCounter
 from tfnet_jax.train.engine import Trainer
 from tfnet_jax.train.losses import masked_mean
 
@@ -222,8 +223,9 @@ def select_core_tfs(trainer: Trainer, prepared, *, steps: int = 600, importance:
     if len(sizes) > 1:
         subsets = masks[1:]
         scorer = SetScorer(prepared)
-        tuned, valid = _fine_tune(trainer, prepared, subsets, scorer, steps, evals)
-        per_split = {"valid": valid, "test": scorer.metrics(tuned, subsets, "test")}
+        with CompileCounter() as compiles:
+            tuned, valid = _fine_tune(trainer, prepared, subsets, scorer, steps, evals)
+            per_split = {"valid": valid, "test": scorer.metrics(tuned, subsets, "test")}
         for i, mask in enumerate(subsets):
             row = {"n_tfs": int(mask.sum())}
             for split in ("valid", "test"):
@@ -231,8 +233,7 @@ def select_core_tfs(trainer: Trainer, prepared, *, steps: int = 600, importance:
             row["tfs"] = ",".join(tf_genes[mask > 0].tolist())
             rows.append(row)
         attrs.update(fine_tune_steps=int(steps), compiles={
-            "fine_tune_step": tuned._train_step._cache_size(),
-            "set_scorer": _set_sse._cache_size()})
+            "fine_tune_step": compiles["train_step"], "set_scorer": compiles["_set_sse"]})
     table = pd.DataFrame(rows)
     table.attrs.update(attrs)
     for row in rows:
