@@ -54,6 +54,7 @@ def test_version_is_the_installed_one():
     assert tfnet_jax.__version__ and tfnet_jax.__version__[0].isdigit()
 
 
+@pytest.mark.e2e
 def test_tfnet_fit_load_predict_new_samples(tfnet_run):
     metrics = tfnet_run.metrics
     assert set(metrics.columns) == {"method", "group", "metric", "value"}
@@ -98,6 +99,7 @@ def test_keyword_dicts_become_overrides_also_for_free_keyed_dict_fields():
         compose(config_overrides("model", {"guard": {"enabld": False}}))
 
 
+@pytest.mark.e2e
 def test_transcriptionnet_fit_load_predict_genes(tmp_path):
     run = tfnet_jax.fit("transcriptionnet", run_dir=tmp_path / "tn", **TINY_TN)
     assert {"model", "ridge", "mean"} <= set(run.metrics["method"])
@@ -131,6 +133,7 @@ def test_in_memory_data_joins_the_identity(tmp_path, tfnet_run):
         tfnet_jax.fit("tfnet", data=changed, run_dir=tmp_path / "mem", **TINY_TF)
 
 
+@pytest.mark.e2e
 def test_rerun_with_changed_config_is_refused_and_changes_nothing(tfnet_run):
     run_dir = tfnet_run.run_dir
     before = {name: tree_digest(run_dir / name) if (run_dir / name).is_dir()
@@ -152,6 +155,7 @@ def test_rerun_with_changed_config_is_refused_and_changes_nothing(tfnet_run):
     assert again.metrics_json == tfnet_run.metrics_json
 
 
+@pytest.mark.e2e
 def test_genonet_fit_load_predict_new_genotypes(tmp_path):
     run = tfnet_jax.fit("genonet", run_dir=tmp_path / "geno", overrides=["experiment=smoke_genonet"],
                         data={"cache": str(tmp_path / "sim")})

@@ -61,6 +61,7 @@ def test_every_console_script_help_says_what_and_gives_an_example():
         assert example.startswith(f"{name} "), (name, example)
 
 
+@pytest.mark.e2e
 def test_console_script_on_path_answers_help():
     result = run_script("tfnet-twas", "--help")
     assert result.returncode == 0 and "Example:" in result.stdout, result.stderr
@@ -81,6 +82,7 @@ def test_user_error_is_one_line_with_exit_2(tmp_path, args, names):
     assert len(lines) == 1 and lines[0].startswith("error: ") and names in lines[0], lines
 
 
+@pytest.mark.e2e
 def test_hydra_full_error_keeps_the_traceback(tmp_path):
     result = run_script("tfnet-train", "model.hiden=3", f"hydra.run.dir={tmp_path}/run",
                         env={"HYDRA_FULL_ERROR": "1"}, cwd=tmp_path)

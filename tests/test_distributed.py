@@ -156,6 +156,7 @@ def reference(tmp_path_factory):
     return json.loads((root / "one" / "metrics.json").read_text())
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_two_processes_train_to_the_one_process_metrics(reference, tmp_path):
     run_dir = tmp_path / "two"
@@ -168,6 +169,7 @@ def test_two_processes_train_to_the_one_process_metrics(reference, tmp_path):
     assert "Process 0 of 2" in log and "Process 1 of 2" not in log  # process 0 writes the files
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_killed_two_process_run_resumes_to_the_same_metrics(reference, tmp_path):
     run_dir = tmp_path / "killed"
@@ -178,6 +180,7 @@ def test_killed_two_process_run_resumes_to_the_same_metrics(reference, tmp_path)
     assert_same_metrics(run_dir, reference)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize("first, then", [(1, 2), (2, 1)])
 def test_run_dir_resumes_across_process_counts(reference, tmp_path, first, then):

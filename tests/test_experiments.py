@@ -203,6 +203,7 @@ def multirun(sweep_dir, arms):
     return done.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # test_launchers re-runs a missing arm too (default suite)
 def test_rerun_sweep_trains_only_missing_arms(tmp_path):
     multirun(tmp_path, "all,only_1")

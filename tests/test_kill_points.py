@@ -63,6 +63,7 @@ def _close(a, b, path="metrics"):
         assert a == b, path
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_sigkill_at_ten_moments_gives_the_uninterrupted_metrics(tmp_path):
     straight = tmp_path / "straight"

@@ -16,6 +16,7 @@ def latest_steps(run_dir):
     return sorted(int(p.name) for p in latest.iterdir() if p.name.isdigit()) if latest.exists() else []
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # test_kill_points covers ten kill moments; this one-kill case runs with them
 def test_killed_run_resumes_with_the_same_command(tmp_path):
     run_dir = tmp_path / "run"

@@ -49,6 +49,7 @@ def local_sweep(tmp_path_factory):
     return sweep_dir, sweep(sweep_dir, "local")
 
 
+@pytest.mark.e2e
 def test_submitit_local_sweep_keeps_the_layout_and_collects(local_sweep):
     sweep_dir, runs = local_sweep
     # Hydra's <job num>_<overrides> run dirs, as with the basic launcher; submitit's own files
@@ -59,6 +60,7 @@ def test_submitit_local_sweep_keeps_the_layout_and_collects(local_sweep):
     assert_collects_both_arms(sweep_dir)
 
 
+@pytest.mark.e2e
 def test_rerun_under_a_launcher_trains_only_the_missing_arm(local_sweep):
     sweep_dir, (kept, killed) = local_sweep
     (killed / "metrics.json").unlink()  # the second arm "did not finish"
@@ -72,6 +74,7 @@ def test_rerun_under_a_launcher_trains_only_the_missing_arm(local_sweep):
 
 
 @pytest.mark.slow  # 72 s on 2 shared cores; the local sweep covers layout and re-runs
+@pytest.mark.e2e
 def test_joblib_sweep_collects(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     runs = sweep(tmp_path, "parallel")
@@ -94,6 +97,7 @@ def test_slurm_preset_composes_with_its_resources():
     assert launcher.submitit_folder.endswith("/.submitit/%j")  # in the sweep dir; collect skips it
 
 
+@pytest.mark.e2e
 def test_wrong_launcher_is_one_line():
     done = train("-m", "hydra/launcher=slrum", "seed=0,1", timeout=60)
     assert done.returncode == 2
@@ -102,6 +106,7 @@ def test_wrong_launcher_is_one_line():
     assert "slurm" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.e2e
 def test_missing_launcher_plugin_names_the_extra():
     code = ("import sys; sys.modules['hydra_plugins.hydra_submitit_launcher'] = None; "
             "sys.argv = ['tfnet-train', '-m', 'hydra/launcher=slurm', 'seed=0,1']; "
@@ -113,6 +118,7 @@ def test_missing_launcher_plugin_names_the_extra():
                                    'hydra-submitit-launcher plugin; pip install "tfnet_jax[cluster]"')
 
 
+@pytest.mark.e2e
 def test_a_failed_run_under_submitit_is_one_line(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     done = train("-m", "hydra/launcher=local", f"hydra.sweep.dir={tmp_path}",

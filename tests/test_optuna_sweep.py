@@ -50,6 +50,7 @@ def best_validation(run_dir, monitor="valid/pearson_delta"):
     return max(r[monitor] for r in records if monitor in r)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_two_workers_share_one_journal_study(tmp_path):
     sweep_dir = tmp_path / "sweep"
@@ -72,6 +73,7 @@ def test_two_workers_share_one_journal_study(tmp_path):
     assert table.loc[table["metric"] == "valid_best", "run"].nunique() == len(trials)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_killed_worker_loses_no_finished_trial_and_a_rerun_completes(tmp_path):
     sweep_dir = tmp_path / "sweep"

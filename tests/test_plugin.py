@@ -1,5 +1,6 @@
 """A network defined outside the package: registered by import path, swept over seeds in a
 multirun (fresh subprocesses), and collected beside the built-in baselines in one table."""
+import pytest
 import os
 import subprocess
 import sys
@@ -30,6 +31,7 @@ def _run(args, tmp_path, plugin_dir):
                           text=True, timeout=600)
 
 
+@pytest.mark.e2e
 def test_plugin_network_multirun_collects_beside_baselines(tmp_path):
     plugin_dir = tmp_path / "user_code"
     plugin_dir.mkdir()
@@ -57,6 +59,7 @@ def test_plugin_network_multirun_collects_beside_baselines(tmp_path):
     assert "| arm" in collect.stderr and "report.md" in collect.stderr  # logged under python -m
 
 
+@pytest.mark.e2e
 def test_unimportable_plugin_is_one_line_error(tmp_path):
     result = _run(["-m", "tfnet_jax.train", "model=tfnet", *TINY, "model._target_=no_such_mod.Net",
                    f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, tmp_path)

@@ -71,6 +71,7 @@ def one_error_line(err, capsys) -> str:
 
 
 # ---------------------------------------------------------------- one writer per run dir
+@pytest.mark.e2e
 @pytest.mark.slow  # two CLI trainings: ~60 s on 2 shared cores
 def test_second_run_into_a_busy_dir_stops_at_once(tmp_path):
     run_dir = tmp_path / "run"
