@@ -13,7 +13,7 @@ from flax import nnx
 
 from tfnet_jax.data.genotype.blocks import Block, make_blocks
 from tfnet_jax.errors import DataError
-from tfnet_jax.models.genonet import PER_GENE, GenoNet
+from tfnet_jax.models.genonet import PER_GENE, GenoNet, GenoNetContext, GenoNetModelConfig
 from tfnet_jax.schemas.models import ElasticNetConfig
 from tfnet_jax.tasks.genonet import prepare as task
 
@@ -34,14 +34,15 @@ def _inputs(seed=0):
     vmask[1, 8:] = False                       # gene 1 has 8 real variants, gene 2 has 5
     vmask[2, 5:] = False
     dosage = rng.integers(0, 3, (B, G, P)).astype(np.float32)
-    ctx = {"vmask": jnp.asarray(vmask), "mu": jnp.ones((G, P, 2)) * 0.5, "sd": jnp.ones((G, P, 2)),
-           "annotations": jnp.asarray(rng.normal(size=(G, P, K)), jnp.float32),
-           "active": jnp.ones(G)}
+    ctx = GenoNetContext(vmask=jnp.asarray(vmask), mu=jnp.ones((G, P, 2)) * 0.5, sd=jnp.ones((G, P, 2)),
+                         annotations=jnp.asarray(rng.normal(size=(G, P, K)), jnp.float32),
+                         active=jnp.ones(G))
     return dosage, ctx
 
 
 def _model(num_annotations=K, genes=G):
-    model = GenoNet(genes, P, num_annotations, channels=4, kernel=3, hidden=8, rngs=nnx.Rngs(0))
+    model = GenoNet(GenoNetModelConfig(genes, P, num_annotations, channels=4, kernel=3, hidden=8),
+                    rngs=nnx.Rngs(0))
     if num_annotations:  # a non-trivial gate, so the annotation path matters below
         model.gate_out.kernel[...] = jax.random.normal(jax.random.key(1), model.gate_out.kernel.shape)
     return model
@@ -51,10 +52,10 @@ def test_padded_variants_change_nothing():
     dosage, ctx = _inputs()
     model = _model()
     before = _forward(model, jnp.asarray(dosage), ctx)
-    pad = ~np.asarray(ctx["vmask"])
+    pad = ~np.asarray(ctx.vmask)
     changed = dosage.copy()
     changed[:, pad] = 7.0
-    ctx2 = dict(ctx, annotations=jnp.where(pad[..., None], 50.0, ctx["annotations"]))
+    ctx2 = ctx.replace(annotations=jnp.where(pad[..., None], 50.0, ctx.annotations))
     np.testing.assert_allclose(_forward(model, jnp.asarray(changed), ctx2), before, rtol=1e-6, atol=1e-6)
 
 
@@ -71,8 +72,8 @@ def test_genes_in_a_block_are_independent():
 
 def test_annotation_prior_is_shared_across_genes():
     def shapes(genes, annotations=K):  # abstract: no compute, no compiles
-        return nnx.eval_shape(lambda: GenoNet(genes, P, annotations, channels=4, kernel=3, hidden=8,
-                                              rngs=nnx.Rngs(0)))
+        return nnx.eval_shape(lambda: GenoNet(GenoNetModelConfig(genes, P, annotations, channels=4,
+                                                                 kernel=3, hidden=8), rngs=nnx.Rngs(0)))
     small, big = shapes(3), shapes(5)
     for name in ("gate_in", "gate_out"):
         for a, b in zip(jax.tree.leaves(nnx.state(getattr(small, name))),
@@ -88,7 +89,7 @@ def test_stopped_genes_get_no_gradient():
     model = _model()
     batch = {"dosage": jnp.asarray(dosage), "y": jnp.asarray(np.random.default_rng(1).normal(size=(B, G)),
                                                                jnp.float32), "mask": jnp.ones(B)}
-    ctx = dict(ctx, active=jnp.asarray([1.0, 0.0, 1.0]))
+    ctx = ctx.replace(active=jnp.asarray([1.0, 0.0, 1.0]))
     loss_fn = task.make_loss_fn(0.01)
     grads = nnx.jit(nnx.grad(lambda m, b, c: loss_fn(m, b, c, jax.random.key(0))[0]))(model, batch, ctx)
     for name in ("r", *PER_GENE[1:]):
@@ -101,17 +102,18 @@ def test_elastic_net_start_predicts_the_elastic_net_and_stays_frozen():
     """Step 0 of an elastic-net-started GenoNet is the elastic net's prediction in data units."""
     dosage, ctx = _inputs()
     rng = np.random.default_rng(2)
-    vmask = np.asarray(ctx["vmask"])
+    vmask = np.asarray(ctx.vmask)
     beta = rng.normal(size=(2, P)) * vmask[:2]          # 2 real genes; the third is padding
     b0 = rng.normal(size=2)
     y = dosage[:, :2] @ np.ones(P) + rng.normal(size=(B, 2))
     block = Block(["a", "b"], dosage, vmask, None)
     fold = task.prepare_fold(block, y, np.ones(B, bool), annotations=False)
-    fold.context.update(task.linear_from_enet(fold, beta, b0))
-    model = GenoNet(G, P, 0, channels=4, kernel=3, hidden=8, linear_init="elastic_net", rngs=nnx.Rngs(0))
+    fold.context = fold.context.replace(**task.linear_from_enet(fold, beta, b0))
+    model = GenoNet(GenoNetModelConfig(G, P, 0, channels=4, kernel=3, hidden=8, linear_init="elastic_net"),
+                    rngs=nnx.Rngs(0))
     c = fold.context
-    params = task.effective_params(model, None, jnp.asarray(vmask), {"lin": c["lin"], "lin_b": c["lin_b"]})
-    out = task.predict_snapshot(params, jnp.asarray(fold.dosage), c["mu"], c["sd"], c["vmask"], True)
+    params = task.effective_params(model, None, jnp.asarray(vmask), {"lin": c.lin, "lin_b": c.lin_b})
+    out = task.predict_snapshot(params, jnp.asarray(fold.dosage), c.mu, c.sd, c.vmask, True)
     want = np.einsum("bgp,gp->bg", dosage[:, :2], beta) + b0
     np.testing.assert_allclose(fold.unscale(np.asarray(out, np.float64))[:, :2], want, rtol=1e-4, atol=1e-4)
     assert not any("lin" in str(path) for path, _ in jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param)))
@@ -121,32 +123,32 @@ def test_screened_network_on_every_variant_equals_the_unscreened_one():
     """The screen's gather and the elastic-net path over all variants change no arithmetic."""
     dosage, ctx = _inputs()
     rng = np.random.default_rng(3)
-    ctx = dict(ctx, lin=jnp.asarray(rng.normal(size=(G, P)), jnp.float32), lin_b=jnp.ones(G),
-               mu=jnp.asarray(rng.uniform(0, 1, (G, P, 2)), jnp.float32),
-               sd=jnp.asarray(rng.uniform(0.5, 2, (G, P, 2)), jnp.float32))
-    models = [GenoNet(G, P, K, channels=4, kernel=3, hidden=8, linear_init="elastic_net",
-                      screen_width=width, rngs=nnx.Rngs(0)) for width in (None, P)]
+    ctx = ctx.replace(lin=jnp.asarray(rng.normal(size=(G, P)), jnp.float32), lin_b=jnp.ones(G),
+                      mu=jnp.asarray(rng.uniform(0, 1, (G, P, 2)), jnp.float32),
+                      sd=jnp.asarray(rng.uniform(0.5, 2, (G, P, 2)), jnp.float32))
+    models = [GenoNet(GenoNetModelConfig(G, P, K, channels=4, kernel=3, hidden=8, linear_init="elastic_net",
+                                         screen_width=width), rngs=nnx.Rngs(0)) for width in (None, P)]
     for model in models:  # a non-trivial gate and output layer, identical in both
         model.gate_out.kernel[...] = jax.random.normal(jax.random.key(1), model.gate_out.kernel.shape)
         model.w2[...] = jax.random.normal(jax.random.key(2), model.w2.shape)
     full = _forward(models[0], jnp.asarray(dosage), ctx)
     every = jnp.tile(jnp.arange(P, dtype=jnp.int32), (G, 1))
-    np.testing.assert_allclose(_forward(models[1], jnp.asarray(dosage), dict(ctx, screen=every)), full,
+    np.testing.assert_allclose(_forward(models[1], jnp.asarray(dosage), ctx.replace(screen=every)), full,
                                rtol=1e-5, atol=1e-5)
     # Screened to 3 variants with no elastic-net path: the other variants change nothing.
-    narrow = GenoNet(G, P, K, channels=4, kernel=3, hidden=8, linear_skip=True, screen_width=3,
-                     rngs=nnx.Rngs(0))
+    narrow = GenoNet(GenoNetModelConfig(G, P, K, channels=4, kernel=3, hidden=8, linear_skip=True,
+                                        screen_width=3), rngs=nnx.Rngs(0))
     screen = jnp.asarray([[0, 4, 9], [1, 2, 7], [0, 3, 6]], jnp.int32)  # gene 2: variant 6 is padding
-    lean = {k: v for k, v in ctx.items() if not k.startswith("lin")}
-    before = np.asarray(_forward(narrow, jnp.asarray(dosage), dict(lean, screen=screen)))
+    lean = ctx.replace(lin=None, lin_b=None)
+    before = np.asarray(_forward(narrow, jnp.asarray(dosage), lean.replace(screen=screen)))
     changed = dosage.copy()
     outside = np.ones((G, P), bool)
     outside[np.arange(G)[:, None], np.asarray(screen)] = False
     changed[:, outside] = 2.0 - changed[:, outside]
-    np.testing.assert_allclose(_forward(narrow, jnp.asarray(changed), dict(lean, screen=screen)), before,
+    np.testing.assert_allclose(_forward(narrow, jnp.asarray(changed), lean.replace(screen=screen)), before,
                                rtol=1e-6, atol=1e-6)
     changed[:, 0, 4] = 2.0 - changed[:, 0, 4]  # a screened variant does matter
-    assert not np.allclose(np.asarray(_forward(narrow, jnp.asarray(changed), dict(lean, screen=screen)))[:, 0],
+    assert not np.allclose(np.asarray(_forward(narrow, jnp.asarray(changed), lean.replace(screen=screen)))[:, 0],
                            before[:, 0])
 
 
@@ -173,13 +175,13 @@ def test_variant_screen_ranks_elastic_net_picks_then_correlation_on_training_row
 
     # Training's pre-screened inputs (K dosages + the elastic-net path as an offset) predict
     # what the full dosages do.
-    fold.context.update(task.linear_from_enet(fold, coef + 0.05 * (rng.random(coef.shape) < 0.5), np.ones(2)))
-    fold.context["screen"] = screen
+    fold.context = fold.context.replace(
+        screen=screen, **task.linear_from_enet(fold, coef + 0.05 * (rng.random(coef.shape) < 0.5), np.ones(2)))
     task.prescreen(fold)
-    model = GenoNet(2, p, 0, channels=2, kernel=3, hidden=4, linear_init="elastic_net", screen_width=3,
-                    rngs=nnx.Rngs(0))
+    model = GenoNet(GenoNetModelConfig(2, p, 0, channels=2, kernel=3, hidden=4, linear_init="elastic_net",
+                                       screen_width=3), rngs=nnx.Rngs(0))
     model.w2[...] = jnp.ones_like(model.w2[...])
-    ctx = {k: jnp.asarray(v) for k, v in fold.context.items()}
+    ctx = jax.tree.map(jnp.asarray, fold.context)
     rows = fold.rows(np.arange(n))
     assert rows["dosage"].shape == (n, 2, 3)
     full = nnx.jit(lambda m, d, c: m(d, c))(model, jnp.asarray(fold.dosage), ctx)
@@ -242,7 +244,8 @@ def _loop_setup(n=60, p=6):
     rng = np.random.default_rng(0)
     dosage = rng.integers(0, 3, (n, 2, p)).astype(np.float32)
     block = Block(["signal", "flat"], dosage, np.ones((2, p), bool), None)
-    model = GenoNet(2, p, 0, channels=2, kernel=3, hidden=4, linear_skip=True, rngs=nnx.Rngs(0))
+    model = GenoNet(GenoNetModelConfig(2, p, 0, channels=2, kernel=3, hidden=4, linear_skip=True),
+                    rngs=nnx.Rngs(0))
     cfg = TrainConfig(batch_size=16, eval_batch_size=32, max_steps=60, eval_every=5, patience=2,
                       learning_rate=0.05, warmup_steps=2, progress=False)
     signal = dosage[:, 0, 0] + dosage[:, 0, 1] + 0.1 * rng.normal(size=n)
@@ -259,7 +262,7 @@ def test_named_loop_stops_a_flat_gene_early_keeps_its_start_and_never_recompiles
     fold = task.prepare_fold(block, np.stack([signal, np.ones(n)], 1), train_mask, annotations=False)
     trainer = Trainer(model, cfg, loss_fn=task.make_loss_fn(0.0), predict_fn=task.predict_fn,
                       context=fold.context)
-    start = jax.device_get(task.effective_params(trainer.model, None, fold.context["vmask"]))
+    start = jax.device_get(task.effective_params(trainer.model, None, fold.context.vmask))
     fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=True)
     # Scored at steps 0 and 5 without a gain (patience 2): out of the loss at step 5.
     assert fit.stop_step[1] == 5 and (fit.stop_step[0] == -1 or fit.stop_step[0] > 5)

@@ -1,11 +1,12 @@
 """GenoNet's epistasis start: the dominance / pairwise codings, their inner-CV fit on the start's
 residuals (training rows only), and the same prediction from training's offset and full dosages."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from tfnet_jax.data.genotype.blocks import Block
-from tfnet_jax.models.genonet import GenoNet, epistasis_features, epistasis_path
+from tfnet_jax.models.genonet import GenoNet, GenoNetModelConfig, epistasis_features, epistasis_path
 from tfnet_jax.schemas.models import ElasticNetConfig
 from tfnet_jax.tasks.genonet import prepare as task
 
@@ -37,7 +38,7 @@ def _fold(seed=0, n=300, p=10):
     coef = np.zeros((3, p))
     coef[0, [3, 7]] = [0.2, 1.0]
     coef[1, 2] = 1.0
-    fold.context.update(task.linear_from_enet(fold, coef, np.array([0.0, -1.0, 0.0])))
+    fold.context = fold.context.replace(**task.linear_from_enet(fold, coef, np.array([0.0, -1.0, 0.0])))
     return fold, train, coef, y
 
 
@@ -53,7 +54,7 @@ def test_fit_finds_dominance_only_where_it_is_and_ignores_held_out_rows():
     y_later = y.copy()
     y_later[~train] = 100.0
     again = task.prepare_fold(fold.block, y_later, train, annotations=False)
-    again.context.update({k: fold.context[k] for k in ("lin", "lin_b")})
+    again.context = again.context.replace(lin=fold.context.lin, lin_b=fold.context.lin_b)
     again.y_mean, again.y_sd = fold.y_mean, fold.y_sd
     np.testing.assert_allclose(task.fit_epistasis(again, train, coef, 2, EN_CFG, seed=0)["epi_w"],
                                epi["epi_w"], rtol=1e-5, atol=1e-6)
@@ -61,17 +62,17 @@ def test_fit_finds_dominance_only_where_it_is_and_ignores_held_out_rows():
 
 def test_training_offset_and_full_dosages_predict_alike():
     fold, train, coef, _ = _fold(1)
-    fold.context.update(task.fit_epistasis(fold, train, coef, 2, EN_CFG, seed=0))
-    fold.context["screen"] = task.screen_variants(fold, train, 3, coef)
+    fold.context = fold.context.replace(**task.fit_epistasis(fold, train, coef, 2, EN_CFG, seed=0))
+    fold.context = fold.context.replace(screen=task.screen_variants(fold, train, 3, coef))
     task.prescreen(fold)
-    model = GenoNet(3, 10, 0, channels=2, kernel=3, hidden=4, linear_init="elastic_net", screen_width=3,
-                    rngs=nnx.Rngs(0))
-    ctx = {k: jnp.asarray(v) for k, v in fold.context.items()}
+    model = GenoNet(GenoNetModelConfig(3, 10, 0, channels=2, kernel=3, hidden=4, linear_init="elastic_net",
+                                       screen_width=3), rngs=nnx.Rngs(0))
+    ctx = jax.tree.map(jnp.asarray, fold.context)
     rows = fold.rows(np.arange(len(train)))
     full = nnx.jit(lambda m, d, c: m(d, c))(model, jnp.asarray(fold.dosage), ctx)
     fast = nnx.jit(lambda m, d, c, o: m(d, c, offset=o))(model, rows["dosage"], ctx, rows["offset"])
     np.testing.assert_allclose(fast, full, rtol=1e-4, atol=1e-4)
-    without = {k: v for k, v in ctx.items() if not k.startswith("epi_")}
+    without = ctx.replace(epi_idx=None, epi_center=None, epi_w=None, epi_b=None)
     assert not np.allclose(nnx.jit(lambda m, d, c: m(d, c))(model, jnp.asarray(fold.dosage), without), full,
                            atol=1e-3)  # the epistasis path does contribute
 
@@ -82,7 +83,7 @@ def test_choice_takes_the_elastic_net_where_its_start_scores_at_least_genonet():
     fold, train, _, _ = _fold()
     valid = np.flatnonzero(~train)
     ctx = fold.context
-    start = np.asarray(task.elastic_net_path(fold.dosage[valid], ctx["lin"], ctx["mu"], ctx["sd"], ctx["vmask"]))
-    r2 = per_gene_r2(start + ctx["lin_b"], fold.y[valid])
+    start = np.asarray(task.elastic_net_path(fold.dosage[valid], ctx.lin, ctx.mu, ctx.sd, ctx.vmask))
+    r2 = per_gene_r2(start + ctx.lin_b, fold.y[valid])
     wins = elastic_net_wins(fold, valid, np.array([r2[0] + 0.01, r2[1], np.nan]))
     assert list(wins) == [False, True, True]  # GenoNet better / a tie / GenoNet has no score

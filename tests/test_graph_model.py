@@ -7,7 +7,8 @@ from flax import nnx
 
 from tfnet_jax.data.networks import NetworkLayer
 from tfnet_jax.graph.multiplex import directed_edges, layer_to_blocks, multiplex_graphs
-from tfnet_jax.models.transcriptionnet import TranscriptionNet
+from tfnet_jax.models.transcriptionnet import (TranscriptionNet, TranscriptionNetContext,
+                                               TranscriptionNetModelConfig)
 from tfnet_jax.train.losses import mse_pearson_loss, row_pearson
 
 # 4 genes; gene 3 is isolated. Edges 0-1 (w 2), 1-2 (w 1).
@@ -56,7 +57,7 @@ def make_model(**kw):
     args = dict(num_nodes=5, num_layers=2, num_types=3, num_readouts=7, feature_dim=6, hidden=8,
                 gat_layers=2, heads=2, fusion_dim=4, head_hidden=16, head_blocks=1, dropout=0.0)
     args.update(kw)
-    return TranscriptionNet(rngs=nnx.Rngs(0), **args)
+    return TranscriptionNet(TranscriptionNetModelConfig(**args), rngs=nnx.Rngs(0))
 
 
 @pytest.mark.parametrize("node_input,feature_dim", [("features", 6), ("embedding", None), ("both", 6)])
@@ -64,7 +65,7 @@ def test_model_shapes_and_fusion_weights(node_input, feature_dim):
     graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, edge_multiple=8)
     model = make_model(node_input=node_input, feature_dim=feature_dim)
     feats = jnp.ones((5, 6)) if feature_dim else None
-    out = model({"features": feats, "graphs": graphs}, jnp.array([0, 3, 2]), jnp.array([0, 1, 2]))
+    out = model(TranscriptionNetContext(feats, graphs), jnp.array([0, 3, 2]), jnp.array([0, 1, 2]))
     assert out.shape == (3, 7) and bool(jnp.all(jnp.isfinite(out)))
     emb, weights = model.embed(feats, graphs)
     assert emb.shape == (5, 8) and weights.shape == (2, 5)
@@ -76,7 +77,7 @@ def test_each_type_uses_its_own_head():
     model = make_model()
     feats = jax.random.normal(jax.random.key(1), (5, 6))
     same_gene = jnp.array([1, 1, 1])
-    out = np.asarray(model({"features": feats, "graphs": graphs}, same_gene, jnp.array([0, 1, 2])))
+    out = np.asarray(model(TranscriptionNetContext(feats, graphs), same_gene, jnp.array([0, 1, 2])))
     assert not np.allclose(out[0], out[1]) and not np.allclose(out[1], out[2])
     emb, _ = model.embed(feats, graphs)
     np.testing.assert_allclose(out[2], np.asarray(model.heads[2](emb[1:2], deterministic=True))[0],
@@ -115,8 +116,8 @@ def test_loss_against_hand_computed_values():
 def test_on_target_shift_moves_only_the_own_column():
     graphs = multiplex_graphs([LAYER, LAYER], num_nodes=4, edge_multiple=8)
     model = make_model(on_target=True)
-    context = {"features": jnp.ones((5, 6)), "graphs": graphs,
-               "readout_col": jnp.array([2, -1, 5, -1, -1], jnp.int32)}  # genes 0, 2 are readouts
+    context = TranscriptionNetContext(jnp.ones((5, 6)), graphs,  # genes 0, 2 are readouts
+                                      readout_col=jnp.array([2, -1, 5, -1, -1], jnp.int32))
     genes, types = jnp.array([0, 1, 2]), jnp.array([0, 0, 1])
     before = np.asarray(model(context, genes, types))
     model.on_target[...] = jnp.array([-3.0, 2.0, 0.0])
@@ -127,9 +128,9 @@ def test_on_target_shift_moves_only_the_own_column():
 
 
 def test_refiner_uses_observed_other_types_but_never_the_target():
-    from tfnet_jax.models.gensan import CrossTypeRefiner
-    refiner = CrossTypeRefiner(num_types=3, num_readouts=7, dim=8, heads=2, inducing=4, recycles=2,
-                               rngs=nnx.Rngs(0))
+    from tfnet_jax.models.gensan import CrossTypeRefiner, RefinerConfig
+    refiner = CrossTypeRefiner(RefinerConfig(num_types=3, num_readouts=7, dim=8, heads=2, inducing=4,
+                                             recycles=2), rngs=nnx.Rngs(0))
     refiner.out.kernel[...] = jax.random.normal(jax.random.key(2), refiner.out.kernel.shape)
     key = jax.random.key(3)
     predicted = jax.random.normal(key, (3, 2, 7))

@@ -12,7 +12,8 @@ from tfnet_jax.config import compose
 from tfnet_jax.data.networks import NetworkLayer
 from tfnet_jax.errors import ConfigError
 from tfnet_jax.graph.multiplex import multiplex_graphs, propagated_features
-from tfnet_jax.models.transcriptionnet import TranscriptionNet
+from tfnet_jax.models.transcriptionnet import (TranscriptionNet, TranscriptionNetContext,
+                                               TranscriptionNetModelConfig)
 from tfnet_jax.tasks.transcriptionnet import prepare as task
 
 # 4 genes; gene 3 is isolated. Edges 0-1 (w 2), 1-2 (w 1).
@@ -48,10 +49,10 @@ def test_propagated_features_equal_dense_powers_of_the_normalised_adjacency():
 
 
 def test_prepare_adds_the_propagated_context_only_for_sign(tiny_data, tiny_prepared):
-    assert tiny_prepared.propagated is None and "propagated" not in tiny_prepared.context
+    assert tiny_prepared.propagated is None and tiny_prepared.context.propagated is None
     prepared = task.prepare(tiny_data, tiny_prepared.splits, hops=2)
     n, f = tiny_prepared.features.shape
-    assert prepared.context["propagated"].shape == (len(tiny_data.layers), 3, n, f)
+    assert prepared.context.propagated.shape == (len(tiny_data.layers), 3, n, f)
     np.testing.assert_array_equal(prepared.propagated[:, 0], np.broadcast_to(
         tiny_prepared.features, (len(tiny_data.layers), n, f)))
 
@@ -61,20 +62,21 @@ def test_sign_model_shapes_and_fusion_weights():
     propagated = jnp.asarray(propagated_features([LAYER, CHAIN], np.asarray(features), hops=2))
     graphs = multiplex_graphs([LAYER, CHAIN], num_nodes=4, edge_multiple=8)
     for node_input in ("auto", "features", "both"):
-        model = TranscriptionNet(num_nodes=5, num_layers=2, num_types=3, num_readouts=7, feature_dim=6,
-                                 hidden=8, encoder="sign", hops=2, node_input=node_input,
-                                 fusion_dim=4, head_hidden=16, head_blocks=1, dropout=0.0,
-                                 rngs=nnx.Rngs(0))
+        model = TranscriptionNet(TranscriptionNetModelConfig(
+            num_nodes=5, num_layers=2, num_types=3, num_readouts=7, feature_dim=6, hidden=8,
+            encoder="sign", hops=2, node_input=node_input, fusion_dim=4, head_hidden=16,
+            head_blocks=1, dropout=0.0), rngs=nnx.Rngs(0))
         assert model.gat is None and len(model.sign) == 2 and len(model.sign[0].hops) == 3
-        context = {"features": features, "graphs": graphs, "propagated": propagated}
+        context = TranscriptionNetContext(features, graphs, propagated)
         out = model(context, jnp.array([0, 3, 2]), jnp.array([0, 1, 2]))
         assert out.shape == (3, 7) and bool(jnp.all(jnp.isfinite(out)))
         emb, weights = model.embed(features, graphs, propagated)
         assert emb.shape == (5, 8) and weights.shape == (2, 5)
         np.testing.assert_allclose(np.asarray(weights).sum(axis=0), 1.0, rtol=1e-6)
     with pytest.raises(ValueError, match="model.encoder=sign"):
-        TranscriptionNet(num_nodes=5, num_layers=2, num_types=3, num_readouts=7, feature_dim=None,
-                         encoder="sign", rngs=nnx.Rngs(0))
+        TranscriptionNet(TranscriptionNetModelConfig(num_nodes=5, num_layers=2, num_types=3,
+                                                     num_readouts=7, feature_dim=None, encoder="sign"),
+                         rngs=nnx.Rngs(0))
 
 
 def test_sign_trains_on_tiny_data_and_beats_the_mean_baseline(tmp_path):
@@ -132,11 +134,12 @@ def test_default_gat_predictions_are_unchanged():
     features = jax.random.normal(jax.random.key(1), (5, 6))
     outputs = []
     for extra in ({}, {"encoder": "gat", "hops": 5}):
-        model = TranscriptionNet(rngs=nnx.Rngs(0), num_nodes=5, num_layers=2, num_types=3,
-                                 num_readouts=7, feature_dim=6, hidden=8, gat_layers=2, heads=2,
-                                 fusion_dim=4, head_hidden=16, head_blocks=1, dropout=0.0, **extra)
+        model = TranscriptionNet(TranscriptionNetModelConfig(
+            num_nodes=5, num_layers=2, num_types=3, num_readouts=7, feature_dim=6, hidden=8,
+            gat_layers=2, heads=2, fusion_dim=4, head_hidden=16, head_blocks=1, dropout=0.0, **extra),
+            rngs=nnx.Rngs(0))
         assert model.sign is None
-        outputs.append(np.asarray(model({"features": features, "graphs": graphs},
+        outputs.append(np.asarray(model(TranscriptionNetContext(features, graphs),
                                         jnp.array([0, 3, 2, 1]), jnp.array([0, 1, 2, 0]))))
     expected = np.array([float.fromhex(v) for v in GAT_BEFORE], np.float32).reshape(4, 7)
     np.testing.assert_allclose(outputs[0], expected, rtol=1e-5, atol=1e-6)

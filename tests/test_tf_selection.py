@@ -7,7 +7,7 @@ from tfnet_jax.analysis import tf_selection as sel
 from tfnet_jax.data.expression.synthetic import GRNConfig, make_grn
 from tfnet_jax.data.splits import split_samples
 from tfnet_jax.eval.regression import expression_metrics
-from tfnet_jax.models.tfnet import TFNet
+from tfnet_jax.models.tfnet import TFNet, TFNetModelConfig
 from tfnet_jax.tasks.tfnet import prepare as task
 from tfnet_jax.train.engine import TrainConfig, Trainer
 
@@ -18,7 +18,7 @@ TINY_GRN = dict(num_samples=300, num_tfs=16, num_masters=3, num_targets=40, num_
 def trained():
     data = make_grn(GRNConfig(**TINY_GRN))
     prepared = task.prepare(data, split_samples(data, seed=0))
-    model = TFNet(16, 40, hidden=(32,), linear_skip=True, rngs=nnx.Rngs(0))
+    model = TFNet(TFNetModelConfig(16, 40, hidden=(32,), linear_skip=True), rngs=nnx.Rngs(0))
     cfg = TrainConfig(max_steps=150, batch_size=32, eval_batch_size=64, eval_every=50, log_every=50,
                       warmup_steps=10, learning_rate=3e-3, weight_decay=1e-4, progress=False,
                       monitor="valid/variance_explained", num_devices=1)

@@ -1,4 +1,5 @@
 """TFNet family: runs on the shared engine, metrics, baselines, light-up, core TFs, disease."""
+import dataclasses
 import json
 import math
 
@@ -84,8 +85,8 @@ def test_lightup_is_the_loop_over_tfs_and_the_jacobian_its_linearisation():
     from flax import nnx
 
     from tfnet_jax.analysis.lightup import jacobian_matrix, lightup_matrix
-    from tfnet_jax.models.tfnet import TFNet
-    model = TFNet(7, 5, hidden=(8,), rngs=nnx.Rngs(0))
+    from tfnet_jax.models.tfnet import TFNet, TFNetModelConfig
+    model = TFNet(TFNetModelConfig(7, 5, hidden=(8,)), rngs=nnx.Rngs(0))
     deltas, sd = np.linspace(0.5, 1.5, 7), np.arange(1, 6, dtype=float)
     scores = lightup_matrix(model, deltas, sd, chunk=3)  # chunks of 3: padding path too
     base = np.asarray(model(np.zeros((1, 7), np.float32)))[0]
@@ -231,12 +232,12 @@ def test_disease_prediction_of_a_linear_model_is_its_weights_times_the_shift():
     from flax import nnx
 
     from tfnet_jax.analysis.disease import disease_analysis
-    from tfnet_jax.models.tfnet import TFNet
+    from tfnet_jax.models.tfnet import TFNet, TFNetModelConfig
     from tfnet_jax.tasks.tfnet.prepare import prepare
     from tfnet_jax.data.splits import split_samples
     data = _tiny_expression(40)
     prepared = prepare(data, split_samples(data, seed=0))
-    model = TFNet(2, 3, hidden=(), rngs=nnx.Rngs(0))
+    model = TFNet(TFNetModelConfig(2, 3, hidden=()), rngs=nnx.Rngs(0))
     weights = np.asarray(model.out.kernel[...])
     tf_lfc = pd.Series([0.7, -0.4], index=["a", "b"])
     expected = ((tf_lfc.to_numpy() / prepared.x_sd) @ weights) * prepared.y_sd
@@ -249,8 +250,6 @@ def test_disease_prediction_of_a_linear_model_is_its_weights_times_the_shift():
 
 
 def test_model_config_reaches_the_network():
-    import dataclasses
-
     from tfnet_jax.data.splits import split_samples
     from tfnet_jax.schemas.typed import typed_group
     from tfnet_jax.tasks.tfnet.prepare import build_model, prepare

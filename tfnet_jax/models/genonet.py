@@ -23,7 +23,7 @@ per-gene early stopping keeps those snapshots.
 
 With `linear_init="elastic_net"` the linear path is instead the elastic net fitted on the
 same outer fold's training rows (weights on standardised additive dosages plus an offset,
-handed in through the context as `lin` [G, P] and `lin_b` [G]), frozen unless
+handed in through the context (`GenoNetContext`) as `lin` [G, P] and `lin_b` [G]), frozen unless
 `linear_trainable`; the network's output layer starts at zero, so training starts at the
 elastic net's prediction and the network only fits the non-additive remainder (the TFNet
 family's ridge-started frozen linear path).
@@ -33,7 +33,7 @@ frozen additive path, a frozen path over the dominance codings of the gene's m s
 start variants and their m(m-1)/2 pairwise products (centred dosages), weights from an
 elastic net fitted by inner CV on the start's residuals on the same training rows
 (`tasks/genotype.fit_epistasis`); a gene without such signal gets all-zero weights. Context
-keys `epi_idx` [G, m] (variant positions), `epi_center` [G, m], `epi_w` [G, m + m(m-1)/2],
+fields `epi_idx` [G, m] (variant positions), `epi_center` [G, m], `epi_w` [G, m + m(m-1)/2],
 `epi_b` [G]; its value on training rows is part of the prescreened offset.
 
 Variant screening (context `screen` [G, K], chosen per gene on training rows): the network
@@ -42,19 +42,43 @@ O(K), not O(P); the elastic-net path still reads every variant.
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+from flax import nnx, struct
 
 PER_GENE = ("scale", "conv_w", "conv_b", "w1", "b1", "w2", "b2")
 # The frozen start's arrays, handed in through the context (`linear_part`).
 LINEAR_KEYS = ("lin", "lin_b", "epi_idx", "epi_center", "epi_w", "epi_b")
 
 
-def linear_part(context) -> dict | None:
+@struct.dataclass
+class GenoNetContext:
+    """What every step of one fold x gene block shares: `vmask` [G, P] (real variants), `mu`,
+    `sd` [G, P, 2] (coding scalers, training rows), `active` [G] (genes still in the loss);
+    optional: `annotations` [G, P, A], the elastic-net start (`LINEAR_KEYS`) and `screen` [G, K]."""
+    vmask: Any
+    mu: Any
+    sd: Any
+    active: Any
+    annotations: Any = None
+    lin: Any = None
+    lin_b: Any = None
+    epi_idx: Any = None
+    epi_center: Any = None
+    epi_w: Any = None
+    epi_b: Any = None
+    screen: Any = None
+
+
+def linear_part(context: GenoNetContext) -> dict | None:
     """The frozen start's arrays in `context` (None without an elastic-net start)."""
-    return {k: context[k] for k in LINEAR_KEYS if k in context} if "lin" in context else None
+    if context.lin is None:
+        return None
+    return {k: getattr(context, k) for k in LINEAR_KEYS if getattr(context, k) is not None}
 
 
 def heterozygote(dosage):
@@ -159,40 +183,55 @@ def _network(params, x, vmask, dropout, key):
     return jnp.einsum("bgh,gh->bg", hidden, params["w2"]) + params["b2"]
 
 
+@dataclasses.dataclass(frozen=True)
+class GenoNetModelConfig:
+    num_genes: int
+    num_variants: int
+    num_annotations: int = 0
+    channels: int = 8
+    kernel: int = 7
+    hidden: int = 16
+    gate_hidden: int = 8
+    dropout: float = 0.1
+    init_scale: float = 0.05
+    linear_skip: bool = True
+    linear_init: str = "zeros"  # zeros | elastic_net
+    linear_trainable: bool = False
+    screen_width: int | None = None  # K: the network sees K screened variants (context `screen`)
+
+
 class GenoNet(nnx.Module):
-    def __init__(self, num_genes: int, num_variants: int, num_annotations: int = 0, *,
-                 channels: int = 8, kernel: int = 7, hidden: int = 16, gate_hidden: int = 8,
-                 dropout: float = 0.1, init_scale: float = 0.05, linear_skip: bool = True,
-                 linear_init: str = "zeros", linear_trainable: bool = False,
-                 screen_width: int | None = None, rngs: nnx.Rngs):
-        if linear_init not in ("zeros", "elastic_net"):
-            raise ValueError(f"linear_init={linear_init!r}: zeros | elastic_net")
-        g, p, c = num_genes, num_variants, channels
+    def __init__(self, config: GenoNetModelConfig, *, rngs: nnx.Rngs):
+        cfg = config
+        if cfg.linear_init not in ("zeros", "elastic_net"):
+            raise ValueError(f"linear_init={cfg.linear_init!r}: zeros | elastic_net")
+        g, p, c = cfg.num_genes, cfg.num_variants, cfg.channels
+        kernel, hidden = cfg.kernel, cfg.hidden
         key = rngs.params()
         k1, k2, k3 = jax.random.split(key, 3)
         # screen_width K: the network's scales r cover the K screened variants (context "screen").
-        self.r = nnx.Param(jnp.full((g, screen_width or p), init_scale, jnp.float32))
+        self.r = nnx.Param(jnp.full((g, cfg.screen_width or p), cfg.init_scale, jnp.float32))
         self.conv_w = nnx.Param(jax.random.normal(k1, (g, kernel, 2, c)) / jnp.sqrt(2.0 * kernel))
         self.conv_b = nnx.Param(jnp.zeros((g, c)))
         self.w1 = nnx.Param(jax.random.normal(k2, (g, 2 * c, hidden)) / jnp.sqrt(2.0 * c))
         self.b1 = nnx.Param(jnp.zeros((g, hidden)))
         # Elastic-net start: a zero output layer, so step 0 predicts exactly the elastic net.
-        w2_scale = 0.0 if linear_init == "elastic_net" else 0.1
+        w2_scale = 0.0 if cfg.linear_init == "elastic_net" else 0.1
         self.w2 = nnx.Param(jax.random.normal(k3, (g, hidden)) * w2_scale / jnp.sqrt(hidden))
         self.b2 = nnx.Param(jnp.zeros((g,)))
-        self.num_annotations = num_annotations
-        if num_annotations:
+        self.num_annotations = cfg.num_annotations
+        if cfg.num_annotations:
             # The shared prior: no gene axis. Zero output layer -> gate 1 everywhere at start.
-            self.gate_in = nnx.Linear(num_annotations, gate_hidden, rngs=rngs)
-            self.gate_out = nnx.Linear(gate_hidden, 1, kernel_init=nnx.initializers.zeros, rngs=rngs)
-        self.dropout = dropout
-        self.linear_skip = linear_skip
-        self.linear_init = linear_init
-        if linear_init == "elastic_net" and linear_trainable:
+            self.gate_in = nnx.Linear(cfg.num_annotations, cfg.gate_hidden, rngs=rngs)
+            self.gate_out = nnx.Linear(cfg.gate_hidden, 1, kernel_init=nnx.initializers.zeros, rngs=rngs)
+        self.dropout = cfg.dropout
+        self.linear_skip = cfg.linear_skip
+        self.linear_init = cfg.linear_init
+        if cfg.linear_init == "elastic_net" and cfg.linear_trainable:
             # Trainable: a correction to the context's elastic-net weights, starting at zero.
             self.lin_delta = nnx.Param(jnp.zeros((g, p)))
             self.lin_b_delta = nnx.Param(jnp.zeros((g,)))
-        self.linear_trainable = linear_trainable
+        self.linear_trainable = cfg.linear_trainable
 
     def gate(self, annotations, vmask):
         """[G, P] >= 0, mean 1 over each gene's real variants (1 without annotations)."""
@@ -204,7 +243,7 @@ class GenoNet(nnx.Module):
             raw.sum(-1, keepdims=True), 1e-6)
 
     def effective_params(self, annotations, vmask, linear=None, screen=None) -> dict:
-        """Per-gene parameters; `linear` = {"lin", "lin_b"} from the context (elastic-net start);
+        """Per-gene parameters; `linear` = `linear_part(context)` (elastic-net start);
         `screen` [G, K]: the variants the network sees (its r, gate and scale are [G, K])."""
         net_mask = vmask
         if screen is not None:
@@ -216,7 +255,7 @@ class GenoNet(nnx.Module):
                "w1": self.w1[...], "b1": self.b1[...], "w2": self.w2[...], "b2": self.b2[...]}
         if self.linear_init == "elastic_net":
             if linear is None:
-                raise ValueError("linear_init='elastic_net' needs context['lin'] and context['lin_b']")
+                raise ValueError("linear_init='elastic_net' needs the context's lin and lin_b")
             lin, lin_b = linear["lin"], linear["lin_b"]
             if self.linear_trainable:
                 lin, lin_b = lin + self.lin_delta[...], lin_b + self.lin_b_delta[...]
@@ -226,7 +265,7 @@ class GenoNet(nnx.Module):
             out["screen"] = screen
         return out
 
-    def linear_context(self, context):
+    def linear_context(self, context: GenoNetContext):
         if self.linear_init != "elastic_net":
             return None
         return linear_part(context)
@@ -237,9 +276,10 @@ class GenoNet(nnx.Module):
             vmask, = screened(screen, vmask)
         return jnp.sum(jnp.abs(self.r[...]) * vmask, -1)
 
-    def __call__(self, dosage, context, *, offset=None, deterministic: bool = True, key=None):
-        vmask = context["vmask"]
-        params = self.effective_params(context.get("annotations"), vmask, self.linear_context(context),
-                                       context.get("screen"))
-        return forward(params, dosage, context["mu"], context["sd"], vmask, linear_skip=self.linear_skip,
+    def __call__(self, dosage, context: GenoNetContext, *, offset=None, deterministic: bool = True,
+                 key=None):
+        vmask = context.vmask
+        params = self.effective_params(context.annotations, vmask, self.linear_context(context),
+                                       context.screen)
+        return forward(params, dosage, context.mu, context.sd, vmask, linear_skip=self.linear_skip,
                        dropout=0.0 if deterministic else self.dropout, key=key, offset=offset)

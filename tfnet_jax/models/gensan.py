@@ -10,6 +10,8 @@ repeated `recycles` times, feeding each refined prediction back in.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -43,17 +45,28 @@ class AxialBlock(nnx.Module):
         return x + self.mlp_out(jax.nn.gelu(self.mlp_in(self.norms[2](x))))
 
 
+@dataclasses.dataclass(frozen=True)
+class RefinerConfig:
+    num_types: int
+    num_readouts: int
+    dim: int = 16
+    heads: int = 2
+    blocks: int = 1
+    inducing: int = 16  # readout axis factorised through this many tokens
+    recycles: int = 1
+
+
 class CrossTypeRefiner(nnx.Module):
-    def __init__(self, num_types: int, num_readouts: int, dim: int = 16, heads: int = 2,
-                 blocks: int = 1, inducing: int = 16, recycles: int = 1, *, rngs: nnx.Rngs):
+    def __init__(self, config: RefinerConfig, *, rngs: nnx.Rngs):
+        c = config
         init = nnx.initializers.normal(0.1)
-        self.readout_embed = nnx.Param(init(rngs.params(), (num_readouts, dim)))
-        self.type_embed = nnx.Param(init(rngs.params(), (num_types, dim)))
-        self.role_embed = nnx.Param(init(rngs.params(), (3, dim)))  # target / observed / predicted
-        self.value_proj = nnx.Linear(1, dim, rngs=rngs)
-        self.blocks = nnx.List([AxialBlock(dim, heads, inducing, rngs=rngs) for _ in range(blocks)])
-        self.out = nnx.Linear(dim, 1, kernel_init=nnx.initializers.zeros, rngs=rngs)
-        self.recycles = recycles
+        self.readout_embed = nnx.Param(init(rngs.params(), (c.num_readouts, c.dim)))
+        self.type_embed = nnx.Param(init(rngs.params(), (c.num_types, c.dim)))
+        self.role_embed = nnx.Param(init(rngs.params(), (3, c.dim)))  # target / observed / predicted
+        self.value_proj = nnx.Linear(1, c.dim, rngs=rngs)
+        self.blocks = nnx.List([AxialBlock(c.dim, c.heads, c.inducing, rngs=rngs) for _ in range(c.blocks)])
+        self.out = nnx.Linear(c.dim, 1, kernel_init=nnx.initializers.zeros, rngs=rngs)
+        self.recycles = c.recycles
 
     def __call__(self, predicted, observed, has_observed, target_type):
         """predicted, observed [T, B, R]; has_observed [T, B] bool; target_type [B] -> [B, R]."""

@@ -14,22 +14,26 @@ GenSAN cross-type refinement (`tfnet_jax.models.gensan`), trained jointly.
 every step) or `sign` (SIGN/SGC style: one Linear per hop over node features propagated
 X, ÂX, ..., Â^k X once before training, so a step's cost does not grow with the edge count).
 
-`context` holds what every example shares: `features` [N+1, F] (or None), `graphs` (one
-`tfnet_jax.graph.attention.GraphBlocks` per layer, over M >= N+1 padded node slots split
-into one receiver shard per device), `propagated` [L, K+1, N+1, F] (encoder=sign only), and for the optional parts `readout_col` [N+1] (the readout
-column of each gene, -1 if none) and `observed` [T, M, R] / `observed_mask` [T, M] /
+The context (`TranscriptionNetContext`, a pytree) holds what every example shares:
+`features` [N+1, F] (or None), `graphs` (one `tfnet_jax.graph.attention.GraphBlocks` per layer,
+over M >= N+1 padded node slots split into one receiver shard per device), `propagated`
+[L, K+1, N+1, F] (encoder=sign only), and for the optional parts `readout_col` [N+1] (the
+readout column of each gene, -1 if none) and `observed` [T, M, R] / `observed_mask` [T, M] /
 `observed_slot` [N+1] (observed training signatures by gene slot, standardised).
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import jax
 import jax.numpy as jnp
-from flax import nnx
+from flax import nnx, struct
 
 from tfnet_jax.graph.attention import aggregate
 from tfnet_jax.graph.blocks import (GraphBlocks, SubGraph, field_capacities, receptive_field,
                                     restrict)
-from tfnet_jax.models.gensan import CrossTypeRefiner
+from tfnet_jax.models.gensan import CrossTypeRefiner, RefinerConfig
 
 
 class GraphAttention(nnx.Module):
@@ -134,60 +138,107 @@ class SignEncoder(nnx.Module):
         return self.norm(h)
 
 
+@struct.dataclass
+class TranscriptionNetContext:
+    """What every example shares (see the module docstring); None: not used by this run."""
+    features: Any  # [N+1, F] or None
+    graphs: Any  # list of GraphBlocks, one per network layer
+    propagated: Any = None
+    readout_col: Any = None
+    observed: Any = None
+    observed_mask: Any = None
+    observed_slot: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscriptionNetModelConfig:
+    num_nodes: int
+    num_layers: int
+    num_types: int
+    num_readouts: int
+    feature_dim: int | None
+    node_input: str = "auto"
+    hidden: int = 64
+    gat_layers: int = 3
+    heads: int = 4
+    fusion: str = "attention"
+    fusion_dim: int = 32
+    head_hidden: int = 256
+    head_blocks: int = 2
+    dropout: float = 0.2
+    on_target: bool = False
+    on_target_init: tuple[float, ...] | None = None  # per type; None: zeros
+    linear_skip: bool = False
+    refine: RefinerConfig | None = None
+    encoder: str = "gat"
+    hops: int = 2
+
+
 class TranscriptionNet(nnx.Module):
-    def __init__(self, *, num_nodes: int, num_layers: int, num_types: int, num_readouts: int,
-                 feature_dim: int | None, node_input: str = "auto", hidden: int = 64,
-                 gat_layers: int = 3, heads: int = 4, fusion: str = "attention",
-                 fusion_dim: int = 32, head_hidden: int = 256, head_blocks: int = 2,
-                 dropout: float = 0.2, on_target: bool = False, on_target_init=None,
-                 linear_skip: bool = False, refine: dict | None = None, encoder: str = "gat",
-                 hops: int = 2, rngs: nnx.Rngs):
-        if encoder not in ("gat", "sign"):
-            raise ValueError(f"model.encoder must be 'gat' or 'sign', got {encoder!r}")
+    def __init__(self, config: TranscriptionNetModelConfig, *, rngs: nnx.Rngs):
+        c = config
+        node_input, feature_dim, hidden = c.node_input, c.feature_dim, c.hidden
+        if c.encoder not in ("gat", "sign"):
+            raise ValueError(f"model.encoder must be 'gat' or 'sign', got {c.encoder!r}")
         if node_input == "auto":
             node_input = "features" if feature_dim else "embedding"
         if node_input not in ("features", "embedding", "both"):
             raise ValueError(f"model.node_input must be auto/features/embedding/both, got {node_input!r}")
         if node_input in ("features", "both") and not feature_dim:
             raise ValueError(f"model.node_input={node_input!r} needs node features, and the data has none")
-        self.node_input, self.encoder = node_input, encoder
-        if encoder == "sign":
+        self.node_input, self.encoder = node_input, c.encoder
+        if c.encoder == "sign":
             if node_input == "embedding":
                 raise ValueError("model.encoder=sign propagates node features; model.node_input="
                                  "embedding (or data without node features) leaves none")
-            if hops < 1:
-                raise ValueError(f"model.hops must be >= 1, got {hops}")
+            if c.hops < 1:
+                raise ValueError(f"model.hops must be >= 1, got {c.hops}")
             # Hop 0 is the features' own projection; `both` adds the learned table to it.
             self.feature_proj = None
-            self.embedding = (nnx.Embed(num_nodes, hidden, rngs=rngs)
+            self.embedding = (nnx.Embed(c.num_nodes, hidden, rngs=rngs)
                               if node_input == "both" else None)
-            self.sign = nnx.List([SignEncoder(feature_dim, hops, hidden, dropout, rngs=rngs)
-                                  for _ in range(num_layers)])
+            self.sign = nnx.List([SignEncoder(feature_dim, c.hops, hidden, c.dropout, rngs=rngs)
+                                  for _ in range(c.num_layers)])
             self.gat = None
         else:
             self.feature_proj = (nnx.Linear(feature_dim, hidden, rngs=rngs)
                                  if node_input in ("features", "both") else None)
-            self.embedding = (nnx.Embed(num_nodes, hidden, rngs=rngs)
+            self.embedding = (nnx.Embed(c.num_nodes, hidden, rngs=rngs)
                               if node_input in ("embedding", "both") else None)
             self.gat = nnx.List([
-                nnx.List([GraphAttention(hidden, heads, dropout, rngs=rngs) for _ in range(gat_layers)])
-                for _ in range(num_layers)])
+                nnx.List([GraphAttention(hidden, c.heads, c.dropout, rngs=rngs) for _ in range(c.gat_layers)])
+                for _ in range(c.num_layers)])
             self.sign = None
-        self.fusion = LayerFusion(hidden, fusion_dim, fusion, rngs=rngs)
+        self.fusion = LayerFusion(hidden, c.fusion_dim, c.fusion, rngs=rngs)
         self.heads = nnx.List([
-            FunDNNHead(hidden, head_hidden, head_blocks, num_readouts, dropout, rngs=rngs)
-            for _ in range(num_types)])
+            FunDNNHead(hidden, c.head_hidden, c.head_blocks, c.num_readouts, c.dropout, rngs=rngs)
+            for _ in range(c.num_types)])
         # Started at a data estimate (when given): Adam moves a zero start only ~lr per step.
-        start = jnp.zeros((num_types,)) if on_target_init is None else jnp.asarray(on_target_init)
-        self.on_target = nnx.Param(start.astype(jnp.float32)) if on_target else None
-        if linear_skip and not feature_dim:
+        start = jnp.zeros((c.num_types,)) if c.on_target_init is None else jnp.asarray(c.on_target_init)
+        self.on_target = nnx.Param(start.astype(jnp.float32)) if c.on_target else None
+        if c.linear_skip and not feature_dim:
             raise ValueError("model.linear_skip needs node features, and the data has none")
         # A ridge-like linear path from the perturbed gene's features, per type.
-        self.skip = (nnx.List([nnx.Linear(feature_dim, num_readouts, kernel_init=nnx.initializers.zeros,
-                                          rngs=rngs) for _ in range(num_types)])
-                     if linear_skip else None)
-        self.refiner = (CrossTypeRefiner(num_types, num_readouts, **refine, rngs=rngs)
-                        if refine is not None else None)
+        self.skip = (nnx.List([nnx.Linear(feature_dim, c.num_readouts, kernel_init=nnx.initializers.zeros,
+                                          rngs=rngs) for _ in range(c.num_types)])
+                     if c.linear_skip else None)
+        if c.refine is not None and (c.refine.num_types, c.refine.num_readouts) != (c.num_types,
+                                                                                    c.num_readouts):
+            raise ValueError(f"model.refine: {c.refine.num_types} types x {c.refine.num_readouts} "
+                             f"readouts, the model has {c.num_types} x {c.num_readouts}")
+        self.refiner = CrossTypeRefiner(c.refine, rngs=rngs) if c.refine is not None else None
+
+    def init_linear_start(self, weights) -> None:
+        """Start at per-type linear maps from the perturbed gene's features (e.g. ridge):
+        `weights` [(kernel [F, R], bias [R])] per type go into the skip path and each head's
+        last layer is zeroed, so training starts from them (+ on-target) and learns only what
+        improves on them."""
+        if self.skip is None:
+            raise ValueError("model.skip_init=ridge needs model.linear_skip=true")
+        for skip, head, (kernel, bias) in zip(self.skip, self.heads, weights, strict=True):
+            skip.kernel[...] = jnp.asarray(kernel)
+            skip.bias[...] = jnp.asarray(bias)
+            head.out.kernel[...] = jnp.zeros_like(head.out.kernel[...])
 
     def node_inputs(self, features):
         parts = []
@@ -244,35 +295,35 @@ class TranscriptionNet(nnx.Module):
                 jnp.arange(capacity, dtype=jnp.int32), mode="drop")
         return x[queried] if position is None else x[position[queried]]
 
-    def __call__(self, context: dict, pert_index, pert_type, *, deterministic: bool = True,
-                 rngs=None):
-        genes, _ = self.embed(context["features"], context["graphs"], context.get("propagated"),
+    def __call__(self, context: TranscriptionNetContext, pert_index, pert_type, *,
+                 deterministic: bool = True, rngs=None):
+        genes, _ = self.embed(context.features, context.graphs, context.propagated,
                               queried=pert_index, deterministic=deterministic, rngs=rngs)
         return self.decode_genes(context, genes, pert_index, pert_type,
                                  deterministic=deterministic, rngs=rngs)
 
-    def decode(self, context: dict, embedding, pert_index, pert_type, *, deterministic: bool = True,
-               rngs=None):
+    def decode(self, context: TranscriptionNetContext, embedding, pert_index, pert_type, *,
+               deterministic: bool = True, rngs=None):
         """Signatures of the queried genes from the gene embeddings [N, D] (`embed`'s output):
         prediction encodes the graph once per parameter state and decodes every batch from it."""
         return self.decode_genes(context, embedding[pert_index], pert_index, pert_type,
                                  deterministic=deterministic, rngs=rngs)
 
-    def decode_genes(self, context: dict, genes, pert_index, pert_type, *,
+    def decode_genes(self, context: TranscriptionNetContext, genes, pert_index, pert_type, *,
                      deterministic: bool = True, rngs=None):
         """Signatures [B, R] from the queried genes' own embeddings [B, D]."""
         outputs = jnp.stack([head(genes, deterministic=deterministic, rngs=rngs)
                              for head in self.heads])  # [T, B, R]
         if self.skip is not None:
-            own_features = context["features"][pert_index]
+            own_features = context.features[pert_index]
             outputs = outputs + jnp.stack([skip(own_features) for skip in self.skip])
         if self.on_target is not None:
-            own_column = jax.nn.one_hot(context["readout_col"][pert_index], outputs.shape[-1],
+            own_column = jax.nn.one_hot(context.readout_col[pert_index], outputs.shape[-1],
                                         dtype=outputs.dtype)  # all zeros for col -1
             outputs = outputs + self.on_target[...][:, None, None] * own_column[None]
         if self.refiner is not None:
-            slot = context["observed_slot"][pert_index]
-            return self.refiner(outputs, context["observed"][:, slot],
-                                context["observed_mask"][:, slot], pert_type)
+            slot = context.observed_slot[pert_index]
+            return self.refiner(outputs, context.observed[:, slot], context.observed_mask[:, slot],
+                                pert_type)
         chooser = jax.nn.one_hot(pert_type, len(self.heads), dtype=outputs.dtype)  # [B, T]
         return jnp.einsum("bt,tbr->br", chooser, outputs)

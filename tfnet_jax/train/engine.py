@@ -106,7 +106,7 @@ class Trainer:
         encoder's node embeddings), computed once per parameter state and handed to
         `predict_fn(model, batch, context, encoded)`; None: `predict_fn(model, batch, context)`.
         context_specs: a pytree prefix of the context with a PartitionSpec per subtree (None:
-        all replicated), e.g. {"graphs": P("data"), "features": P(), ...}."""
+        all replicated), e.g. the context's dataclass with P("data") for its graphs, P() elsewhere."""
         self.cfg = cfg
         self.mesh = make_data_mesh(cfg.num_devices)
         n_dev = self.mesh.devices.size

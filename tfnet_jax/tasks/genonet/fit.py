@@ -211,16 +211,16 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
 
     Every `eval_every` steps (and at `max_steps`) each gene is scored on the validation rows;
     a gene that improved has its effective parameters kept, a gene `patience` evaluations
-    without improvement leaves the loss (context 'active' = 0, via `trainer.set_context`).
+    without improvement leaves the loss (context `active` = 0, via `trainer.set_context`).
     The loop ends when no gene is active or at `max_steps`. `score_start`: evaluate step 0
     too, so a gene the network cannot improve keeps its (elastic-net) start.
     """
     cfg = trainer.cfg
-    context = dict(fold.context)
+    context = fold.context
     trainer.reset(context=context)
     train_arrays, valid_arrays = fold.rows(train_rows), fold.rows(valid_rows)
     linear = linear_part(context)
-    real = context["active"] > 0
+    real = context.active > 0
     best_r2 = np.full(len(real), -np.inf)
     kept_step = np.full(len(real), -1)
     bad = np.zeros(len(real), np.int64)
@@ -230,13 +230,13 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
     evals = step = 0
 
     def evaluate(step: int) -> None:
-        nonlocal snapshot, best_r2, bad, best_score, best_step, evals
+        nonlocal context, snapshot, best_r2, bad, best_score, best_step, evals
         # NaN for a constant gene (and padding): it never improves, so it leaves after `patience`.
         r2 = per_gene_r2(trainer.predict(valid_arrays), fold.y[valid_rows])
-        active = context["active"] > 0
+        active = context.active > 0
         improved = active & (r2 > best_r2)
-        params = jax.device_get(task.effective_params(trainer.model, context.get("annotations"),
-                                                      context["vmask"], linear, context.get("screen")))
+        params = jax.device_get(task.effective_params(trainer.model, context.annotations,
+                                                      context.vmask, linear, context.screen))
         if snapshot is None:
             snapshot = {k: np.array(v) for k, v in params.items()}
         for name in snapshot:
@@ -246,8 +246,8 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
         bad = np.where(improved, 0, bad + 1)
         new_active = (active & (bad < cfg.patience)).astype(np.float32)
         stop_step[active & (new_active == 0)] = step
-        if (new_active != context["active"]).any():  # same shapes: nothing recompiles
-            context["active"] = new_active
+        if (new_active != context.active).any():  # same shapes: nothing recompiles
+            context = context.replace(active=new_active)
             trainer.set_context(context)
         evals += 1
         kept = best_r2[real]
@@ -258,7 +258,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
     if score_start:
         evaluate(0)
     losses = []
-    while step < cfg.max_steps and context["active"].any():
+    while step < cfg.max_steps and context.active.any():
         loss, _ = trainer.step(trainer.train_batch(train_arrays, step), step)
         losses.append(loss)
         step += 1
@@ -287,8 +287,8 @@ def elastic_net_wins(fold: task.FoldBlock, valid: np.ndarray, genonet_r2: np.nda
     """[G] whether the fold's additive elastic-net start scores at least GenoNet's kept model
     on the early-stopping rows (neither was fitted on them): the per-gene choice."""
     ctx = fold.context
-    start = np.asarray(elastic_net_path(fold.dosage[valid], ctx["lin"], ctx["mu"], ctx["sd"], ctx["vmask"]))
-    enet_r2 = per_gene_r2(start + ctx["lin_b"], fold.y[valid])
+    start = np.asarray(elastic_net_path(fold.dosage[valid], ctx.lin, ctx.mu, ctx.sd, ctx.vmask))
+    enet_r2 = per_gene_r2(start + ctx.lin_b, fold.y[valid])
     return np.nan_to_num(enet_r2, nan=-np.inf) >= np.nan_to_num(genonet_r2, nan=-np.inf)
 
 
@@ -335,16 +335,16 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                 cols = [data.expression.columns.get_loc(g) for g in block.genes]
                 fold = task.prepare_fold(block, y_all[:, cols], train_mask, annotations)
                 if en_start:
-                    fold.context.update(task.linear_from_enet(fold, enet["coef_start"][c][real],
-                                                              enet["intercept_start"][c][real]))
+                    fold.context = fold.context.replace(**task.linear_from_enet(
+                        fold, enet["coef_start"][c][real], enet["intercept_start"][c][real]))
                 if en_start and model_cfg.epistasis_variants:
-                    fold.context.update(task.fit_epistasis(
+                    fold.context = fold.context.replace(**task.fit_epistasis(
                         fold, train_mask, enet["coef_start"][c][real], model_cfg.epistasis_variants,
                         model_cfg.elastic_net, cfg.seed))
                 width = task.screen_width(model_cfg, block)
                 if width is not None:  # chosen on the start's training rows, never the stopping rows
-                    fold.context["screen"] = task.screen_variants(
-                        fold, train_mask, width, enet["coef_start"][c][real] if en_start else None)
+                    fold.context = fold.context.replace(screen=task.screen_variants(
+                        fold, train_mask, width, enet["coef_start"][c][real] if en_start else None))
                     if not model_cfg.linear_trainable:  # a trainable path needs every variant
                         task.prescreen(fold)
                 trainer = trainers.get(block.vmask.shape)
@@ -362,7 +362,7 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                     fit.snapshot.update(task.linear_from_enet(fold, enet["coef_folds"][c][real],
                                                               enet["intercept_folds"][c][real]))
                 ctx = fold.context
-                unit = {"mu": ctx["mu"], "sd": ctx["sd"], "vmask": ctx["vmask"], "y_mean": fold.y_mean,
+                unit = {"mu": ctx.mu, "sd": ctx.sd, "vmask": ctx.vmask, "y_mean": fold.y_mean,
                         "y_sd": fold.y_sd, "dosage_mean": fold.dosage_mean, "kept_step": fit.kept_step,
                         **({"elastic_net_wins": elastic_net_wins(fold, valid, fit.best_r2)} if en_start else {}),
                         **{f"param_{k}": v for k, v in fit.snapshot.items()}}

@@ -26,11 +26,14 @@ from tfnet_jax.models.elastic_net import fit_nested_cv
 from tfnet_jax.schemas.models import ElasticNetConfig, GenoNetConfig
 from tfnet_jax.models.genonet import (
     GenoNet,
+    GenoNetContext,
+    GenoNetModelConfig,
     elastic_net_path,
     epistasis_features,
     epistasis_path,
     forward,
     heterozygote,
+    linear_part,
 )
 
 
@@ -42,7 +45,7 @@ class FoldBlock:
     y: np.ndarray        # float32 [n, G], standardised on training rows (0 for padded genes)
     y_mean: np.ndarray   # [G]
     y_sd: np.ndarray
-    context: dict
+    context: GenoNetContext
     dosage_mean: np.ndarray  # float32 [G, P]: training-row means, the fill for new missing dosages
     screened: tuple[np.ndarray, np.ndarray] | None = None  # `prescreen`: [n, G, K] dosages, offset [n, G]
 
@@ -90,10 +93,8 @@ def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bo
     y_mean, y_sd = target.mean, target.sd
     active = np.zeros(g, np.float32)
     active[:len(block.genes)] = 1.0
-    context = {"vmask": block.vmask, "mu": mu.astype(np.float32), "sd": sd.astype(np.float32),
-               "active": active}
-    if annotations and block.annotations is not None:
-        context["annotations"] = block.annotations
+    context = GenoNetContext(vmask=block.vmask, mu=mu.astype(np.float32), sd=sd.astype(np.float32),
+                             active=active, annotations=block.annotations if annotations else None)
     # Imputed training rows average to the observed mean (fills equal it): impute_train_mean's fill.
     return FoldBlock(block, dosage.astype(np.float32), ((y_full - y_mean) / y_sd).astype(np.float32),
                      y_mean, y_sd, context, training.mean(0).astype(np.float32))
@@ -124,7 +125,7 @@ def screen_variants(fold: FoldBlock, train: np.ndarray, width: int, coef: np.nda
     g, p = fold.block.vmask.shape
     rows = np.flatnonzero(train)
     y = fold.y[rows]
-    mu, sd = fold.context["mu"], fold.context["sd"]
+    mu, sd = fold.context.mu, fold.context.sd
     score = np.zeros((g, p), np.float32)
     for start in range(0, g, genes_per_slice):
         genes = slice(start, start + genes_per_slice)
@@ -142,15 +143,14 @@ def screen_variants(fold: FoldBlock, train: np.ndarray, width: int, coef: np.nda
 
 
 def prescreen(fold: FoldBlock) -> None:
-    """Training inputs cut to the screened variants (context "screen"): dosages [n, G, K] and
+    """Training inputs cut to the screened variants (context `screen`): dosages [n, G, K] and
     the frozen elastic-net path over every variant as an offset [n, G] (0 without one)."""
     ctx = fold.context
-    screen = ctx["screen"]
-    dosage = np.take_along_axis(fold.dosage, screen[None], axis=2)
-    if "lin" in ctx:  # what forward() adds from full dosages
-        offset = np.asarray(elastic_net_path(fold.dosage, ctx["lin"], ctx["mu"], ctx["sd"], ctx["vmask"]))
-        if "epi_w" in ctx:
-            offset = offset + np.asarray(epistasis_path(fold.dosage, ctx))
+    dosage = np.take_along_axis(fold.dosage, ctx.screen[None], axis=2)
+    if ctx.lin is not None:  # what forward() adds from full dosages
+        offset = np.asarray(elastic_net_path(fold.dosage, ctx.lin, ctx.mu, ctx.sd, ctx.vmask))
+        if ctx.epi_w is not None:
+            offset = offset + np.asarray(epistasis_path(fold.dosage, linear_part(ctx)))
     else:
         offset = np.zeros(fold.y.shape)
     fold.screened = (dosage, offset.astype(np.float32))
@@ -161,7 +161,7 @@ def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: i
     """The epistasis start (models/genonet.py) of one fold x block: per gene, the `width`
     variants with the largest |start weight| (`coef` [G_real, >= P], non-zero ones only), and
     an elastic net (inner CV, `en_cfg`) of the start's residuals on the training rows `train`
-    over their dominance codings and pairwise products. Needs the context's "lin" / "lin_b"."""
+    over their dominance codings and pairwise products. Needs the context's lin / lin_b."""
     ctx = fold.context
     g, p = fold.block.vmask.shape
     strength = np.zeros((g, p))
@@ -173,7 +173,7 @@ def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: i
     center = np.take_along_axis(fold.dosage_mean, idx, axis=1)
     rows = np.flatnonzero(train)
     dosage = fold.dosage[rows]
-    start = np.asarray(elastic_net_path(dosage, ctx["lin"], ctx["mu"], ctx["sd"], ctx["vmask"])) + ctx["lin_b"]
+    start = np.asarray(elastic_net_path(dosage, ctx.lin, ctx.mu, ctx.sd, ctx.vmask)) + ctx.lin_b
     residual = fold.y[rows] - start
     feats = np.where(usable[None], epistasis_features(dosage, idx, center), 0.0)
     fit = fit_nested_cv(feats.transpose(1, 0, 2), usable, residual.T, np.arange(len(rows)) % 2,
@@ -187,10 +187,12 @@ def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: i
 def build_model(model_cfg: GenoNetConfig, block: Block, annotations: bool, seed: int) -> GenoNet:
     m = model_cfg
     k = block.annotations.shape[-1] if annotations and block.annotations is not None else 0
-    return GenoNet(block.size, block.vmask.shape[1], k, screen_width=screen_width(m, block),
-                   channels=m.channels, kernel=m.kernel, hidden=m.hidden, gate_hidden=m.gate_hidden,
-                   dropout=m.dropout, init_scale=m.init_scale, linear_skip=m.linear_skip,
-                   linear_init=m.linear_init, linear_trainable=m.linear_trainable, rngs=nnx.Rngs(seed))
+    return GenoNet(GenoNetModelConfig(
+        num_genes=block.size, num_variants=block.vmask.shape[1], num_annotations=k,
+        screen_width=screen_width(m, block), channels=m.channels, kernel=m.kernel, hidden=m.hidden,
+        gate_hidden=m.gate_hidden, dropout=m.dropout, init_scale=m.init_scale,
+        linear_skip=m.linear_skip, linear_init=m.linear_init, linear_trainable=m.linear_trainable),
+        rngs=nnx.Rngs(seed))
 
 
 def linear_from_enet(fold: FoldBlock, coef: np.ndarray, intercept: np.ndarray) -> dict[str, np.ndarray]:
@@ -205,7 +207,7 @@ def linear_from_enet(fold: FoldBlock, coef: np.ndarray, intercept: np.ndarray) -
     beta = np.zeros((g, p))
     b0 = np.zeros(g)
     beta[:len(coef)], b0[:len(coef)] = np.where(fold.block.vmask[:len(coef)], coef[:, :p], 0.0), intercept
-    mu, sd = fold.context["mu"][..., 0], fold.context["sd"][..., 0]
+    mu, sd = fold.context.mu[..., 0], fold.context.sd[..., 0]
     lin = beta * sd / fold.y_sd[:, None]
     lin_b = ((beta * mu).sum(-1) + b0 - fold.y_mean) / fold.y_sd
     real = np.arange(g) < len(coef)
@@ -218,8 +220,8 @@ def make_loss_fn(l1: float):
         pred = model(batch["dosage"], context, offset=batch.get("offset"), deterministic=False, key=key)
         rows = batch["mask"][:, None]
         mse = jnp.sum((pred - batch["y"]) ** 2 * rows, 0) / jnp.maximum(rows.sum(), 1.0)  # [G]
-        active = context["active"]
-        per_gene = mse + l1 * model.l1(context["vmask"], context.get("screen"))
+        active = context.active
+        per_gene = mse + l1 * model.l1(context.vmask, context.screen)
         loss = jnp.sum(per_gene * active) / active.shape[0]
         return loss, {"mse": jnp.sum(mse * active) / jnp.maximum(active.sum(), 1.0)}
     return loss_fn

@@ -21,7 +21,7 @@ from tfnet_jax.models.expression_baselines import (
     fit_predict_expression_baselines,
     ridge_coefficients,
 )
-from tfnet_jax.models.tfnet import TFNet
+from tfnet_jax.models.tfnet import TFNet, TFNetModelConfig
 from tfnet_jax.schemas.models import TFNetConfig
 from tfnet_jax.train.losses import masked_mean
 
@@ -76,21 +76,19 @@ def prepare(data: ExpressionData, split: np.ndarray) -> PreparedExpression:
 
 
 def build_model(model_cfg: TFNetConfig, prepared: PreparedExpression, seed: int) -> TFNet:
-    model = TFNet(len(prepared.data.tf_genes), len(prepared.data.target_genes),
-                  hidden=tuple(model_cfg.hidden), activation=model_cfg.activation,
-                  dropout=model_cfg.dropout, input_dropout=model_cfg.input_dropout,
-                  linear_skip=model_cfg.linear_skip, skip_trainable=model_cfg.skip_trainable,
-                  rngs=nnx.Rngs(seed))
-    if model_cfg.skip_init not in ("zeros", "ridge"):
-        raise ValueError(f"model.skip_init={model_cfg.skip_init!r}; expected zeros or ridge")
-    if model.skip is not None and model_cfg.skip_init == "ridge":
-        # Start at the validation-chosen ridge fit with the MLP's output at zero: training
-        # then only has to learn what the linear map misses.
+    m = model_cfg
+    model = TFNet(TFNetModelConfig(
+        num_tfs=len(prepared.data.tf_genes), num_targets=len(prepared.data.target_genes),
+        hidden=tuple(m.hidden), activation=m.activation, dropout=m.dropout,
+        input_dropout=m.input_dropout, linear_skip=m.linear_skip, skip_trainable=m.skip_trainable),
+        rngs=nnx.Rngs(seed))
+    if m.skip_init not in ("zeros", "ridge"):
+        raise ValueError(f"model.skip_init={m.skip_init!r}; expected zeros or ridge")
+    if model.skip is not None and m.skip_init == "ridge":
+        # Start at the validation-chosen ridge fit (fitted here: data work; installed by the model).
         train, valid = prepared.rows("train"), prepared.rows("valid")
         coef, intercept, _ = ridge_coefficients(train["x"], train["target"], valid["x"], valid["target"])
-        model.skip[...] = jnp.asarray(coef, jnp.float32)
-        model.out.kernel[...] = jnp.zeros_like(model.out.kernel[...])
-        model.out.bias[...] = jnp.asarray(intercept, jnp.float32)
+        model.init_linear_start(coef, intercept)
     return model
 
 

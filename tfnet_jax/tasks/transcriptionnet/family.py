@@ -5,6 +5,7 @@ Writes, in the run dir: `splits.csv`, `predictions_test.parquet` and `truth_test
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tfnet_jax.data.splits import assign_splits, split_counts
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.eval.metrics import CEILING_KEY
 from tfnet_jax.models.baselines import fit_predict_baselines
+from tfnet_jax.models.transcriptionnet import TranscriptionNetContext
 from tfnet_jax.tasks.transcriptionnet import guard
 from tfnet_jax.tasks.transcriptionnet import prepare as task
 from tfnet_jax.data.splits import UNSEEN
@@ -191,8 +193,10 @@ class TranscriptionNetFamily(EngineFamily):
         return task.encode_fn if hasattr(model, "embed") and hasattr(model, "decode") else None
 
     def context_specs(self, prepared: task.PreparedData):
-        # Each device holds its receiver shard of every graph (see tfnet_jax.graph.attention).
-        return {key: P(DATA_AXIS) if key == "graphs" else P() for key in prepared.context}
+        # The context's structure with a PartitionSpec per field: each device holds its receiver
+        # shard of every graph (see tfnet_jax.graph.attention), the rest is replicated.
+        specs = {f.name: P() for f in dataclasses.fields(TranscriptionNetContext)}
+        return TranscriptionNetContext(**{**specs, "graphs": P(DATA_AXIS)})
 
     def validation_metrics(self, trainer, prepared):
         return task.validation_metrics(trainer, prepared)

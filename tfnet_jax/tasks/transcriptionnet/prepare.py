@@ -20,7 +20,9 @@ from tfnet_jax.maths import row_pearson
 from tfnet_jax.graph.multiplex import multiplex_graphs, propagated_features
 from tfnet_jax.models.baselines import fit_predict_baselines
 from tfnet_jax.models.linear import ridge_fit
-from tfnet_jax.models.transcriptionnet import TranscriptionNet
+from tfnet_jax.models.gensan import RefinerConfig
+from tfnet_jax.models.transcriptionnet import (TranscriptionNet, TranscriptionNetContext,
+                                               TranscriptionNetModelConfig)
 from tfnet_jax.schemas.models import TranscriptionNetConfig
 from tfnet_jax.train.losses import mse_pearson_loss
 
@@ -42,13 +44,11 @@ class PreparedData:
     propagated: np.ndarray | None = None
 
     @property
-    def context(self) -> dict:
-        context = {"graphs": self.graphs, "features": self.features, "readout_col": self.readout_col,
-                   "observed": self.observed, "observed_mask": self.observed_mask,
-                   "observed_slot": self.observed_slot}
-        if self.propagated is not None:
-            context["propagated"] = self.propagated
-        return context
+    def context(self) -> TranscriptionNetContext:
+        return TranscriptionNetContext(
+            features=self.features, graphs=self.graphs, propagated=self.propagated,
+            readout_col=self.readout_col, observed=self.observed, observed_mask=self.observed_mask,
+            observed_slot=self.observed_slot)
 
     def rows(self, split: str, types: list[str] | None = None) -> dict[str, np.ndarray]:
         """Per-example arrays of one split: gene index, type id, standardised target."""
@@ -199,30 +199,27 @@ def build_model(model_cfg: TranscriptionNetConfig, prepared: PreparedData, seed:
     m = model_cfg
     if m.skip_init not in ("zeros", "ridge"):
         raise ValueError(f"model.skip_init must be 'zeros' or 'ridge', got {m.skip_init!r}")
-    refine = {k: v for k, v in asdict(m.refine).items() if k != "enabled"}
+    num_types, num_readouts = len(prepared.types), len(prepared.data.readout_genes)
+    refine = (RefinerConfig(num_types, num_readouts, **{k: v for k, v in asdict(m.refine).items()
+                                                        if k != "enabled"})
+              if m.refine.enabled else None)
     feature_dim = None if prepared.features is None else prepared.features.shape[1]
     if m.encoder == "sign" and (prepared.propagated is None or prepared.propagated.shape[1] != m.hops + 1):
         raise ValueError(f"model.encoder=sign needs features propagated {m.hops} hop(s): "
                          f"prepare(data, splits, hops={m.hops})")
     # model.guard applies to predictions after training (tasks/transcriptionnet/guard.py).
-    model = TranscriptionNet(
-        num_nodes=prepared.data.num_genes + 1, num_layers=len(prepared.graphs),
-        num_types=len(prepared.types), num_readouts=len(prepared.data.readout_genes),
-        feature_dim=feature_dim, refine=refine if m.refine.enabled else None,
-        on_target_init=own_column_shift(prepared) if m.on_target else None,
-        rngs=nnx.Rngs(params=seed), node_input=m.node_input, hidden=m.hidden,
-        gat_layers=m.gat_layers, heads=m.heads, fusion=m.fusion, fusion_dim=m.fusion_dim,
-        head_hidden=m.head_hidden, head_blocks=m.head_blocks, dropout=m.dropout,
-        on_target=m.on_target, linear_skip=m.linear_skip, encoder=m.encoder, hops=m.hops)
+    model = TranscriptionNet(TranscriptionNetModelConfig(
+        num_nodes=prepared.data.num_genes + 1, num_layers=len(prepared.graphs), num_types=num_types,
+        num_readouts=num_readouts, feature_dim=feature_dim, refine=refine,
+        on_target_init=tuple(own_column_shift(prepared).tolist()) if m.on_target else None,
+        node_input=m.node_input, hidden=m.hidden, gat_layers=m.gat_layers, heads=m.heads,
+        fusion=m.fusion, fusion_dim=m.fusion_dim, head_hidden=m.head_hidden,
+        head_blocks=m.head_blocks, dropout=m.dropout, on_target=m.on_target,
+        linear_skip=m.linear_skip, encoder=m.encoder, hops=m.hops), rngs=nnx.Rngs(params=seed))
     if m.skip_init == "ridge":
-        if model.skip is None:
+        if model.skip is None:  # before the ridge fits: they cost
             raise ValueError("model.skip_init=ridge needs model.linear_skip=true")
-        # Start at the ridge solution; the heads' last layer at zero, so training starts
-        # from ridge (+ on-target) and learns only what improves on it.
-        for skip, head, (kernel, bias) in zip(model.skip, model.heads, ridge_skip_weights(prepared)):
-            skip.kernel[...] = jnp.asarray(kernel)
-            skip.bias[...] = jnp.asarray(bias)
-            head.out.kernel[...] = jnp.zeros_like(head.out.kernel[...])
+        model.init_linear_start(ridge_skip_weights(prepared))  # fitted here (data work)
     return model
 
 
@@ -236,7 +233,7 @@ def make_loss_fn(beta: float):
 
 def encode_fn(model, context):
     """The fused gene embeddings [N + 1, D]: the graph pass every prediction shares."""
-    embedding, _ = model.embed(context["features"], context["graphs"], context.get("propagated"))
+    embedding, _ = model.embed(context.features, context.graphs, context.propagated)
     return embedding
 
 
