@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A small venv with cmapPy for the GCTX interoperability test (tests/test_cmappy.py): cmapPy
+# A small venv with cmapPy for the GCTX interoperability test (tests/tasks/test_pipeline.py::test_cmappy_reads_predicted_gctx): cmapPy
 # 4.0.1 needs numpy<2 and pandas<3, which the project's environment does not have, so the test
 # runs cmapPy in a subprocess with this venv's python. Reused when already built.
 # Usage: .ci/cmappy_venv.sh [DIR]   (default: $TFNET_JAX_CMAPPY_VENV or ~/.cache/tfnet_jax/cmappy-venv)

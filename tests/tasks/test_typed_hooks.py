@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import inspect
 import re
-from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, TINY_DATA, TINY_MODEL
 
-from conftest import TINY_DATA, TINY_MODEL
 from tfnet_jax.tasks.base import FAMILIES, Family, import_object
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 HOOKS = [name for name, member in vars(Family).items() if inspect.isfunction(member) and not name.startswith("_")]
 
 

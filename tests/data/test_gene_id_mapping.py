@@ -2,18 +2,18 @@
 validation: known pairs in symbols against scores in Ensembl IDs give the same figures as when
 both use symbols, and pairs that match nothing are a warning or an error, never `auroc nan`."""
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 
 from tfnet_jax.analysis.validation import validate_lightup
 from tfnet_jax.data.expression.readers import read_expression_data
 from tfnet_jax.data.genes import GeneTable, id_namespace, match_genes
 from tfnet_jax.errors import DataError
 
-GENE_META = Path(__file__).resolve().parents[2] / "shared" / "data" / "l1000_genetic" / "gene_meta.csv.gz"
+GENE_META = REPO_ROOT.parent / "shared" / "data" / "l1000_genetic" / "gene_meta.csv.gz"
 
 TABLE = """EntrezID,GeneID,Symbol,Synonyms
 7157,ENSG00000141510,TP53,P53|LFS1

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 from omegaconf import OmegaConf
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "old_runs"
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "old_runs"
 
 
 def _model_figures(metrics: dict) -> dict[str, float]:

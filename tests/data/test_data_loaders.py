@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 
 from tfnet_jax.data.io.tables import read_table
 from tfnet_jax.data.networks import layer_from_edges, read_edge_list
@@ -23,7 +24,7 @@ from tfnet_jax.data.perturbation.signatures import (
 from tfnet_jax.data.splits import assign_splits, split_counts
 from tfnet_jax.errors import DataError
 
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/l1000_genetic"
+REAL_DATA = REPO_ROOT.parent / "shared/data/l1000_genetic"
 
 
 def write(path: Path, text: str) -> Path:

@@ -1,10 +1,10 @@
 """Light-up validation against known TF -> target pairs: planted signal is found, noise is not."""
 import gzip
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 from scipy import stats
 
 from tfnet_jax.analysis.validation import (
@@ -18,7 +18,7 @@ from tfnet_jax.analysis.validation import (
 )
 from tfnet_jax.errors import DataError
 
-TRRUST = Path(__file__).resolve().parents[2] / "shared" / "data" / "trrust" / "trrust_human.tsv.gz"
+TRRUST = REPO_ROOT.parent / "shared" / "data" / "trrust" / "trrust_human.tsv.gz"
 TFS = [f"TF{i}" for i in range(30)]
 TARGETS = [f"G{i}" for i in range(60)]
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 
 from tfnet_jax.data.genes import GeneTable
 from tfnet_jax.data.io.gctx import GCTXReader
@@ -16,7 +16,7 @@ from tfnet_jax.data.perturbation.cmap import CMapConfig, load_cmap, replicate_ha
 from tfnet_jax.data.perturbation.container import REPLICATE_HALVES, PerturbationData
 from tfnet_jax.errors import ConfigError, DataError
 
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/l1000_genetic"
+REAL_DATA = REPO_ROOT.parent / "shared/data/l1000_genetic"
 
 GENEINFO = ("gene_id\tgene_symbol\tfeature_space\n"
             "101\tLM1\tlandmark\n102\tLM2\tlandmark\n103\tLM3\tlandmark\n"
@@ -238,7 +238,10 @@ def _replicate_files(tmp_path, replicates: dict[str, list[np.ndarray]]) -> dict[
 
 def test_replicate_ceiling_from_cmap_halves(tmp_path):
     from tfnet_jax.eval.metrics import signature_metrics
-    from tfnet_jax.tasks.transcriptionnet.prepare import prepare, replicate_ceiling_metrics
+    from tfnet_jax.tasks.transcriptionnet.prepare import (
+        prepare,
+        replicate_ceiling_metrics,
+    )
 
     rng = np.random.default_rng(0)
     base = {s: rng.normal(size=4) for s in ("A", "B", "C", "D", "E", "LM1")}
@@ -268,7 +271,10 @@ def test_replicate_ceiling_from_cmap_halves(tmp_path):
 
 
 def test_identical_replicates_make_a_perfect_ceiling(tmp_path):
-    from tfnet_jax.tasks.transcriptionnet.prepare import prepare, replicate_ceiling_metrics
+    from tfnet_jax.tasks.transcriptionnet.prepare import (
+        prepare,
+        replicate_ceiling_metrics,
+    )
 
     rng = np.random.default_rng(1)
     replicates = {s: [rng.normal(size=4)] * 3 for s in ("A", "B", "C", "D")}
