@@ -130,3 +130,12 @@ def test_key_value_args_name_the_bad_argument():
 
 def test_config_dir_is_the_repository_configs():
     assert Path(cli.CONFIG_DIR) == REPO_ROOT / "configs"
+
+
+def test_every_command_tunes_host_memory_before_its_body(monkeypatch, capsys):
+    # The commands (not `import tfnet_jax`) keep freed host memory for reuse, before jax runs.
+    from tfnet_jax import twas
+    calls = []
+    monkeypatch.setattr(cli, "reuse_freed_memory", lambda: calls.append(1))
+    assert twas.main(["--help"]) == 0
+    assert calls == [1] and "tfnet-twas" in capsys.readouterr().out
