@@ -6,6 +6,7 @@ imports inside functions count too (a lazy import is still a dependency).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,27 @@ def test_readme_layout_matches_the_package_folders():
                if p.parent != ROOT / PACKAGE}
     assert listed == folders, f"README Layout lists {sorted(listed - folders)} that are not package " \
                               f"folders and misses {sorted(folders - listed)}"
+
+
+SOURCE_NAMES = ("synthetic", "dir", "cmap", "anndata", "grn", "expression", "genosim", "genotypes")
+# `name == "dir"`, `cfg.data.name != "cmap"`, `.get("name") == "grn"`: a branch on the data source.
+SOURCE_BRANCH = re.compile(r'(\bname\b|\.get\("name"\))\s*(==|!=)\s*"(' + "|".join(SOURCE_NAMES) + r')"')
+LOADERS = ("load_data_dir", "load_cmap", "load_anndata", "make_synthetic", "make_grn",
+           "read_expression_data", "read_genotype_data", "load_simulated")
+
+
+def test_data_load_is_the_one_dispatch_on_the_data_source():
+    branches, loaders = [], []
+    for path in sorted((ROOT / PACKAGE).rglob("*.py")):
+        module = module_name(path)
+        if module == "tfnet_jax.data.load":
+            continue
+        text = path.read_text()
+        branches += [f"{module}:{n}" for n, line in enumerate(text.splitlines(), 1) if SOURCE_BRANCH.search(line)]
+        if not module.startswith("tfnet_jax.data."):  # a source's own modules may call each other
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.ImportFrom) and any(a.name in LOADERS for a in node.names):
+                    loaders.append(f"{module}:{node.lineno}")
+    assert not branches, "branches on the data source outside data/load.py: " + ", ".join(branches)
+    assert not loaders, "a source's loader imported outside data/: " + ", ".join(loaders)
+    assert SOURCE_BRANCH.search('if cfg.data.name == "dir":')  # the pattern sees a branch

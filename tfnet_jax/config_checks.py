@@ -11,11 +11,10 @@ import re
 
 from tfnet_jax.schemas.checks import (fail, number_in, one_of, optional_positive_int,
                                       positive_int, positive_number)
-from tfnet_jax.schemas import COLLAPSE_MODES, FAMILY_NAMES, MONITOR_MODES
+from tfnet_jax.data.load import check_data_config
+from tfnet_jax.schemas import FAMILY_NAMES, MONITOR_MODES
 
 SPLIT_BY = ("sample", "group")
-SIM_MODES = ("additive", "nonadditive")
-MISSING_TF_POLICIES = ("error", "drop")
 ABLATION = re.compile(r"all|only_\d+|drop_\d+")
 
 
@@ -84,49 +83,6 @@ def check_split(split: dict, used: tuple[str, ...] | None = None, family: str = 
         one_of(split, "split", "mode", SPLIT_MODES)
 
 
-def check_data(data: dict) -> None:
-    name = data.get("name")
-    if name == "synthetic":
-        from tfnet_jax.data.perturbation.synthetic import PERT_TYPES
-        positive_int(data, "data", "num_genes", "num_communities", "latent_dim", "hidden_dim",
-                     "num_readouts", "perts_per_type")
-        for value in data.get("pert_types") or []:
-            if value not in PERT_TYPES:
-                fail("data.pert_types", data["pert_types"], f"expected a list of {', '.join(PERT_TYPES)}")
-        lengths = {key: len(data[key]) for key in ("layer_names", "layer_degree", "layer_within",
-                                                     "layer_coverage", "layer_relevance")}
-        if len(set(lengths.values())) != 1:
-            fail("data.layer_degree", data["layer_degree"],
-                  f"every data.layer_* list needs one entry per layer ({lengths})")
-    elif name == "grn":
-        positive_int(data, "data", "num_samples", "num_tfs", "num_masters", "num_targets",
-                     "num_states")
-        positive_int(data, "data", "disease_masters", "disease_samples", minimum=0)
-    elif name == "genosim":
-        positive_int(data, "data", "num_genes", "num_individuals", "region_length", "max_variants",
-                     "num_causal", "gene_length", "region_spacing")
-        one_of(data, "data", "mode", SIM_MODES)
-        for key in ("heritability", "null_fraction", "trait_heritability"):
-            number_in(data, "data", key, 0.0, 1.0)
-        number_in(data, "data", "maf", 0.0, 0.5, high_open=True)
-    elif name == "expression":
-        from tfnet_jax.data.expression.readers import ORIENTATIONS, TRANSFORMS
-        one_of(data, "data", "transform", TRANSFORMS)
-        one_of(data, "data", "orientation", ORIENTATIONS)
-        one_of(data, "data", "missing_tfs", MISSING_TF_POLICIES)
-        positive_int(data, "data", "min_targets")
-    elif name == "genotypes":
-        positive_int(data, "data", "window", "max_variants")
-        number_in(data, "data", "maf", 0.0, 0.5, high_open=True)
-    elif name == "cmap":
-        one_of(data, "data", "collapse", COLLAPSE_MODES)
-    elif name == "anndata":
-        from tfnet_jax.data.perturbation.perturbseq import check_config
-        from tfnet_jax.schemas import AnnDataConfig
-        check_config(AnnDataConfig(**{k: v for k, v in data.items()
-                                      if k not in ("name", "pert_types")}), paths=False)
-
-
 def check_values(groups: dict, family: str | None) -> None:
     """Every range / choice check of the typed, resolved groups (plain dicts). The checks that
     belong to one family (its model's fields, data sources, split fields, validation metrics)
@@ -145,7 +101,7 @@ def check_values(groups: dict, family: str | None) -> None:
         name = groups["data"].get("name")
         if sources and name not in sources:
             fail("data.name", name, f"model.family={family} reads data={' | data='.join(sources)}")
-        check_data(groups["data"])
+        check_data_config(groups["data"])
     if "split" in groups:
         check_split(groups["split"], getattr(fam, "split_fields", None), str(family))
     if "train" in groups:

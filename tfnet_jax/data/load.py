@@ -17,9 +17,13 @@ import tempfile
 from pathlib import Path
 
 from tfnet_jax.errors import DataError
+from tfnet_jax.schemas.checks import fail, number_in, one_of, positive_int
+from tfnet_jax.schemas.data import COLLAPSE_MODES
 from tfnet_jax.schemas.typed import typed_group
 
 DATA_SOURCES = ("synthetic", "dir", "cmap", "anndata")
+SIM_MODES = ("additive", "nonadditive")
+MISSING_TF_POLICIES = ("error", "drop")
 EXPRESSION_SOURCES = ("grn", "expression")
 GENOTYPE_SOURCES = ("genosim", "genotypes")
 
@@ -118,3 +122,59 @@ def load_data(cfg: dict, cache_dir: Path | None = None):
     if name in GENOTYPE_SOURCES:
         return load_genotype_data(cfg, cache_dir)
     return load_perturbation_data(cfg)
+
+
+# ---------------------------------------------------------------- checks before loading
+def check_data_config(data: dict) -> None:
+    """The ranges and choices of a `data` config (a plain dict of its typed fields), per source."""
+    name = data.get("name")
+    if name == "synthetic":
+        from tfnet_jax.data.perturbation.synthetic import PERT_TYPES
+        positive_int(data, "data", "num_genes", "num_communities", "latent_dim", "hidden_dim",
+                     "num_readouts", "perts_per_type")
+        for value in data.get("pert_types") or []:
+            if value not in PERT_TYPES:
+                fail("data.pert_types", data["pert_types"], f"expected a list of {', '.join(PERT_TYPES)}")
+        lengths = {key: len(data[key]) for key in ("layer_names", "layer_degree", "layer_within",
+                                                     "layer_coverage", "layer_relevance")}
+        if len(set(lengths.values())) != 1:
+            fail("data.layer_degree", data["layer_degree"],
+                  f"every data.layer_* list needs one entry per layer ({lengths})")
+    elif name == "grn":
+        positive_int(data, "data", "num_samples", "num_tfs", "num_masters", "num_targets",
+                     "num_states")
+        positive_int(data, "data", "disease_masters", "disease_samples", minimum=0)
+    elif name == "genosim":
+        positive_int(data, "data", "num_genes", "num_individuals", "region_length", "max_variants",
+                     "num_causal", "gene_length", "region_spacing")
+        one_of(data, "data", "mode", SIM_MODES)
+        for key in ("heritability", "null_fraction", "trait_heritability"):
+            number_in(data, "data", key, 0.0, 1.0)
+        number_in(data, "data", "maf", 0.0, 0.5, high_open=True)
+    elif name == "expression":
+        from tfnet_jax.data.expression.readers import ORIENTATIONS, TRANSFORMS
+        one_of(data, "data", "transform", TRANSFORMS)
+        one_of(data, "data", "orientation", ORIENTATIONS)
+        one_of(data, "data", "missing_tfs", MISSING_TF_POLICIES)
+        positive_int(data, "data", "min_targets")
+    elif name == "genotypes":
+        positive_int(data, "data", "window", "max_variants")
+        number_in(data, "data", "maf", 0.0, 0.5, high_open=True)
+    elif name == "cmap":
+        one_of(data, "data", "collapse", COLLAPSE_MODES)
+    elif name == "anndata":
+        from tfnet_jax.data.perturbation.perturbseq import AnnDataConfig, check_config
+        check_config(AnnDataConfig(**{k: v for k, v in data.items() if k not in ("name", "pert_types")}),
+                     paths=False)
+
+
+def pert_types_of(cfg: dict) -> list[str] | None:
+    """The perturbation types a TranscriptionNet `data` config yields, as far as known before
+    loading: data.pert_types, else the standard three (the generator's, and what CMap and
+    AnnData codes map to); None for a data dir, whose types are its signature files' names."""
+    if cfg.get("pert_types"):
+        return list(cfg["pert_types"])
+    if cfg.get("name") == "dir":
+        return None
+    from tfnet_jax.data.perturbation.synthetic import PERT_TYPES
+    return list(PERT_TYPES)

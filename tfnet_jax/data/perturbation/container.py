@@ -17,6 +17,8 @@ SPLIT_NAMES = ("train", "valid", "test")
 # extras key: {type: (genes, half A, half B)}, each half the mean of a seeded half of a
 # perturbation's replicate signatures (data=cmap), for the split-half replicate ceiling.
 REPLICATE_HALVES = "replicate_halves"
+# extras key: a gene table (Entrez ID, symbol, ...) that came with the data, for predictions' symbols.
+GENE_TABLE = "gene_table"
 
 
 @dataclass(frozen=True)

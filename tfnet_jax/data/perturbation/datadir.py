@@ -5,6 +5,7 @@ Layout:
     ROOT/signatures/<TYPE>.csv[.gz]            one signature table per perturbation type
     ROOT/node_features*.csv[.gz]               optional, at most one file
     ROOT/splits.csv                            optional: pert_type, pert_gene, split
+    ROOT/gene_meta*.csv[.gz]                   optional gene table (symbols of predictions)
 
 Layers and types are ordered by name. Every signature file must have the same set of
 readout columns; they are put in the first file's order. The gene index is the sorted
@@ -20,7 +21,7 @@ import pandas as pd
 
 from tfnet_jax.data.io.tables import preview, split_table_name
 from tfnet_jax.data.networks import layer_from_edges, read_edge_list
-from tfnet_jax.data.perturbation.container import PerturbationData, SignatureTable
+from tfnet_jax.data.perturbation.container import GENE_TABLE, PerturbationData, SignatureTable
 from tfnet_jax.data.perturbation.signatures import (
     read_node_features,
     read_signature_table,
@@ -169,4 +170,7 @@ def load_data_dir(root: str | Path) -> PerturbationData:
     splits_path = root / "splits.csv"
     if splits_path.is_file():
         data.splits = _splits_by_type(read_splits_table(splits_path), splits_path, data.signatures)
+    gene_tables = sorted(root.glob("gene_meta*.csv*"))
+    if gene_tables:
+        data.extras[GENE_TABLE] = str(gene_tables[0])
     return data

@@ -15,10 +15,9 @@ from jax.sharding import PartitionSpec as P
 
 from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.data.genes import GeneTable, gene_indices
-from tfnet_jax.data.load import DATA_SOURCES, load_perturbation_data
+from tfnet_jax.data.load import DATA_SOURCES, load_perturbation_data, pert_types_of
 from tfnet_jax.data.perturbation.cmap import PERT_TYPE_CODES
-from tfnet_jax.data.perturbation.container import PerturbationData
-from tfnet_jax.data.perturbation.synthetic import PERT_TYPES
+from tfnet_jax.data.perturbation.container import GENE_TABLE, PerturbationData
 from tfnet_jax.data.splits import assign_splits, split_counts
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.eval.metrics import CEILING_KEY
@@ -71,13 +70,11 @@ def per_type_monitor(monitor: str, types: list[str] | None) -> bool:
             and (types is None or parts[1] in types))
 
 
-def find_gene_table(cfg: RunConfig, explicit: str | None) -> GeneTable | None:
-    """The gene table for symbols: `gene_table=PATH`, else ROOT/gene_meta*.csv[.gz] of data=dir."""
-    if explicit:
-        return GeneTable.from_file(explicit)
-    root = cfg.data.root if cfg.data.name == "dir" else None
-    found = sorted(Path(root).glob("gene_meta*.csv*")) if root else []
-    return GeneTable.from_file(found[0]) if found else None
+def find_gene_table(data: PerturbationData, explicit: str | None) -> GeneTable | None:
+    """The gene table for symbols: `gene_table=PATH`, else the data's own (ROOT/gene_meta*.csv[.gz]
+    of a data dir)."""
+    path = explicit or data.extras.get(GENE_TABLE)
+    return GeneTable.from_file(path) if path else None
 
 
 def check_guard(options: dict | None) -> None:
@@ -140,8 +137,7 @@ class TranscriptionNetFamily(EngineFamily):
         check_guard(model.get("guard"))
         if "train" in groups:
             # valid/<TYPE>/<metric> too, for the run's types (any type name for a data dir).
-            types = (groups.get("data") or {}).get("pert_types") or (
-                None if (groups.get("data") or {}).get("name") == "dir" else list(PERT_TYPES))
+            types = pert_types_of(groups.get("data") or {})
             check_monitor(groups["train"], [f"valid/{m}" for m in task.MEAN_VALID_METRICS], self.name,
                           f"valid/<{'|'.join(types) if types else 'TYPE'}>/<metric>",
                           lambda m: per_type_monitor(m, types))
@@ -302,7 +298,7 @@ class TranscriptionNetFamily(EngineFamily):
                  else gene_indices(inputs, data.gene_position()))
         splits = {t: gene_splits(prepared, t) for t in types}
         readouts = data.readout_genes.tolist()
-        table = find_gene_table(cfg, gene_table)
+        table = find_gene_table(data, gene_table)
         symbol = dict(zip(data.genes.tolist(), table.to_symbols(data.genes)[0])) if table else {}
         readout_symbols = [symbol.get(g) for g in readouts] if table else None
         state, distances = fitted.results.get("guard"), {}
