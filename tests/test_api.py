@@ -182,6 +182,27 @@ def test_genonet_fit_load_predict_new_genotypes(tmp_path):
     written = cli_predict(tmp_path / "geno", "format=[parquet,h5ad]")  # the cohort's own genotypes
     np.testing.assert_allclose(written.iloc[:, 2:].to_numpy(),
                                loaded.predict(None).iloc[:, 2:].to_numpy(), rtol=1e-5)
+    # TWAS stage 2 through the library function (the simulation's own trait): a table by |z|.
+    from tfnet_jax.analysis.twas import associate
+    twas = associate(tmp_path / "geno")
+    assert (tmp_path / "geno" / "twas.csv").exists() and "is_trait_gene" in twas
+    assert np.all(np.diff(np.abs(twas["z"].to_numpy())) <= 0)
+
+
+def test_tfnet_analyses_through_library_functions(tfnet_run):
+    """Light-up, core TFs and disease on a loaded run, as a notebook calls them: no Hydra."""
+    from tfnet_jax.analysis.disease import run_disease
+    from tfnet_jax.analysis.lightup import run_lightup
+    from tfnet_jax.analysis.tf_selection import run_core_tfs
+    run = tfnet_jax.load_run(tfnet_run.run_dir)
+    summary = run_lightup(run, jacobian=False)
+    assert summary["weight"]["auroc"] > 0.5 and (run.run_dir / "lightup.parquet").exists()
+    sets = run_core_tfs(run, retrain_steps=10, min_tfs=3, drop_fraction=0.5)
+    assert {"80%", "95%"} <= set(sets) and (run.run_dir / "core_tfs.csv").exists()
+    disease = run_disease(run)
+    assert -1 <= disease["spearman_rho"] <= 1 and (run.run_dir / "disease.json").exists()
+    with pytest.raises(tfnet_jax.errors.ConfigError, match="mdoe: unknown option; did you mean mode"):
+        run_lightup(run, mdoe="sd")
 
 
 def test_failed_attempt_does_not_lock_the_run_dir(tmp_path):
