@@ -4,6 +4,7 @@ Its tests train a tiny model of their own (an encoder shared by every prediction
 row), so they test the engine and no family."""
 import json
 import logging
+import re
 
 import jax
 import jax.numpy as jnp
@@ -167,13 +168,12 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, caplog):
     run_dir = tmp_path / "interrupted"
     with pytest.raises(Interrupt):
         make_trainer(run_dir=run_dir, patience=100).fit(arrays, dies_at_third_eval)
-    # Checkpoints are saved asynchronously: the step-20 save may not have finished at the
-    # interrupt; the run resumes from the last one committed (a digit-named step folder).
-    committed = max(int(p.name) for p in (run_dir / "checkpoints" / "latest").iterdir() if p.name.isdigit())
-    assert committed in (10, 20)
     resumed = make_trainer(run_dir=run_dir, patience=100)
     meta = resumed.fit(arrays, evaluate)
-    assert f"Resumed from checkpoint at step {committed}" in caplog.text
+    # Checkpoints are saved asynchronously: with this tiny model the step-20 save may still be
+    # running at the interrupt, so the run resumes from step 20 or from the step-10 one.
+    found = re.search(r"Resumed from checkpoint at step (\d+)", caplog.text)
+    assert found and int(found.group(1)) in (10, 20)
     assert meta["step"] == 40 and meta["finished"]
     for x, y in zip(params_of(straight), params_of(resumed)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
