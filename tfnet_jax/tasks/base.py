@@ -21,7 +21,6 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from tfnet_jax.atomic import atomic_write_json
-
 from tfnet_jax.errors import ConfigError
 from tfnet_jax.eval.metrics import CEILING_KEY, format_results_table
 from tfnet_jax.schemas.typed import RunConfig, typed_config
@@ -44,12 +43,10 @@ class Fitted:
     results: dict = field(default_factory=dict)
 
 
-
-
 @dataclass
 class PredictionChunk:
     """Rows of predictions: identifying columns (`meta`, ending with `split`, one of
-    PREDICTION_SPLITS) and `values` [rows, len(columns)]."""
+    `data.splits.PREDICTION_SPLITS`) and `values` [rows, len(columns)]."""
     meta: pd.DataFrame
     values: np.ndarray
     columns: list[str]
