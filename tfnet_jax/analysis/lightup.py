@@ -28,7 +28,6 @@ from tfnet_jax.schemas.commands import LIGHTUP_MODES, LightupOptions, make_optio
 log = logging.getLogger(__name__)
 
 
-
 def perturbation_sizes(x_sd: np.ndarray, mode: str = "double", k: float = 1.0,
                        log_base: float = math.e) -> np.ndarray:
     """Per-TF step in standardised input units: 'double' = log_base(2) data units, 'sd' = k sd."""
