@@ -244,7 +244,8 @@ def on_loaded_run(cfg, schema: type, function: str, family: str | None = None):
     from tfnet_jax.api import load_run
     options = OmegaConf.to_container(cfg, resolve=True)
     schema(**options).check()
-    run = load_run(options.pop("run_dir"), family=family, which=options.pop("which", "best"))
+    which = {"which": options.pop("which")} if "which" in options else {}  # a loading option
+    run = load_run(options.pop("run_dir"), family=family, **which)
     module, _, path = function.partition(":")
     target = importlib.import_module(module)
     for attr in path.split("."):

@@ -80,8 +80,7 @@ def load_expression_data(cfg):
     name = _name(cfg)
     if name == "grn":
         from tfnet_jax.data.expression.synthetic import GRNConfig, make_grn
-        grn = GRNConfig(**{f.name: tuple(v) if isinstance(v := getattr(cfg, f.name), list) else v
-                           for f in dataclasses.fields(GRNConfig)})
+        grn = _base(cfg, GRNConfig)
         grn.check()
         return make_grn(grn)
     if name == "expression":
@@ -102,7 +101,7 @@ def load_genotype_data(cfg, cache_dir: Path | None = None):
         from tfnet_jax.data.genotype.synthetic import GenoSimConfig, load_simulated
         sim_cfg = _base(cfg, GenoSimConfig)
         if not cfg.cache and cache_dir is None:
-            digest = hashlib.sha256(json.dumps(json.loads(json.dumps(dataclasses.asdict(sim_cfg))),
+            digest = hashlib.sha256(json.dumps(dataclasses.asdict(sim_cfg),
                                                sort_keys=True).encode()).hexdigest()[:16]
             cache_dir = Path(tempfile.gettempdir()) / "tfnet_jax_genosim" / digest
         return load_simulated(sim_cfg, Path(cfg.cache or cache_dir))

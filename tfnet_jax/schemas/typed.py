@@ -103,12 +103,17 @@ def typed_group(group: str, node, schema: type | None = None) -> Any:
 
 
 def _instance(schema: type, values: dict):
-    """`schema(**values)`, nested schema fields built too. A value the user must still set
+    """`schema(**values)`, nested schema fields built too and tuple fields as tuples (OmegaConf
+    gives lists). A value the user must still set
     stays the string '???' (the loader that needs it names it), as in the composed config."""
     hints = typing.get_type_hints(schema)
-    return schema(**{f.name: _instance(hints[f.name], values[f.name])
-                     if is_dataclass(hints[f.name]) and isinstance(values[f.name], dict)
-                     else values[f.name] for f in fields(schema) if f.name in values})
+
+    def value(name):
+        hint, given = hints[name], values[name]
+        if is_dataclass(hint) and isinstance(given, dict):
+            return _instance(hint, given)
+        return tuple(given) if typing.get_origin(hint) is tuple and isinstance(given, list) else given
+    return schema(**{f.name: value(f.name) for f in fields(schema) if f.name in values})
 
 
 def typed_config(cfg) -> RunConfig:
