@@ -17,17 +17,19 @@ from omegaconf import OmegaConf
 
 import tfnet_jax
 from tfnet_jax import config
+from tfnet_jax.data.sources.build import build_networks
 from tfnet_jax.errors import TfnetError
 
 COMMANDS = {"train": "tfnet_jax.run", "predict": "tfnet_jax.predict",
             "lightup": "tfnet_jax.lightup", "core_tfs": "tfnet_jax.core_tfs",
             "disease": "tfnet_jax.disease", "twas": "tfnet_jax.twas",
             "collect": "tfnet_jax.experiments.collect",
-            "sweep": "tfnet_jax.experiments.optuna_sweep"}
+            "sweep": "tfnet_jax.experiments.optuna_sweep", "networks": "tfnet_jax.networks"}
 RUN_DIRS = ("run", "tn_run", "unfinished", "corrupt")
 PLACES = {}  # filled by the `places` fixture
 NO_HYDRA_LOGGING = ("hydra/job_logging=none", "hydra/hydra_logging=none")
-PLAIN = ("twas", "collect", "sweep")  # no Hydra: main(argv)
+PLAIN = ("twas", "collect", "sweep", "networks")  # no Hydra: main(argv)
+GI = "gene_info={sources}/Homo_sapiens.gene_info.gz"  # tfnet-networks' hand-made inputs
 TN = "hydra.run.dir={run}"  # an existing run dir, whose files a failed command must not change
 
 CASES = [
@@ -118,6 +120,23 @@ CASES = [
     ("sweep", ["experiment=sweep_optuna", "oops"], "oops"),
     ("sweep", ["experiment=sweep_optuna", "model.hiden=3"], "model.hiden"),
     ("sweep", ["experiment=sweep_optuna", "train.batch_size=0"], "train.batch_size"),
+    # ---- tfnet-networks: bad files name file and line, bad keys the key
+    ("networks", ["out={tmp}/nets", GI, "string={sources}/links_p9.txt",
+                  "string_info={sources}/9606.protein.info.v12.0.txt.gz"],
+     "links_p9.txt, line 3: protein '9606.P9'"),
+    ("networks", ["out={tmp}/nets", GI, "gmt=[{sources}/short.gmt]"], "short.gmt, line 2"),
+    ("networks", ["out={tmp}/nets", "gene_info={sources}/mouse.gene_info", "taxon=9606",
+                  "pathways={sources}/kegg_pathways.tsv.gz"], "mouse.gene_info, line 2: tax_id 10090"),
+    ("networks", ["out={tmp}/nets", GI, "biogrid={tmp}/BIOGRID-missing.txt"], "biogrid="),
+    ("networks", ["out={tmp}/nets", GI, "gmt_max_sise=3"], "did you mean gmt_max_size"),
+    ("networks", ["out={file}/nets", GI, "pathways={sources}/kegg_pathways.tsv.gz"], "out="),
+    ("networks", ["out={tmp}/nets", "ids=symbol", "pathways={sources}/kegg_pathways.tsv.gz"],
+     "ids=symbol needs gene_info"),
+    ("networks", ["out={tmp}/nets", GI], "no source given"),
+    ("networks", ["out={tmp}/nets", "ids=symbols", "pathways={sources}/kegg_pathways.tsv.gz"],
+     "did you mean symbol"),
+    ("networks", ["out={tmp}/nets", GI, "string={sources}/9606.protein.links.v12.0.txt.gz"],
+     "string_info"),
 ]
 
 
@@ -165,10 +184,17 @@ def places(tmp_path_factory):
     anndata.AnnData(X=np.ones((2, 1), dtype=np.float32), obs=pd.DataFrame(
         {"target": ["A", "non-targeting"], "kind": ["base-edit", "CRISPRi"]}, index=["c1", "c2"]),
     ).write_h5ad(screen / "screen.h5ad")
+    from network_source_files import GENE_INFO, write, write_all
+    sources = root / "sources"
+    write_all(sources)
+    write(sources / "links_p9.txt", "protein1 protein2 combined_score\n9606.P1 9606.P2 900\n"
+          "9606.P1 9606.P9 900\n")
+    write(sources / "short.gmt", "S1\td\tAAA\tBBB\nS2\tno genes\n")
+    write(sources / "mouse.gene_info", GENE_INFO.replace("9606\t", "10090\t"))
     corrupt = fake_run(root / "corrupt", ["experiment=smoke_tfnet", "model=tfnet"])
     (corrupt / "checkpoints" / "best" / "5").mkdir(parents=True)  # a partial copy
     (corrupt / "checkpoints" / "best" / "5" / "state").write_bytes(b"\x00not a checkpoint")
-    PLACES.update({"tmp": root, "empty": root / "empty", "corrupt": corrupt,
+    PLACES.update({"tmp": root, "empty": root / "empty", "corrupt": corrupt, "sources": sources,
                    "file": root / "file", "netdir": net, "screen": screen,
                    "run": fake_run(root / "tfnet_run", ["experiment=smoke_tfnet", "model=tfnet"]),
                    "tn_run": fake_run(root / "tn_run", ["experiment=smoke"]),
@@ -239,6 +265,10 @@ API_CASES = [
     (lambda p: tfnet_jax.load_run(p["corrupt"]).fitted, "cannot be restored"),
     (lambda p: tfnet_jax.load_run(p["run"], which="worst").fitted, "which"),
     (lambda p: tfnet_jax.api.compose(["train.eval_every=0"]), "train.eval_every"),
+    (lambda p: build_networks(p["tmp"] / "nets", pathway=p["sources"] / "kegg_pathways.tsv.gz"),
+     "did you mean pathways"),
+    (lambda p: build_networks(p["tmp"] / "nets", coexpression=p["sources"] / "nope.h5ad"),
+     "coexpression="),
 ]
 
 

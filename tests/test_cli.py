@@ -32,7 +32,7 @@ def run_script(*args, env=None, cwd=None):
 def test_every_command_has_a_console_script():
     assert set(declared_scripts()) == {"tfnet-train", "tfnet-predict", "tfnet-lightup",
                                        "tfnet-core-tfs", "tfnet-disease", "tfnet-twas",
-                                       "tfnet-collect", "tfnet-sweep"}
+                                       "tfnet-collect", "tfnet-sweep", "tfnet-networks"}
 
 
 def test_every_console_script_help_says_what_and_gives_an_example():

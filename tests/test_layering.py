@@ -33,7 +33,8 @@ LAYERS = [
 ]
 # The top floor: the command wrapper, the command modules and the benchmarks.
 COMMANDS = ["tfnet_jax.cli", "tfnet_jax.run", "tfnet_jax.predict", "tfnet_jax.lightup",
-            "tfnet_jax.core_tfs", "tfnet_jax.disease", "tfnet_jax.twas", "tfnet_jax.train.__main__",
+            "tfnet_jax.core_tfs", "tfnet_jax.disease", "tfnet_jax.twas", "tfnet_jax.networks",
+            "tfnet_jax.train.__main__",
             "tfnet_jax.experiments", "benchmarks"]
 
 

@@ -27,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from tfnet_jax.config import check_experiment_family, config_dir, describe_error
 from tfnet_jax.errors import ConfigError, TfnetError
 from tfnet_jax.host_memory import reuse_freed_memory
+from tfnet_jax.schemas.checks import did_you_mean
 
 EXIT_USER_ERROR = 2
 USER_ERRORS = (TfnetError, HydraException, OmegaConfBaseException)
@@ -225,7 +226,8 @@ def key_value_args(argv: list[str], allowed: tuple[str, ...], required: tuple[st
     for arg in argv:
         key, sep, value = arg.partition("=")
         if not sep or key not in allowed:
-            raise ConfigError(f"argument {arg!r}: expected KEY=VALUE with KEY one of {list(allowed)}")
+            hint = did_you_mean(key, allowed) if sep else ""
+            raise ConfigError(f"argument {arg!r}: {hint}expected KEY=VALUE with KEY one of {list(allowed)}")
         args[key] = value
     missing = [key for key in required if key not in args]
     if missing:

@@ -4,6 +4,8 @@ Accepted tables (any format `tables.read_table` reads, e.g. `.csv.gz`, `.txt`):
 - TranscriptionNet's gene_meta: EntrezID, GeneID (Ensembl), Symbol, ...
 - CMap geneinfo: gene_id, gene_symbol, ensembl_id, and feature_space ("landmark", ...) or pr_is_lm
 - older CMap gene_info: pr_gene_id, pr_gene_symbol, pr_is_lm
+- NCBI gene_info (`#tax_id GeneID Symbol LocusTag Synonyms dbXrefs ...`): `from_gene_info`
+  (checks the species), or `from_file`, which sees its header and reads it the same way
 Optional columns: Ensembl IDs (ensembl_id, ensembl_gene_id, Ensembl, or GeneID when its values
 are Ensembl IDs) and aliases (Synonyms, aliases, alias_symbol, prev_symbol: several per cell,
 separated by |, ; or ,). gene_meta has Ensembl IDs but no aliases.
@@ -51,6 +53,8 @@ ENSEMBL_COLUMNS = ("ensembl_id", "ensembl_gene_id", "Ensembl", "GeneID")
 ALIAS_COLUMNS = ("Synonyms", "aliases", "alias_symbol", "prev_symbol")
 ENSEMBL_ID = re.compile(r"^(ENS[A-Z]*G\d{6,})(\.\d+)?$")
 NAMESPACES = ("entrez", "ensembl", "symbol")
+GENE_INFO_COLUMNS = ("#tax_id", "GeneID", "Symbol", "Synonyms", "dbXrefs")
+ENSEMBL_XREF = re.compile(r"(?:^|\|)Ensembl:(ENS[A-Z]*G\d{6,})")
 
 
 def gene_lines(path: str | Path) -> list[tuple[int, str]]:
@@ -162,6 +166,8 @@ class GeneTable:
     def from_file(cls, path: str | Path) -> "GeneTable":
         path = Path(path)
         table = read_table(path)
+        if "#tax_id" in table.columns:
+            return cls._from_gene_info_table(table, path, taxon=None)
         id_column = _first_present(table.columns, ID_COLUMNS, path, "Entrez ID")
         symbol_column = _first_present(table.columns, SYMBOL_COLUMNS, path, "gene symbol")
         entrez = column_as_str(table, id_column, path)
@@ -181,6 +187,39 @@ class GeneTable:
             is_landmark = None
         return cls(entrez=entrez, symbols=symbols, is_landmark=is_landmark, source=str(path),
                    ensembl=_ensembl_column(table, path), aliases=_alias_column(table))
+
+    @classmethod
+    def from_gene_info(cls, path: str | Path, taxon: int | None = None) -> "GeneTable":
+        """NCBI gene_info: Entrez GeneID, Symbol, `|`-separated Synonyms and the first
+        `Ensembl:ENSG...` of dbXrefs; every row must be of `taxon` (when given)."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: gene_info file not found")
+        return cls._from_gene_info_table(read_table(path), path, taxon)
+
+    @classmethod
+    def _from_gene_info_table(cls, table, path: Path, taxon: int | None) -> "GeneTable":
+        missing = [c for c in GENE_INFO_COLUMNS if c not in table.columns]
+        if missing:
+            raise DataError(f"{path}, line 1: not an NCBI gene_info header: no column(s) {missing}")
+        if taxon is not None:
+            other = np.flatnonzero(table["#tax_id"].to_numpy(dtype=str) != str(taxon))
+            if len(other):
+                row = other[0]
+                raise DataError(f"{path}, line {table.index[row]}: tax_id "
+                                f"{table['#tax_id'].iloc[row]}, but taxon={taxon} was asked for "
+                                f"(a gene_info of another species?)")
+        entrez = column_as_str(table, "GeneID", path)
+        check_unique_keys(table, ["GeneID"], path, what="Entrez ID")
+        symbols = table["Symbol"].to_numpy(dtype=object).copy()
+        symbols[np.isin(symbols, NO_SYMBOL)] = None
+        ensembl = np.array([m.group(1) if (m := ENSEMBL_XREF.search(x)) else None
+                            for x in table["dbXrefs"].tolist()], dtype=object)
+        aliases = np.empty(len(table), dtype=object)
+        aliases[:] = [tuple(a for a in (x.strip() for x in cell.split("|")) if a not in NO_SYMBOL)
+                      for cell in table["Synonyms"].tolist()]
+        return cls(entrez=entrez, symbols=symbols, source=str(path), ensembl=ensembl,
+                   aliases=aliases)
 
     @property
     def num_genes(self) -> int:
@@ -203,6 +242,11 @@ class GeneTable:
         for i, s in self._symbol_of.items():
             ids.setdefault(s, []).append(i)
         return ids
+
+    @cached_property
+    def unique_symbols(self) -> dict[str, str]:
+        """Symbol -> Entrez ID for every symbol carried by exactly one gene."""
+        return {s: ids[0] for s, ids in self._ids_of_symbol.items() if len(ids) == 1}
 
     @property
     def ambiguous_symbols(self) -> dict[str, list[str]]:
@@ -296,6 +340,14 @@ class GeneTable:
         unmapped = _unique_in_order(g for g, o in zip(genes, out) if o is None)
         self._report(unmapped, len(set(genes)), f"gene(s) have no {namespace} ID in the table")
         return out, unmapped
+
+
+def entrez_mapper(table: GeneTable | None):
+    """`to_entrez(names) -> list[str | None]`: through `table` (any namespace, `entrez_of`'s
+    policy), or without a table, Entrez IDs (digits) as they are and every other name unmapped."""
+    if table is not None:
+        return lambda names: table.entrez_of(names, report=False)[0]
+    return lambda names: [n if n.isdigit() else None for n in (str(x).strip() for x in names)]
 
 
 def match_genes(names: Iterable, universe: Iterable, table: GeneTable | None = None) -> list[str | None]:

@@ -1,7 +1,8 @@
 """Loading a perturbation data set from a directory of plain tables.
 
 Layout:
-    ROOT/networks/<layer>.{tsv,csv,txt}[.gz]   one edge list per layer (at least one)
+    ROOT/networks/<layer>.{tsv,csv,txt}[.gz]   one edge list per layer (at least one); a
+                                               report.json (tfnet-networks) is skipped
     ROOT/signatures/<TYPE>.csv[.gz]            one signature table per perturbation type
     ROOT/node_features*.csv[.gz]               optional, at most one file
     ROOT/splits.csv                            optional: pert_type, pert_gene, split
@@ -32,15 +33,17 @@ from tfnet_jax.errors import DataError
 log = logging.getLogger(__name__)
 
 
-def _tables_by_name(directory: Path, extensions: tuple[str, ...], what: str) -> dict[str, Path]:
-    """Table files of `directory` keyed by name without extensions, sorted; at least one."""
+def _tables_by_name(directory: Path, extensions: tuple[str, ...], what: str,
+                    expected: tuple[str, ...] = ()) -> dict[str, Path]:
+    """Table files of `directory` keyed by name without extensions, sorted; at least one.
+    Files named in `expected` are skipped without a warning."""
     if not directory.is_dir():
         raise DataError(f"{directory}: missing directory of {what}")
     found: dict[str, Path] = {}
     for path in sorted(directory.iterdir()):
         named = split_table_name(path) if path.is_file() else None
         if named is None or named[1] not in extensions:
-            if not path.name.startswith("."):
+            if not path.name.startswith(".") and path.name not in expected:
                 log.warning("%s: ignored (not a %s file)", path, "/".join(extensions))
             continue
         name = named[0]
@@ -95,7 +98,9 @@ def _splits_by_type(splits: pd.DataFrame, path: Path,
 
 def read_network_layers(directory: Path) -> dict[str, pd.DataFrame]:
     """Canonical edge lists of every layer file in `directory`, by layer name (sorted)."""
-    files = _tables_by_name(directory, (".tsv", ".csv", ".txt"), "network layer")
+    # report.json: what tfnet-networks (data/sources/build.py) writes beside the layers
+    files = _tables_by_name(directory, (".tsv", ".csv", ".txt"), "network layer",
+                            expected=("report.json",))
     return {name: read_edge_list(path) for name, path in files.items()}
 
 

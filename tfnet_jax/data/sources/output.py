@@ -1,0 +1,102 @@
+"""Writing the builder's outputs, each atomically: layer edge lists `OUT/networks/NAME.tsv.gz`
+in the asked namespace, and GO node features `OUT/node_features_go.csv.gz`.
+
+Both are formatted in bulk (pyarrow's CSV writer; the features as one byte matrix) and
+gzip-compressed at a low level: pandas' to_csv takes minutes on a 19k x 10k feature matrix.
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.data.genes import GeneTable
+from tfnet_jax.data.sources.edges import Edges
+
+LAYER_LEVEL = 3  # gzip level: layers are read far more often than written, but 6+ is slow
+FEATURE_LEVEL = 1
+BATCH_ROWS = 1 << 20
+
+
+def in_namespace(edges: Edges, namespace: str, table: GeneTable | None) -> tuple[pd.DataFrame, int]:
+    """(gene_a, gene_b, weight in `namespace`, each pair once; edges lost because a gene has no
+    ID there). Two Entrez IDs with one symbol or Ensembl ID merge: the pair keeps its maximum."""
+    if namespace == "entrez":
+        return pd.DataFrame({"gene_a": edges.gene_a, "gene_b": edges.gene_b,
+                             "weight": edges.weight}), 0
+    genes = np.union1d(edges.gene_a, edges.gene_b)
+    names, _ = table.convert([str(g) for g in genes.tolist()], namespace)
+    name_of = np.array(names, dtype=object)
+    a = name_of[np.searchsorted(genes, edges.gene_a)]
+    b = name_of[np.searchsorted(genes, edges.gene_b)]
+    known = pd.notna(a) & pd.notna(b)
+    codes, uniques = pd.factorize(np.concatenate([a[known], b[known]]), sort=True)
+    code_a, code_b = codes[:known.sum()], codes[known.sum():]
+    low, high = np.minimum(code_a, code_b), np.maximum(code_a, code_b)
+    frame = (pd.DataFrame({"low": low, "high": high, "weight": edges.weight[known]})
+             .query("low != high").groupby(["low", "high"], sort=True, as_index=False)["weight"].max())
+    uniques = np.asarray(uniques, dtype=object)
+    return pd.DataFrame({"gene_a": uniques[frame["low"].to_numpy()],
+                         "gene_b": uniques[frame["high"].to_numpy()],
+                         "weight": frame["weight"].to_numpy()}), int((~known).sum())
+
+
+def write_layer(path: Path, frame: pd.DataFrame) -> None:
+    """gene_a<TAB>gene_b<TAB>weight, gzip-compressed, atomically."""
+    table = pa.Table.from_pandas(frame[["gene_a", "gene_b", "weight"]], preserve_index=False)
+    options = pacsv.WriteOptions(delimiter="\t", quoting_style="none", include_header=False)
+
+    def write(tmp):
+        with gzip.open(tmp, "wb", compresslevel=LAYER_LEVEL) as handle:
+            handle.write(b"gene_a\tgene_b\tweight\n")
+            for start in range(0, table.num_rows, BATCH_ROWS):
+                sink = pa.BufferOutputStream()
+                pacsv.write_csv(table.slice(start, BATCH_ROWS), sink, options)
+                handle.write(sink.getvalue().to_pybytes())
+    atomic_write_with(path, write)
+
+
+def features_in_namespace(features: pd.DataFrame, namespace: str,
+                          table: GeneTable | None) -> pd.DataFrame:
+    """Rows renamed from Entrez IDs to `namespace`; rows without an ID there, or repeating an
+    earlier row's, dropped."""
+    if namespace == "entrez":
+        return features
+    names, _ = table.convert([str(g) for g in features.index], namespace)
+    names = pd.Series(names, dtype=object)
+    keep = (names.notna() & ~names.duplicated()).to_numpy()
+    out = features[keep].copy()
+    out.index = names[keep].to_numpy()
+    return out
+
+
+def write_features(path: Path, features: pd.DataFrame) -> None:
+    """`gene,TERM,...` then one line per gene, atomically. Values of 0..9 (GO's 0/1) are
+    formatted as one byte matrix; anything else goes through pandas."""
+    values = features.to_numpy()
+    small = np.issubdtype(values.dtype, np.integer) and (values.size == 0 or
+                                                         (values.min() >= 0 and values.max() <= 9))
+
+    def write(tmp):
+        with gzip.open(tmp, "wb", compresslevel=FEATURE_LEVEL) as handle:
+            if not small:
+                features.rename_axis("gene").to_csv(handle, index=True)
+                return
+            handle.write((",".join(["gene", *map(str, features.columns)]) + "\n").encode())
+            genes = [str(g).encode() for g in features.index]
+            rows = max(1, (1 << 26) // max(1, 2 * values.shape[1]))
+            for start in range(0, len(genes), rows):
+                block = values[start:start + rows]
+                text = np.empty((block.shape[0], 2 * block.shape[1] + 1), dtype=np.uint8)
+                text[:, 0:-1:2] = ord(",")
+                text[:, 1:-1:2] = block.astype(np.uint8) + ord("0")
+                text[:, -1] = ord("\n")
+                flat, width = text.tobytes(), text.shape[1]
+                handle.write(b"".join(g + flat[i * width:(i + 1) * width]
+                                      for i, g in enumerate(genes[start:start + rows])))
+    atomic_write_with(path, write)
