@@ -324,6 +324,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, obo, to_entrez):
     twice.write_text(OBO + "\n[Term]\nid: GO:0000002\nnamespace: biological_process\n")
     with pytest.raises(DataError, match=r"twice\.obo, line \d+: term GO:0000002 is defined twice"):
         read_obo(twice)
+    with pytest.raises(DataError, match=r"gene2go: no GO BP edges: 1 gene\(s\) with BP terms; "
+                                        r"of 18 rows read, dropped: other_taxon 17$"):
+        build_go_layers(annotations=write_gene2go(tmp_path / "gene2go"), obo=obo, taxon=10090)
     with pytest.raises(ConfigError, match="go aspects"):
         build_go_layers(annotations=gene2go, obo=obo, aspects=("XX",))
 

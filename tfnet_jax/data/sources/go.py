@@ -27,8 +27,8 @@ import scipy.sparse as sp
 
 from tfnet_jax.data.sources.go_annotations import ToEntrez, read_annotations
 from tfnet_jax.data.sources.jaccard import jaccard_top_k
-from tfnet_jax.data.sources.obo import read_obo
-from tfnet_jax.errors import ConfigError
+from tfnet_jax.data.sources.obo import Ontology, read_obo
+from tfnet_jax.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +55,21 @@ def build_go_layers(*, annotations: Path, obo: Path, aspects: Sequence[str] = ("
     `lambda names: GeneTable.from_file(gene_info).entrez_of(names)[0]`; gene2go needs none.
     """
     aspects = _check_arguments(aspects, top_k, feature_min_genes, feature_max_genes)
-    ontology = read_obo(obo)
-    annotated = read_annotations(annotations, ontology, aspects=aspects,
-                                 evidence_exclude=evidence_exclude, taxon=taxon,
-                                 to_entrez=to_entrez)
-    genes, gene_rows = np.unique(annotated.genes, return_inverse=True)  # string order
-    direct = sp.csr_matrix((np.ones(len(gene_rows), dtype=np.float32), (gene_rows, annotated.terms)),
-                           shape=(len(genes), len(ontology.terms)))
-    direct.sum_duplicates()
-    propagated = direct @ ontology.closure.astype(np.float32)
-    propagated.data[:] = 1
-    report = {"ontology": ontology.report, "annotations": annotated.report,
-              "genes": len(genes), "gene_term_pairs": int(direct.nnz),
-              "propagated_gene_term_pairs": int(propagated.nnz), "top_k": top_k, "layers": {}}
+    go = read_go_memberships(annotations=annotations, obo=obo, aspects=aspects,
+                             evidence_exclude=evidence_exclude, taxon=taxon, to_entrez=to_entrez)
+    genes, report = go.genes, {**go.report, "top_k": top_k, "layers": {}}
 
     layers = {}
     for aspect in aspects:
-        members = propagated[:, np.flatnonzero(ontology.aspects == aspect)].tocsr()
+        members = go.members(aspect)
         a, b, weight = jaccard_top_k(members, top_k)
         name = LAYER_OF_ASPECT[aspect]
+        if not len(a):
+            read = go.report["annotations"]
+            raise DataError(f"{annotations}: no GO {aspect} edges: "
+                            f"{int((np.diff(members.indptr) > 0).sum())} gene(s) with {aspect} "
+                            f"terms; of {read['rows']} rows read, dropped: "
+                            f"{_drop_summary(read['dropped'])}")
         layers[name] = pd.DataFrame({"gene_a": genes[a], "gene_b": genes[b], "weight": weight})
         report["layers"][name] = {
             "genes": int((np.diff(members.indptr) > 0).sum()),
@@ -84,12 +80,51 @@ def build_go_layers(*, annotations: Path, obo: Path, aspects: Sequence[str] = ("
 
     table = None
     if features:
-        table = _features(propagated, genes, ontology.terms,
-                          np.isin(ontology.aspects.astype(str), aspects),
+        table = _features(go.propagated, genes, go.ontology.terms,
+                          np.isin(go.ontology.aspects.astype(str), aspects),
                           feature_min_genes, feature_max_genes)
         report["features"] = {"genes": table.shape[0], "terms": table.shape[1],
                               "min_genes": feature_min_genes, "max_genes": feature_max_genes}
     return GoResult(layers=layers, features=table, report=report)
+
+
+@dataclass(frozen=True)
+class GoMemberships:
+    """Genes x GO terms, annotations propagated to every ancestor (is_a, part_of)."""
+
+    genes: np.ndarray  # str [g]: Entrez IDs, sorted as strings
+    ontology: Ontology
+    propagated: sp.csr_matrix  # float32 0/1 [g, ontology terms]
+    report: dict
+
+    def members(self, aspect: str) -> sp.csr_matrix:
+        """genes x the terms of one aspect ("BP", "MF", "CC")."""
+        return self.propagated[:, np.flatnonzero(self.ontology.aspects == aspect)].tocsr()
+
+
+def read_go_memberships(*, annotations: Path, obo: Path, aspects: Sequence[str],
+                        evidence_exclude: Sequence[str], taxon: int,
+                        to_entrez: ToEntrez | None) -> GoMemberships:
+    """Read the ontology and the annotations (kept as `go_annotations` says) and propagate."""
+    ontology = read_obo(obo)
+    annotated = read_annotations(annotations, ontology, aspects=aspects,
+                                 evidence_exclude=evidence_exclude, taxon=taxon,
+                                 to_entrez=to_entrez)
+    genes, gene_rows = np.unique(annotated.genes, return_inverse=True)
+    direct = sp.csr_matrix((np.ones(len(gene_rows), dtype=np.float32), (gene_rows, annotated.terms)),
+                           shape=(len(genes), len(ontology.terms)))
+    direct.sum_duplicates()
+    propagated = (direct @ ontology.closure.astype(np.float32)).tocsr()
+    propagated.data[:] = 1
+    report = {"ontology": ontology.report, "annotations": annotated.report, "genes": len(genes),
+              "gene_term_pairs": int(direct.nnz), "propagated_gene_term_pairs": int(propagated.nnz)}
+    return GoMemberships(genes=genes, ontology=ontology, propagated=propagated, report=report)
+
+
+def _drop_summary(dropped: dict) -> str:
+    counts = {reason: value["count"] if isinstance(value, dict) else value
+              for reason, value in dropped.items()}
+    return ", ".join(f"{reason} {count}" for reason, count in counts.items() if count) or "none"
 
 
 def _check_arguments(aspects: Sequence[str], top_k: int, feature_min_genes: int,

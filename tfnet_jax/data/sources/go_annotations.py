@@ -64,6 +64,8 @@ def read_annotations(path: str | Path, ontology: Ontology, *, aspects: Sequence[
                      to_entrez: ToEntrez | None) -> Annotations:
     """The annotation rows kept by the module policy, with a JSON-able report of the drops."""
     path = Path(path)
+    if isinstance(evidence_exclude, str):
+        evidence_exclude = [evidence_exclude]
     lines = numbered_lines(path)
     first = next(((n, line) for n, line in lines if line.strip()), None)
     if first is None:

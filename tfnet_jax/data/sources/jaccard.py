@@ -71,7 +71,8 @@ def _top_k_per_row(similarity: np.ndarray, top_k: int) -> tuple[np.ndarray, np.n
     k = min(top_k, width)
     cutoff = np.partition(similarity, width - k, axis=1)[:, width - k, None]  # k-th largest
     above_rows, above_cols = np.nonzero(similarity > cutoff)
-    tied_rows, tied_cols = np.nonzero(similarity == cutoff)  # by row, then column
+    # by row, then column; a cut-off of 0 or less (fewer than k overlapping rows) takes no ties
+    tied_rows, tied_cols = np.nonzero((similarity == cutoff) & (cutoff > 0))
     wanted = k - np.bincount(above_rows, minlength=height)
     rank_in_row = np.arange(len(tied_rows)) - np.searchsorted(tied_rows, tied_rows)
     take = rank_in_row < wanted[tied_rows]
