@@ -3,6 +3,7 @@ GAF 2.2 files with hand-computed propagated sets, Jaccard weights and top-k edge
 from __future__ import annotations
 
 import gzip
+import json
 from fractions import Fraction
 
 import numpy as np
@@ -219,6 +220,7 @@ def test_gene2go_layers_match_hand_computed(tmp_path, obo, top_k, expected_bp):
     assert result.report["layers"]["go_bp"] == {"genes": 5, "terms": 6, "genes_with_edges": 5,
                                                 "edges": len(expected_bp)}
     assert result.features is None
+    json.dumps(result.report)  # JSON-able
 
 
 def test_gaf_gives_the_same_layers_as_gene2go(tmp_path, obo, to_entrez):
