@@ -52,7 +52,7 @@ def build_go_layers(*, annotations: Path, obo: Path, aspects: Sequence[str] = ("
     """GO layers (and features) from an annotation file (gene2go or GAF 2.2) and an OBO file.
 
     `to_entrez` maps GAF gene symbols / IDs to Entrez IDs (None where unmapped), e.g.
-    `lambda names: GeneTable.from_file(gene_info).entrez_of(names)[0]`; gene2go needs none.
+    `lambda names: table.entrez_of(names)[0]` for a `data.genes.GeneTable`; gene2go needs none.
     """
     aspects = _check_arguments(aspects, top_k, feature_min_genes, feature_max_genes)
     go = read_go_memberships(annotations=annotations, obo=obo, aspects=aspects,
