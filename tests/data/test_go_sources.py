@@ -223,6 +223,24 @@ def test_gene2go_layers_match_hand_computed(tmp_path, obo, top_k, expected_bp):
     json.dumps(result.report)  # JSON-able
 
 
+def test_tfnet_networks_writes_the_go_layers_features_and_report(tmp_path, obo):
+    from tfnet_jax.data.perturbation.signatures import read_node_features
+    from tfnet_jax.data.sources.build import build_networks
+    gene2go = write_gene2go(tmp_path / "gene2go")
+    report = build_networks(tmp_path / "out", go=gene2go, obo=obo, go_top_k=1, go_features=True)
+    written = pd.read_csv(tmp_path / "out" / "networks" / "go_bp.tsv.gz", sep="\t")
+    assert written["gene_a"].dtype == np.int64  # Entrez IDs as integers
+    got = {tuple(sorted((str(a), str(b)))): w for a, b, w in written.itertuples(index=False)}
+    assert got == pytest.approx(BP_TOP1, rel=1e-12)
+    entry = report["sources"]["go"]
+    assert (entry["rows_read"], entry["rows_kept"]) == (18, 12)
+    assert entry["dropped"]["not_qualifier"] == 2 and entry["dropped"]["evidence"] == 1
+    direct = build_go_layers(annotations=gene2go, obo=obo, top_k=1, features=True)
+    genes, values = read_node_features(tmp_path / "out" / "node_features_go.csv.gz")
+    assert genes.tolist() == direct.features.index.tolist()
+    np.testing.assert_array_equal(values, direct.features.to_numpy())
+
+
 def test_gaf_gives_the_same_layers_as_gene2go(tmp_path, obo, to_entrez):
     from_gene2go = build_go_layers(annotations=write_gene2go(tmp_path / "gene2go"), obo=obo,
                                    top_k=2)

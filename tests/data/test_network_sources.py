@@ -233,8 +233,9 @@ def test_without_gene_info_entrez_ids_are_taken_as_they_are(files, tmp_path):
 
 
 def test_go_wiring_and_features_file(files, tmp_path, monkeypatch):
-    """go.py is written by another engineer: a fake `build_go_layers` of the agreed interface
-    checks the call and what is written from its result."""
+    """A fake `build_go_layers` checks the call (keys parsed as the command gives them) and
+    what is written from its result in another namespace; tests/data/test_go_sources.py builds
+    from real (tiny) GO files."""
     import sys
     import types
 

@@ -134,7 +134,10 @@ def _go_layers(options: Options, table: GeneTable | None) -> tuple[dict[str, Lay
                              frame["gene_b"].astype(np.int64).to_numpy(),
                              frame["weight"].to_numpy(dtype=np.float64))
         layers[name] = Layer(edges, mapped=edges.num_genes)
-    entry = {**source_entry(options.go),
+    read = result.report["annotations"]
+    # Each dropped reason is a count or {"count": n, ...}: the report's table wants counts.
+    dropped = {reason: n if isinstance(n, int) else n["count"] for reason, n in read["dropped"].items()}
+    entry = {**source_entry(options.go, read["rows"], read["kept"], dropped),
              "obo": {"file": str(options.obo), "sha256": sha256_of(options.obo)},
              "reader": dict(result.report)}
     return layers, result.features if options.go_features else None, entry
