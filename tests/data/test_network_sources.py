@@ -236,7 +236,6 @@ def test_go_wiring_and_features_file(files, tmp_path, monkeypatch):
     """A fake `build_go_layers` checks the call (keys parsed as the command gives them) and
     what is written from its result in another namespace; tests/data/test_go_sources.py builds
     from real (tiny) GO files."""
-    import sys
     import types
 
     from tfnet_jax.data.perturbation.signatures import read_node_features
@@ -248,10 +247,9 @@ def test_go_wiring_and_features_file(files, tmp_path, monkeypatch):
         layers = {"go_bp": pd.DataFrame({"gene_a": ["1", "3"], "gene_b": ["2", "1"], "weight": [0.5, 0.25]})}
         features = pd.DataFrame([[1, 0, 1], [0, 1, 1]], index=["1", "4"],
                                 columns=["GO:0000001", "GO:0000002", "GO:0000003"], dtype=np.uint8)
-        return types.SimpleNamespace(layers=layers, features=features, report={"genes": 2})
+        return types.SimpleNamespace(layers=layers, features=features, report={"genes": 2, "annotations": {"rows": 5, "kept": 4, "dropped": {"evidence": {"count": 1}, "aspect": 0}}})
 
-    monkeypatch.setitem(sys.modules, "tfnet_jax.data.sources.go",
-                        types.SimpleNamespace(build_go_layers=build_go_layers))
+    monkeypatch.setattr("tfnet_jax.data.sources.build.build_go_layers", build_go_layers)
     go, obo = write(tmp_path / "gene2go", "x\n"), write(tmp_path / "go.obo", "y\n")
     report = build(tmp_path / "out", files, go=go, obo=obo, go_aspects="[bp]", go_features="true",
                    go_top_k=5, go_evidence_exclude="[ND,IEA]", ids="symbol")
@@ -259,7 +257,8 @@ def test_go_wiring_and_features_file(files, tmp_path, monkeypatch):
         annotations=go, obo=obo, aspects=["BP"], evidence_exclude=["ND", "IEA"], top_k=5,
         features=True, taxon=9606)
     assert_edges(layer(tmp_path / "out", "go_bp"), {("AAA", "BBB"): 0.5, ("AAA", "CCC"): 0.25})
-    assert report["sources"]["go"]["reader"] == {"genes": 2}
+    assert report["sources"]["go"]["reader"]["genes"] == 2
+    assert report["sources"]["go"]["dropped"] == {"evidence": 1}
     genes, values = read_node_features(tmp_path / "out" / "node_features_go.csv.gz")
     assert genes.tolist() == ["AAA", "DDD"]
     np.testing.assert_array_equal(values, [[1, 0, 1], [0, 1, 1]])

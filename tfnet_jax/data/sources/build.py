@@ -21,8 +21,20 @@ from tfnet_jax.data.io.tables import split_table_name
 from tfnet_jax.data.sources.biogrid import read_biogrid
 from tfnet_jax.data.sources.coexpression import read_coexpression
 from tfnet_jax.data.sources.corum import read_corum
-from tfnet_jax.data.sources.edges import EXAMPLES, Layer, canonical, sha256_of, source_entry
-from tfnet_jax.data.sources.gene_sets import gmt_layer_name, read_gmt, read_pathways, read_reactome
+from tfnet_jax.data.sources.edges import (
+    EXAMPLES,
+    Layer,
+    canonical,
+    sha256_of,
+    source_entry,
+)
+from tfnet_jax.data.sources.gene_sets import (
+    gmt_layer_name,
+    read_gmt,
+    read_pathways,
+    read_reactome,
+)
+from tfnet_jax.data.sources.go import build_go_layers
 from tfnet_jax.data.sources.options import Options, check_writable, parse_options
 from tfnet_jax.data.sources.output import (
     features_in_namespace,
@@ -31,7 +43,7 @@ from tfnet_jax.data.sources.output import (
     write_layer,
 )
 from tfnet_jax.data.sources.string import read_string
-from tfnet_jax.errors import ConfigError, DataError
+from tfnet_jax.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +130,6 @@ def _read_sources(options: Options, table: GeneTable | None,
 
 def _go_layers(options: Options, table: GeneTable | None) -> tuple[dict[str, Layer], object, dict]:
     """The GO reader's layers (tfnet_jax.data.sources.go), as canonical edges."""
-    try:
-        from tfnet_jax.data.sources.go import build_go_layers
-    except ImportError as err:
-        raise ConfigError(f"go={options.go}: this installation has no GO reader "
-                          f"(tfnet_jax.data.sources.go: {err})") from None
     result = build_go_layers(
         annotations=options.go, obo=options.obo, aspects=list(options.go_aspects),
         evidence_exclude=list(options.go_evidence_exclude), top_k=options.go_top_k,

@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tfnet_jax.data.sources.edges import Layer, ToEntrez, canonical, names_to_entrez, source_entry
+from tfnet_jax.data.sources.edges import (
+    Layer,
+    ToEntrez,
+    canonical,
+    names_to_entrez,
+    source_entry,
+)
 from tfnet_jax.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -2,14 +2,20 @@
 `Organism` and `subunits(Entrez IDs)`, `;`-separated) into the co-membership layer `corum`."""
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from tfnet_jax.data.sources.edges import Layer, ToEntrez, co_membership, names_to_entrez, source_entry
+from tfnet_jax.data.sources.edges import (
+    Layer,
+    ToEntrez,
+    co_membership,
+    names_to_entrez,
+    source_entry,
+)
 from tfnet_jax.data.sources.species import species_names
+from tfnet_jax.data.sources.text import open_text
 from tfnet_jax.errors import DataError
 
 ORGANISM, SUBUNITS = "Organism", "subunits(Entrez IDs)"
@@ -20,8 +26,7 @@ def _complexes(path: Path) -> pd.DataFrame:
     """Organism and subunits per complex, from the tab table or the JSON export."""
     try:
         if path.name.endswith((".json", ".json.gz")):
-            opener = gzip.open if path.name.endswith(".gz") else open
-            with opener(path, "rt", encoding="utf-8") as handle:
+            with open_text(path) as handle:
                 records = json.load(handle)
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                 raise DataError(f"{path}: expected a JSON list of complexes (objects)")

@@ -3,7 +3,6 @@
 gene/pathway table such as KEGG's (layer `pathways`). Weights: `edges.co_membership`."""
 from __future__ import annotations
 
-import gzip
 import re
 from pathlib import Path
 
@@ -11,8 +10,15 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.io.tables import read_table
-from tfnet_jax.data.sources.edges import Layer, ToEntrez, co_membership, names_to_entrez, source_entry
+from tfnet_jax.data.sources.edges import (
+    Layer,
+    ToEntrez,
+    co_membership,
+    names_to_entrez,
+    source_entry,
+)
 from tfnet_jax.data.sources.species import species_names
+from tfnet_jax.data.sources.text import open_text
 from tfnet_jax.errors import DataError
 
 REACTOME_COLUMNS = 6  # Entrez ID, pathway ID, URL, name, evidence, species
@@ -41,10 +47,9 @@ def _sets_layer(path: Path, set_names: np.ndarray, genes: np.ndarray, to_entrez:
 
 def read_gmt(path: Path, to_entrez: ToEntrez, max_size: int | None) -> tuple[Layer, dict]:
     """GMT: `name<TAB>description<TAB>gene<TAB>gene...` (symbols or Entrez IDs)."""
-    opener = gzip.open if path.name.endswith(".gz") else open
     set_names, genes = [], []
     try:
-        with opener(path, "rt", encoding="utf-8-sig") as handle:
+        with open_text(path) as handle:
             for number, line in enumerate(handle, start=1):
                 fields = line.rstrip("\r\n").split("\t")
                 if not line.strip():

@@ -17,17 +17,15 @@ of a bad stanza or of a cycle, and the subset of OBO used here is a few tag line
 """
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator, TextIO
 
 import numpy as np
 import scipy.sparse as sp
 
+from tfnet_jax.data.sources.text import numbered_lines
 from tfnet_jax.errors import DataError
 
 ASPECT_OF_NAMESPACE = {"biological_process": "BP", "molecular_function": "MF",
@@ -35,30 +33,6 @@ ASPECT_OF_NAMESPACE = {"biological_process": "BP", "molecular_function": "MF",
 PROPAGATING_RELATIONSHIPS = ("part_of",)  # besides is_a
 OBSOLETE = -1
 UNKNOWN = -2
-
-
-def open_text(path: Path) -> TextIO:
-    """A text handle on a plain or gzip-compressed file, told apart by content, not name."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        with open(path, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-        return (gzip.open(path, "rt", encoding="utf-8") if gzipped
-                else open(path, "rt", encoding="utf-8"))
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the file ({err})") from err
-
-
-def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line without its end) of a plain or gzipped text file; read errors
-    (a corrupt .gz, bad UTF-8) become one-line DataErrors."""
-    with open_text(path) as handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                yield number, line.rstrip("\r\n")
-        except (OSError, UnicodeDecodeError, EOFError, zlib.error) as err:
-            raise DataError(f"{path}: cannot read the file ({err})") from err
 
 
 @dataclass

@@ -14,7 +14,6 @@ with the protein columns dictionary-encoded: 4-byte codes per row, never 13.7 M 
 """
 from __future__ import annotations
 
-import gzip
 import logging
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pyarrow.csv as pacsv
 
 from tfnet_jax.data.genes import GeneTable
 from tfnet_jax.data.sources.edges import Layer, canonical, source_entry
+from tfnet_jax.data.sources.text import open_text
 from tfnet_jax.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,9 @@ CHANNELS = ("combined", "neighborhood", "fusion", "cooccurence", "coexpression",
 PROTEIN_COLUMNS = ("protein1", "protein2")
 
 
-def _open_text(path: Path):
-    opener = gzip.open if path.name.endswith(".gz") else open
-    return opener(path, "rt", encoding="utf-8", newline="")
-
-
 def _header(path: Path, what: str) -> list[str]:
     try:
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             line = handle.readline()
     except (OSError, UnicodeDecodeError, EOFError) as err:
         raise DataError(f"{path}: cannot read the {what} ({err})") from err
@@ -113,7 +108,7 @@ def protein_genes(info: pd.DataFrame, aliases: Path | None,
 
 def _links_line(path: Path, protein: str) -> int:
     """The first line of the links file naming `protein` (only run to word an error)."""
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if number > 1 and protein in line.split()[:2]:
                 return number
