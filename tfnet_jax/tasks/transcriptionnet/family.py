@@ -21,7 +21,7 @@ from tfnet_jax.data.perturbation.container import GENE_TABLE, PerturbationData
 from tfnet_jax.data.splits import assign_splits, split_counts
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.eval.metrics import CEILING_KEY
-from tfnet_jax.models.baselines import fit_predict_baselines
+from tfnet_jax.models.baseline_suite import fit_predict_baselines
 from tfnet_jax.models.transcriptionnet import TranscriptionNetContext
 from tfnet_jax.tasks.transcriptionnet import guard
 from tfnet_jax.tasks.transcriptionnet import prepare as task
