@@ -3,7 +3,7 @@
 exist, those of models/prior_baselines.py (go_ridge, go_forest, embedding_ridge)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -15,7 +15,11 @@ from tfnet_jax.models.baselines import (
     neighbor_baseline,
     ridge_baseline,
 )
-from tfnet_jax.models.prior_baselines import predict_prior_baselines, prior_baseline_names
+from tfnet_jax.models.prior_baselines import (
+    PRIOR_BASELINES,
+    predict_prior_baselines,
+    prior_baseline_names,
+)
 
 if TYPE_CHECKING:
     from tfnet_jax.data.perturbation.container import PerturbationData
@@ -35,28 +39,36 @@ def node_feature_matrix(data: "PerturbationData", train_genes: np.ndarray) -> np
     return features
 
 
+BASELINES = ("mean", "neighbors", "cross_type", "ridge", "linear", *PRIOR_BASELINES)
+
+
+def available_baselines(data: "PerturbationData") -> list[str]:
+    """The baselines whose inputs `data` has, in BASELINES order."""
+    names = ["mean", "neighbors"] + (["cross_type"] if len(data.signatures) > 1 else [])
+    names += ["ridge", "linear"] if data.node_features is not None else []
+    return names + prior_baseline_names(data)
+
+
 def fit_predict_baselines(data: "PerturbationData", splits: dict[str, np.ndarray] | None,
-                          query_split: str = "test") -> dict[str, dict[str, np.ndarray]]:
+                          query_split: str = "test", names: Sequence[str] | None = None
+                          ) -> dict[str, dict[str, np.ndarray]]:
     """Predict the `query_split` rows of every perturbation type with each baseline.
 
     `splits[type]` labels each signature row "train", "valid" or "test" (None: use
     data.splits). Returns {"mean": {type: pred}, "neighbors": {...}}, "cross_type" when
     there are several types, "ridge" and "linear" when node features exist, then the prior
     baselines whose inputs exist (`prior_baseline_names`); prediction rows follow the query
-    rows' table order.
+    rows' table order. `names`: only those of them (e.g. the guarded ones).
     """
     splits = data.splits if splits is None else splits
     if splits is None:
         raise ValueError("no splits given and data.splits is None")
-    use_ridge = data.node_features is not None
-    priors = prior_baseline_names(data)
-
-    out: dict[str, dict[str, np.ndarray]] = {"mean": {}, "neighbors": {}}
-    if len(data.signatures) > 1:
-        out["cross_type"] = {}
-    if use_ridge:
-        out["ridge"], out["linear"] = {}, {}
-    out.update({name: {} for name in priors})
+    unknown = sorted(set(names or ()) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; known: {list(BASELINES)}")
+    chosen = [n for n in available_baselines(data) if names is None or n in names]
+    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in chosen}
+    priors = [name for name in chosen if name in PRIOR_BASELINES]
     train_sets = {t: (np.asarray(tab.pert_index)[np.asarray(splits[t]).astype(str) == "train"],
                       np.asarray(tab.values)[np.asarray(splits[t]).astype(str) == "train"])
                   for t, tab in data.signatures.items() if t in splits}
@@ -75,19 +87,23 @@ def fit_predict_baselines(data: "PerturbationData", splits: dict[str, np.ndarray
         # Only train / valid values are ever read; query rows contribute indices only.
         y_tr, y_va = values[train], values[valid]
 
-        out["mean"][pert_type] = mean_baseline(y_tr, int(query.sum()))
-        out["neighbors"][pert_type] = neighbor_baseline(
-            data.layers, data.num_genes, index[train], y_tr, index[query])
+        if "mean" in out:
+            out["mean"][pert_type] = mean_baseline(y_tr, int(query.sum()))
+        if "neighbors" in out:
+            out["neighbors"][pert_type] = neighbor_baseline(
+                data.layers, data.num_genes, index[train], y_tr, index[query])
         if "cross_type" in out:
             sources = {t: v for t, v in train_sets.items() if t != pert_type}
             out["cross_type"][pert_type] = cross_type_baseline(y_tr, sources, index[train], index[query])
-        if use_ridge:
+        if "ridge" in out or "linear" in out:
             train_genes = np.zeros(data.num_genes, dtype=bool)
             train_genes[index[train]] = True
             features = node_feature_matrix(data, train_genes)
             args = (features[index[train]], y_tr, features[index[valid]], y_va, features[index[query]])
-            out["ridge"][pert_type] = ridge_baseline(*args)
-            out["linear"][pert_type] = linear_baseline(*args)
+            if "ridge" in out:
+                out["ridge"][pert_type] = ridge_baseline(*args)
+            if "linear" in out:
+                out["linear"][pert_type] = linear_baseline(*args)
         predicted = predict_prior_baselines(data, priors, index, train, valid, query, values)
         for name, pred in predicted.items():
             out[name][pert_type] = pred

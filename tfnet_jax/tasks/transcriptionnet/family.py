@@ -211,8 +211,9 @@ class TranscriptionNetFamily(EngineFamily):
         options = cfg.model.guard
         report = None
         if options.enabled and prepared.features is not None:
-            valid_baselines = fit_predict_baselines(prepared.data, prepared.splits, query_split="valid")
             guarded_names = [name for name in guard.GUARDED_BASELINES if name in baselines]
+            valid_baselines = fit_predict_baselines(prepared.data, prepared.splits, query_split="valid",
+                                                    names=guarded_names)
             test = {"model": model_test, **{name: baselines[name] for name in guarded_names}}
             valid = {"model": task.predict_split(fitted.predictor, prepared, "valid"),
                      **{name: valid_baselines[name] for name in guarded_names}}
