@@ -173,3 +173,16 @@ def test_selections_keep_priors_and_start_a_fresh_cache(tmp_path):
     data.derived["x"] = 1
     for chosen in (data.select_layers(["ppi"]), data.select_types(["RNAi"])):
         assert chosen.feature_blocks == data.feature_blocks and chosen.derived == {}
+
+
+def test_farthest_split_distance_per_table(tmp_path):
+    from tfnet_jax.data.splits import feature_outlyingness
+    _, data = two_tables(tmp_path)
+    distance = dict(zip(data.genes.tolist(), feature_outlyingness(data).tolist()))
+    # a over the perturbed genes that have it (95, 500): a0 mean 3 sd 2, a1 mean 8.5 sd 1.5
+    assert distance["lonely"] == pytest.approx(1.0)  # (0, 1) in a, nothing in b
+    assert distance["500"] == pytest.approx(np.sqrt(2))  # (1, -1)
+    b = np.array([2.0, 4.0, 100.0])  # 007, 95, 12: all perturbed
+    z95 = (4 - b.mean()) / b.std()
+    assert distance["95"] == pytest.approx(np.sqrt(2 + z95 ** 2))
+    assert distance["300"] == -np.inf and distance["r1"] == -np.inf
