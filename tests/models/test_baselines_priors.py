@@ -157,7 +157,7 @@ def test_spectral_embedding_of_two_components_and_an_isolated_gene():
               NetworkLayer("b", np.array([2], np.int32), np.array([3], np.int32), np.array([5.0], np.float32))]
     embedding, isolated = prior_baselines.spectral_embedding(layers, 5, dim=2)
     assert isolated.tolist() == [False, False, False, False, True]
-    # normalised adjacency: eigenvalue 1 twice, eigenvectors spanning (1,1,0,0)/√2, (0,0,1,1)/√2
+    # degrees 1, tau 1: A / 2 has eigenvalue 1/2 twice, eigenvectors spanning (1,1,0,0)/√2, (0,0,1,1)/√2
     span = np.array([[1, 1, 0, 0, 0], [0, 0, 1, 1, 0]]) / np.sqrt(2)
     np.testing.assert_allclose(embedding.T @ embedding, np.eye(2), atol=1e-10)
     np.testing.assert_allclose(span @ embedding @ embedding.T @ span.T, np.eye(2), atol=1e-10)
