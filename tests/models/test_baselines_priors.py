@@ -185,9 +185,28 @@ def test_embedding_width_chosen_on_validation():
     train, valid, query = np.arange(80), np.arange(80, 100), np.arange(100, 120)
     pred = prior_baselines.embedding_ridge_baseline(embedding, isolated, train, values[train], valid,
                                                     values[valid], query, dims=(8, 16))
-    features = lambda rows: np.column_stack([embedding[rows, :16], isolated[rows]])  # noqa: E731
-    expected = ridge_baseline(features(train), values[train], features(valid), values[valid], features(query))
+    features = lambda rows: np.column_stack([np.sqrt(120) * embedding[rows, :16], isolated[rows]])  # noqa: E731
+    low, high = features(train).min(axis=0), features(train).max(axis=0)
+    expected = ridge_baseline(features(train), values[train], np.clip(features(valid), low, high),
+                              values[valid], np.clip(features(query), low, high), standardise=False)
     np.testing.assert_allclose(pred, expected)
+
+
+def test_embedding_column_localised_on_a_query_gene_does_not_blow_up():
+    # Column 1 is ~0 on the training genes and large on query gene 100 (an eigenvector of a
+    # small component): per-column scaling would multiply it by ~1e4.
+    rng = np.random.default_rng(1)
+    embedding = rng.normal(size=(120, 8)) / np.sqrt(120)
+    embedding[:, 1] = 1e-5 * rng.normal(size=120)
+    embedding[100, 1] = 0.5
+    values = np.outer(embedding[:, 0], rng.normal(size=5)) * 10 + 0.1 * rng.normal(size=(120, 5))
+    train, valid, query = np.arange(80), np.arange(80, 100), np.arange(100, 120)
+    pred = prior_baselines.embedding_ridge_baseline(embedding, np.zeros(120, bool), train, values[train],
+                                                    valid, values[valid], query, dims=(8,))
+    assert np.abs(pred).max() < 2 * np.abs(values[train]).max()
+    per_column = ridge_baseline(embedding[train], values[train], embedding[valid], values[valid],
+                                embedding[query])
+    assert np.abs(per_column).max() > 10 * np.abs(values[train]).max()  # what it avoids
 
 
 def test_embedding_computed_once_per_data_object(monkeypatch):

@@ -50,10 +50,12 @@ def _as_features(x, name: str, n_cols: int | None = None) -> np.ndarray:
 
 
 def ridge_baseline(train_features, train_values, valid_features, valid_values, query_features,
-                   alphas: Sequence[float] = DEFAULT_ALPHAS) -> np.ndarray:
+                   alphas: Sequence[float] = DEFAULT_ALPHAS, standardise: bool = True) -> np.ndarray:
     """Ridge regression from gene features to signatures: [n_query, R].
 
-    Features are standardised with training statistics. alpha maximises the mean
+    Features are standardised with training statistics (standardise=False: only centred, for
+    features that already share one scale, such as an orthonormal embedding, where scaling a
+    column the training rows barely touch would blow up the query rows that it does). alpha maximises the mean
     pearson_delta on the validation rows (centred on the training mean, as at test
     time); with no validation rows, RidgeCV's leave-one-out choice on the training rows
     is used instead. The final model is fitted on the training rows alone.
@@ -70,7 +72,8 @@ def ridge_baseline(train_features, train_values, valid_features, valid_values, q
     if x_va.shape[0] and y_va.shape != (x_va.shape[0], y_tr.shape[1]):
         raise ValueError(f"valid_values must have shape {(x_va.shape[0], y_tr.shape[1])}, "
                          f"got {y_va.shape}")
-    x_tr, x_va, x_q = _standardise(x_tr, x_va, x_q)
+    if standardise:
+        x_tr, x_va, x_q = _standardise(x_tr, x_va, x_q)
     alphas = np.asarray(alphas, dtype=np.float64)
 
     if x_va.shape[0] == 0:

@@ -118,19 +118,30 @@ def embedding_ridge_baseline(embedding: np.ndarray, isolated: np.ndarray, train_
                              dims: Sequence[int] = EMBEDDING_DIMS) -> np.ndarray:
     """Ridge on the first d embedding columns plus the isolated-gene indicator: d maximises
     the mean validation pearson_delta of `ridge_baseline` (which picks its alpha likewise);
-    without validation rows, the widest d. The final fit uses the training rows alone."""
+    without validation rows, the widest d. The final fit uses the training rows alone.
+
+    An eigenvector localised on a few genes may barely touch the training rows and be large on
+    a query gene: per-column standardisation multiplied one such value by ~800 (test MSE 231
+    against 0.10 on one real split). So the columns share one fixed scale, sqrt(N) (unit mean
+    square over all genes, from the graph alone), and valid / query rows are clipped to the
+    training rows' range per column (seeds 0-4 on L1000: pearson_delta 0.024, worst test MSE
+    0.47; unclipped 0.021 and 14.3; standardised and clipped 0.008 and 0.42)."""
     train_index, valid_index, query_index = (np.asarray(i, dtype=np.int64)
                                              for i in (train_index, valid_index, query_index))
     y_tr = np.asarray(train_values, dtype=np.float64)
     y_va = np.asarray(valid_values, dtype=np.float64)
     widths = [d for d in dims if d <= embedding.shape[1]] or [embedding.shape[1]]
 
+    scale = np.sqrt(embedding.shape[0])
+
     def features(index, d):
-        return np.column_stack([embedding[index, :d], isolated[index].astype(np.float64)])
+        return np.column_stack([scale * embedding[index, :d], isolated[index].astype(np.float64)])
 
     def fit(d, query):
-        return ridge_baseline(features(train_index, d), y_tr, features(valid_index, d), y_va,
-                              features(query, d))
+        x_tr = features(train_index, d)
+        low, high = x_tr.min(axis=0), x_tr.max(axis=0)
+        return ridge_baseline(x_tr, y_tr, np.clip(features(valid_index, d), low, high), y_va,
+                              np.clip(features(query, d), low, high), standardise=False)
 
     best = widths[-1]
     if len(y_va):
