@@ -131,6 +131,21 @@ def test_type_map_node_features_and_load_dispatch(cmap_files, tmp_path):
         load_perturbation_data(dict(cmap_files, name="cmap", gctx="???"))
 
 
+def test_node_feature_files(cmap_files, tmp_path):
+    a = tmp_path / "a.csv"
+    a.write_text("gene,a0\n999,3\n")
+    b = tmp_path / "b.csv"
+    b.write_text("gene,b0,b1\n999,1,2\n7157,5,6\n")
+    data = load_perturbation_data(dict(name="cmap", **cmap_files, node_feature_files=[str(a), str(b)]))
+    assert [block.name for block in data.feature_blocks] == ["a", "b"]
+    position = data.gene_position()
+    assert data.node_features[position["999"]].tolist() == [3, 1, 2]
+    assert data.node_features[position["7157"]].tolist() == [0, 5, 6]
+    with pytest.raises(DataError, match="data.node_features, data.node_feature_files: give one"):
+        load_perturbation_data(dict(name="cmap", **cmap_files, node_features=str(a),
+                                    node_feature_files=[str(b)]))
+
+
 def test_cmap_errors(cmap_files, tmp_path):
     with pytest.raises(DataError, match=r"data.pert_types: none of \['Drug'\]"):
         load_cmap(CMapConfig(**cmap_files), pert_types=["Drug"])

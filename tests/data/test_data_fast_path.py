@@ -320,3 +320,16 @@ def test_layer_from_edges_matches_reference(tmp_path):
     del position[genes[5]], position[genes[3]]
     with pytest.raises(DataError, match=r"gene\(s\) not in the gene index: \[00003, 00005\] \(2 in all\)"):
         layer_from_edges("n", edges, position)
+
+
+@pytest.mark.parametrize("text, fast", [
+    ("gene,GO:1,GO:2\n1,0,1\n2,1,0\n", True),          # no word in the file: the cheap screen
+    ("gene,GO:1,GO:2\ntrueblue,0,1\n2,1,0\n", True),   # a word in an ID only: the full look
+    ("gene,GO:1,GO:2\n1,0,TRUE\n2,1,0\n", False),      # pandas would read TRUE as 1.0
+])
+def test_zero_one_tables_and_boolean_words(tmp_path, text, fast):
+    path = write(tmp_path / "go.csv.gz", text)
+    assert (read_table_fast(path, ["gene"]) is not None) is fast
+    if not fast:
+        with pytest.raises(DataError, match="line 2, column 'GO:2'"):
+            read_node_features(path)

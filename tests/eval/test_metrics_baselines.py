@@ -13,8 +13,8 @@ from tfnet_jax.eval.metrics import (
     row_pearson,
     signature_metrics,
 )
+from tfnet_jax.models.baseline_suite import fit_predict_baselines
 from tfnet_jax.models.baselines import (
-    fit_predict_baselines,
     mean_baseline,
     neighbor_baseline,
     ridge_baseline,
@@ -210,7 +210,9 @@ SPLITS = {
 @pytest.mark.parametrize("with_features", [False, True])
 def test_fit_predict_baselines_keys_and_shapes(with_features):
     out = fit_predict_baselines(_data(with_features), SPLITS)
-    expected = {"mean", "neighbors", "cross_type"} | ({"ridge", "linear"} if with_features else set())
+    # embedding_ridge: the data has edges; no GO table, so no go_* baselines
+    expected = ({"mean", "neighbors", "cross_type", "embedding_ridge"}
+                | ({"ridge", "linear"} if with_features else set()))
     assert set(out) == expected
     for preds in out.values():
         assert set(preds) == {"ko", "oe"}

@@ -7,7 +7,7 @@ import pytest
 from tfnet_jax.data.splits import assign_splits, feature_outlyingness, holdout
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.eval.metrics import signature_metrics
-from tfnet_jax.models.baselines import fit_predict_baselines
+from tfnet_jax.models.baseline_suite import fit_predict_baselines
 from tfnet_jax.models.ood_guard import (
     FeatureDistance,
     apply_shrink,

@@ -60,9 +60,10 @@ def load_perturbation_data(cfg):
         from tfnet_jax.data.perturbation.datadir import load_data_dir
         if not cfg.root or cfg.root == "???":
             raise DataError("data.root: set it to a data directory, e.g. data.root=../shared/data/l1000_genetic")
-        data = load_data_dir(cfg.root)
+        data = load_data_dir(cfg.root, node_feature_files=cfg.node_feature_files,
+                             extra_networks=cfg.extra_networks, go_features=cfg.go_features)
         if not cfg.node_features:
-            data.node_features = data.has_features = None
+            data = data.without_node_features()
     elif name == "cmap":
         from tfnet_jax.data.perturbation.cmap import CMapConfig, load_cmap
         data = load_cmap(_base(cfg, CMapConfig), pert_types=cfg.pert_types)

@@ -52,3 +52,22 @@ class Standardiser:
 
     def inverse(self, values) -> np.ndarray:
         return np.asarray(values, np.float64) * self.sd + self.mean
+
+
+def standardise_blocks(values, blocks, rows) -> np.ndarray:
+    """Several node-feature tables side by side (`blocks`: name, columns, present), each scaled
+    with statistics of the `rows` (bool [N]) that have it, zeros where a gene lacks it; then
+    one missing-indicator column (1 = missing) per table that some gene lacks.
+
+    Per table, so one table's missing genes never shape another table's scale."""
+    values = np.asarray(values, np.float64)
+    rows = np.asarray(rows, bool)
+    scaled, missing = [], []
+    for block in blocks:
+        part = values[:, block.columns]
+        scaler = Standardiser.fit(part, block.present & rows, f"node features '{block.name}'")
+        scaled.append(np.where(block.present[:, None], scaler.transform(part), 0.0))
+        if not block.present.all():
+            missing.append(~block.present)
+    indicators = np.stack(missing, axis=1) if missing else np.zeros((len(values), 0), bool)
+    return np.concatenate([*scaled, indicators.astype(np.float64)], axis=1)

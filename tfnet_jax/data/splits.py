@@ -142,19 +142,26 @@ SPLIT_MODES = ("random", "farthest")
 
 def feature_outlyingness(data: PerturbationData) -> np.ndarray:
     """Per gene, the distance of its node features from the centroid of the perturbed genes'
-    features, each feature standardised over those genes; -inf for genes without features."""
+    features, each feature standardised over those genes (per node-feature table, over the
+    perturbed genes that have it; 0 in a table a gene lacks); -inf for genes without features."""
     if data.node_features is None:
         raise DataError("split.mode=farthest orders genes by their node features, and the data "
                         "has none")
-    has = data.has_features if data.has_features is not None else np.ones(data.num_genes, bool)
     perturbed = np.zeros(data.num_genes, bool)
     for table in data.signatures.values():
         perturbed[table.pert_index] = True
-    reference = np.asarray(data.node_features, np.float64)[perturbed & has]
-    if len(reference) < 2:
-        raise DataError("split.mode=farthest: fewer than 2 perturbed genes have node features")
-    sd = reference.std(axis=0)
-    z = (np.asarray(data.node_features, np.float64) - reference.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    features = np.asarray(data.node_features, np.float64)
+    z = np.zeros_like(features)
+    has = np.zeros(data.num_genes, bool)
+    for block in data.blocks():
+        reference = features[perturbed & block.present, block.columns]
+        if len(reference) < 2:
+            raise DataError(f"split.mode=farthest: fewer than 2 perturbed genes have node features"
+                            f"{'' if data.feature_blocks is None else f' of {block.name!r}'}")
+        sd = reference.std(axis=0)
+        scaled = (features[:, block.columns] - reference.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        z[:, block.columns] = np.where(block.present[:, None], scaled, 0.0)
+        has |= block.present
     return np.where(has, np.linalg.norm(z, axis=1), -np.inf)
 
 

@@ -1,7 +1,8 @@
 """Honest reference predictors: every statistic is fitted on training rows only.
 
 Query rows contribute nothing but their gene index / features, so a model has to beat
-these with the same information before its numbers mean anything.
+these with the same information before its numbers mean anything. The whole set, per type:
+`baseline_suite.fit_predict_baselines`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from tfnet_jax.models.linear import ridge_fit
 
 if TYPE_CHECKING:  # only for annotations; keeps this module free of data-package imports
     from tfnet_jax.data.networks import NetworkLayer
-    from tfnet_jax.data.perturbation.container import PerturbationData
 
 DEFAULT_ALPHAS = np.logspace(-2, 4, 13)
 
@@ -50,10 +50,12 @@ def _as_features(x, name: str, n_cols: int | None = None) -> np.ndarray:
 
 
 def ridge_baseline(train_features, train_values, valid_features, valid_values, query_features,
-                   alphas: Sequence[float] = DEFAULT_ALPHAS) -> np.ndarray:
+                   alphas: Sequence[float] = DEFAULT_ALPHAS, standardise: bool = True) -> np.ndarray:
     """Ridge regression from gene features to signatures: [n_query, R].
 
-    Features are standardised with training statistics. alpha maximises the mean
+    Features are standardised with training statistics (standardise=False: only centred, for
+    features that already share one scale, such as an orthonormal embedding, where scaling a
+    column the training rows barely touch would blow up the query rows that it does). alpha maximises the mean
     pearson_delta on the validation rows (centred on the training mean, as at test
     time); with no validation rows, RidgeCV's leave-one-out choice on the training rows
     is used instead. The final model is fitted on the training rows alone.
@@ -70,7 +72,8 @@ def ridge_baseline(train_features, train_values, valid_features, valid_values, q
     if x_va.shape[0] and y_va.shape != (x_va.shape[0], y_tr.shape[1]):
         raise ValueError(f"valid_values must have shape {(x_va.shape[0], y_tr.shape[1])}, "
                          f"got {y_va.shape}")
-    x_tr, x_va, x_q = _standardise(x_tr, x_va, x_q)
+    if standardise:
+        x_tr, x_va, x_q = _standardise(x_tr, x_va, x_q)
     alphas = np.asarray(alphas, dtype=np.float64)
 
     if x_va.shape[0] == 0:
@@ -212,58 +215,3 @@ def cross_type_baseline(target_train: np.ndarray, source_train: dict[str, tuple[
                 count[q] += 1
     pred = mean + pred / np.maximum(count, 1)[:, None]
     return pred.astype(np.float32)
-
-
-def fit_predict_baselines(data: "PerturbationData", splits: dict[str, np.ndarray] | None,
-                          query_split: str = "test") -> dict[str, dict[str, np.ndarray]]:
-    """Predict the `query_split` rows of every perturbation type with each baseline.
-
-    `splits[type]` labels each signature row "train", "valid" or "test" (None: use
-    data.splits). Returns {"mean": {type: pred}, "neighbors": {...}}, "cross_type" when
-    there are several types, and "ridge" and "linear" when node features exist;
-    prediction rows follow the query rows' table order.
-    """
-    splits = data.splits if splits is None else splits
-    if splits is None:
-        raise ValueError("no splits given and data.splits is None")
-    use_ridge = data.node_features is not None
-    if use_ridge:
-        features = np.asarray(data.node_features, dtype=np.float64)
-        if data.has_features is not None:
-            # Lets ridge give featureless genes (all-zero rows) their own offset.
-            features = np.column_stack([features, np.asarray(data.has_features, dtype=np.float64)])
-
-    out: dict[str, dict[str, np.ndarray]] = {"mean": {}, "neighbors": {}}
-    if len(data.signatures) > 1:
-        out["cross_type"] = {}
-    if use_ridge:
-        out["ridge"], out["linear"] = {}, {}
-    train_sets = {t: (np.asarray(tab.pert_index)[np.asarray(splits[t]).astype(str) == "train"],
-                      np.asarray(tab.values)[np.asarray(splits[t]).astype(str) == "train"])
-                  for t, tab in data.signatures.items() if t in splits}
-    for pert_type, table in data.signatures.items():
-        if pert_type not in splits:
-            raise ValueError(f"splits has no entry for perturbation type {pert_type!r}")
-        label = np.asarray(splits[pert_type]).astype(str)
-        if label.shape != (table.num_perts,):
-            raise ValueError(f"splits[{pert_type!r}] has shape {label.shape}, "
-                             f"expected ({table.num_perts},)")
-        train, valid, query = (label == "train"), (label == "valid"), (label == query_split)
-        if not train.any():
-            raise ValueError(f"perturbation type {pert_type!r} has no training rows")
-        index = np.asarray(table.pert_index, dtype=np.int64)
-        values = np.asarray(table.values)
-        # Only train / valid values are ever read; query rows contribute indices only.
-        y_tr, y_va = values[train], values[valid]
-
-        out["mean"][pert_type] = mean_baseline(y_tr, int(query.sum()))
-        out["neighbors"][pert_type] = neighbor_baseline(
-            data.layers, data.num_genes, index[train], y_tr, index[query])
-        if "cross_type" in out:
-            sources = {t: v for t, v in train_sets.items() if t != pert_type}
-            out["cross_type"][pert_type] = cross_type_baseline(y_tr, sources, index[train], index[query])
-        if use_ridge:
-            args = (features[index[train]], y_tr, features[index[valid]], y_va, features[index[query]])
-            out["ridge"][pert_type] = ridge_baseline(*args)
-            out["linear"][pert_type] = linear_baseline(*args)
-    return out

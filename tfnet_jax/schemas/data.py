@@ -104,6 +104,7 @@ class CMapConfig:
     geneinfo: Optional[str] = None
     networks: Optional[str] = None
     node_features: Optional[str] = None
+    node_feature_files: Optional[List[str]] = None  # several tables, concatenated (instead of node_features)
     cell: Optional[str] = None          # None = collapse across all cells
     collapse: str = "mean"              # mean | weighted (by replicate count)
     type_map: Dict[str, str] = field(default_factory=dict)  # siginfo pert_type -> type; {} = DEFAULT_TYPE_MAP
@@ -112,6 +113,8 @@ class CMapConfig:
         for name in CMAP_REQUIRED:
             if getattr(self, name) in (None, "", "???"):
                 raise DataError(f"data.{name}: set it to a file or directory of the CMap data set")
+        if self.node_features and self.node_feature_files is not None:
+            raise DataError("data.node_features, data.node_feature_files: give one of them")
         if self.collapse not in COLLAPSE_MODES:
             raise DataError(f"data.collapse: {self.collapse!r} is not one of "
                             f"{list(COLLAPSE_MODES)}")
@@ -180,7 +183,11 @@ class DirData:
     name: str = "dir"
     root: str = MISSING
     pert_types: Optional[List[str]] = None
-    node_features: bool = True  # false ignores a node-feature file
+    node_features: bool = True  # false ignores the node-feature file(s)
+    # Paths below (relative to) root, absolute allowed.
+    node_feature_files: Optional[List[str]] = None  # None: the root's one node_features*.csv[.gz]
+    extra_networks: List[str] = field(default_factory=list)  # layer files or directories of them
+    go_features: Optional[str] = None  # None: root/node_features_go.csv.gz when present, else off
 
 
 @dataclass

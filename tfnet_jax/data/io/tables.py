@@ -239,7 +239,19 @@ def _stripped_ids(cells: np.ndarray) -> np.ndarray | None:
     return np.asarray(stripped, dtype=object)[codes]
 
 
+_BOOLEAN_TEXT = re.compile(rb"true|false", re.IGNORECASE)
+
+
 def _has_boolean_words(path: Path, options: dict, columns: list[str]) -> bool:
+    # Cheap screen first: a file whose bytes hold neither word anywhere has none in a cell
+    # (a 0/1 table such as GO membership: seconds instead of a minute of cell-by-cell text).
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            if _BOOLEAN_TEXT.search(handle.read()) is None:
+                return False
+    except (OSError, EOFError, zlib.error):
+        return True
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.ParserWarning)

@@ -51,7 +51,7 @@ from tfnet_jax.data.perturbation.datadir import (
     assemble_perturbation_data,
     read_network_layers,
 )
-from tfnet_jax.data.perturbation.signatures import read_node_features
+from tfnet_jax.data.perturbation.priors import read_feature_tables, resolve
 from tfnet_jax.errors import DataError
 from tfnet_jax.schemas import COLLAPSE_MODES, CMapConfig  # noqa: F401 (re-exported)
 
@@ -218,12 +218,14 @@ def load_cmap(cfg: CMapConfig, pert_types: Sequence[str] | None = None) -> Pertu
         sigs, unmapped = _selected_signatures(cfg, type_map, genes, gctx.col_ids)
         tables, halves = _collapsed(gctx, sigs, rows)
 
-    feature_genes, features = (read_node_features(cfg.node_features) if cfg.node_features
-                               else (None, None))
+    several = cfg.node_feature_files is not None
+    feature_files = cfg.node_feature_files if several else [cfg.node_features] if cfg.node_features else []
+    feature_tables = read_feature_tables([resolve(None, f) for f in feature_files],
+                                         f"data.{'node_feature_files' if several else 'node_features'}")
     counts = sigs["pert_type"].value_counts().to_dict()
     log.info("%s: collapsed (%s, cell %s) %s signatures into %s perturbed genes", cfg.gctx,
              cfg.collapse, cfg.cell, counts, {t: len(g) for t, (g, _) in tables.items()})
-    data = assemble_perturbation_data(edge_lists, readout_genes, tables, feature_genes, features,
+    data = assemble_perturbation_data(edge_lists, readout_genes, tables, feature_tables,
                                       source=str(cfg.gctx))
     data.extras.update(unmapped_pert_symbols=unmapped, signatures_per_type=counts)
     if halves:

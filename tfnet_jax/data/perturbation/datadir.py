@@ -4,18 +4,22 @@ Layout:
     ROOT/networks/<layer>.{tsv,csv,txt}[.gz]   one edge list per layer (at least one); a
                                                report.json (tfnet-networks) is skipped
     ROOT/signatures/<TYPE>.csv[.gz]            one signature table per perturbation type
-    ROOT/node_features*.csv[.gz]               optional, at most one file
+    ROOT/node_features*.csv[.gz]               optional, at most one file (or the tables of
+                                               data.node_feature_files, concatenated)
     ROOT/splits.csv                            optional: pert_type, pert_gene, split
     ROOT/gene_meta*.csv[.gz]                   optional gene table (symbols of predictions)
 
 Layers and types are ordered by name. Every signature file must have the same set of
 readout columns; they are put in the first file's order. The gene index is the sorted
-union of all layer, perturbed, readout and node-feature genes.
+union of all layer, perturbed, readout and node-feature genes. By key (`priors`):
+data.extra_networks adds layers after ROOT/networks' (in the order given); data.go_features
+(default ROOT/node_features_go.csv.gz when present) is the GO baselines' annotation table.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,12 +27,16 @@ import pandas as pd
 from tfnet_jax.data.io.tables import preview, split_table_name
 from tfnet_jax.data.networks import layer_from_edges, read_edge_list
 from tfnet_jax.data.perturbation.container import GENE_TABLE, PerturbationData, SignatureTable
-from tfnet_jax.data.perturbation.signatures import (
-    read_node_features,
-    read_signature_table,
-    read_splits_table,
+from tfnet_jax.data.perturbation.priors import (
+    FeatureTable,
+    concatenate_feature_tables,
+    go_features_path,
+    read_feature_tables,
+    read_gene_annotations,
+    resolve,
 )
-from tfnet_jax.errors import DataError
+from tfnet_jax.data.perturbation.signatures import read_signature_table, read_splits_table
+from tfnet_jax.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +66,8 @@ def _tables_by_name(directory: Path, extensions: tuple[str, ...], what: str,
 def _optional_node_features_file(root: Path) -> Path | None:
     candidates = sorted({*root.glob("node_features*.csv"), *root.glob("node_features*.csv.gz")})
     if len(candidates) > 1:
-        raise DataError(f"{root}: more than one node-features file: {[p.name for p in candidates]}")
+        raise DataError(f"{root}: more than one node-features file: {[p.name for p in candidates]} "
+                        f"(choose with data.node_feature_files=[...])")
     return candidates[0] if candidates else None
 
 
@@ -96,25 +105,55 @@ def _splits_by_type(splits: pd.DataFrame, path: Path,
     return {t: result[t] for t in signatures if t in result}
 
 
+NETWORK_EXTENSIONS = (".tsv", ".csv", ".txt")
+
+
 def read_network_layers(directory: Path) -> dict[str, pd.DataFrame]:
     """Canonical edge lists of every layer file in `directory`, by layer name (sorted)."""
     # report.json: what tfnet-networks (data/sources/build.py) writes beside the layers
-    files = _tables_by_name(directory, (".tsv", ".csv", ".txt"), "network layer",
-                            expected=("report.json",))
+    files = _tables_by_name(directory, NETWORK_EXTENSIONS, "network layer", expected=("report.json",))
     return {name: read_edge_list(path) for name, path in files.items()}
+
+
+def read_extra_networks(paths: Sequence[Path], known: Sequence[str],
+                        key: str = "data.extra_networks") -> dict[str, pd.DataFrame]:
+    """Edge lists of each directory (every layer table in it) or file (one layer, named by its
+    stem) of `paths`, in the order given; a name already in `known` (or given twice) is an error."""
+    layers: dict[str, pd.DataFrame] = {}
+    names = set(known)
+    for path in paths:
+        if path.is_dir():
+            found = read_network_layers(path)
+        elif path.is_file():
+            named = split_table_name(path)
+            if named is None or named[1] not in NETWORK_EXTENSIONS:
+                raise DataError(f"{key}: {path}: not a network layer file "
+                                f"({'/'.join(NETWORK_EXTENSIONS)}, optionally .gz)")
+            found = {named[0]: read_edge_list(path)}
+        else:
+            raise DataError(f"{key}: {path}: no such file or directory")
+        for name, edges in found.items():
+            if name in names:
+                raise ConfigError(f"{key}: layer '{name}' of {path} clashes with a layer of that "
+                                  f"name already loaded ({sorted(names)})")
+            names.add(name)
+            layers[name] = edges
+    return layers
 
 
 def assemble_perturbation_data(
         edge_lists: dict[str, pd.DataFrame], readout_genes: np.ndarray,
-        tables: dict[str, tuple[np.ndarray, np.ndarray]], feature_genes: np.ndarray | None = None,
-        features: np.ndarray | None = None, source: str = "") -> PerturbationData:
+        tables: dict[str, tuple[np.ndarray, np.ndarray]],
+        feature_tables: Sequence[FeatureTable] = (), source: str = "") -> PerturbationData:
     """The one place where the gene index is built (shared by every file-based loader).
 
     `tables` maps a perturbation type to (perturbed genes str [n], values float32 [n, R]);
-    the gene index is the sorted union of layer, perturbed, readout and feature genes.
+    `feature_tables` holds the node-feature tables (name, genes, values), concatenated in
+    order; the gene index is the sorted union of layer, perturbed, readout and feature genes.
     """
-    feature_genes = np.asarray([], dtype=str) if feature_genes is None else feature_genes
-    gene_set: set[str] = set(readout_genes.tolist()) | set(feature_genes.tolist())
+    gene_set: set[str] = set(readout_genes.tolist())
+    for _, feature_genes, _ in feature_tables:
+        gene_set.update(feature_genes.tolist())
     for edges in edge_lists.values():
         # Each distinct gene once (a layer names far fewer genes than it has edges).
         gene_set.update(pd.unique(np.concatenate([edges["gene_a"].to_numpy(dtype=object),
@@ -132,29 +171,40 @@ def assemble_perturbation_data(
             values=values)
         for pert_type, (pert_genes, values) in tables.items()}
 
-    node_features = has_features = None
-    if features is not None:
-        rows = np.asarray([position[g] for g in feature_genes.tolist()], dtype=np.int64)
-        node_features = np.zeros((len(genes), features.shape[1]), dtype=np.float32)
-        node_features[rows] = features
-        has_features = np.zeros(len(genes), dtype=bool)
-        has_features[rows] = True
+    node_features = has_features = blocks = None
+    if feature_tables:
+        node_features, has_features, blocks = concatenate_feature_tables(feature_tables, position,
+                                                                          len(genes))
 
     log.info("%s: %d genes, layers %s, types %s, %d readouts%s", source, len(genes),
              [layer.name for layer in layers], list(signatures), len(readout_genes),
-             f", node features for {len(feature_genes)} genes" if features is not None else "")
+             "".join(f", node features '{b.name}' for {int(b.present.sum())} genes"
+                     for b in blocks or []))
     return PerturbationData(genes=genes, layers=layers, readout_genes=readout_genes,
                             signatures=signatures, node_features=node_features,
-                            has_features=has_features, source=source)
+                            has_features=has_features, feature_blocks=blocks, source=source)
 
 
-def load_data_dir(root: str | Path) -> PerturbationData:
-    """Load ROOT (layout in the module docstring) into a `PerturbationData`."""
+def node_feature_paths(root: Path, files: Sequence[str] | None) -> list[Path]:
+    """data.node_feature_files under the root (absolute as given); unset: the root's one
+    node_features*.csv[.gz], if any."""
+    if files is None:
+        found = _optional_node_features_file(root)
+        return [found] if found else []
+    return [resolve(root, f) for f in files]
+
+
+def load_data_dir(root: str | Path, node_feature_files: Sequence[str] | None = None,
+                  extra_networks: Sequence[str] = (), go_features: str | None = None) -> PerturbationData:
+    """Load ROOT (layout in the module docstring) into a `PerturbationData`; the keyword
+    arguments are the data=dir keys of the same names."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data directory not found")
 
     edge_lists = read_network_layers(root / "networks")
+    edge_lists.update(read_extra_networks([resolve(root, p) for p in extra_networks],
+                                          list(edge_lists)))
 
     signature_files = _tables_by_name(root / "signatures", (".csv",), "signature")
     tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -167,11 +217,13 @@ def load_data_dir(root: str | Path) -> PerturbationData:
         values = _aligned_readouts(readout_genes, first_path, readouts, values, path)
         tables[pert_type] = (pert_genes, values)
 
-    features_path = _optional_node_features_file(root)
-    feature_genes, features = read_node_features(features_path) if features_path else (None, None)
-
-    data = assemble_perturbation_data(edge_lists, readout_genes, tables, feature_genes, features,
+    feature_tables = read_feature_tables(node_feature_paths(root, node_feature_files),
+                                         "data.node_feature_files")
+    data = assemble_perturbation_data(edge_lists, readout_genes, tables, feature_tables,
                                       source=str(root))
+    annotations = go_features_path(root, go_features)
+    if annotations is not None:
+        data.go_features = read_gene_annotations(annotations, data.gene_position())
     splits_path = root / "splits.csv"
     if splits_path.is_file():
         data.splits = _splits_by_type(read_splits_table(splits_path), splits_path, data.signatures)

@@ -49,7 +49,7 @@ from tfnet_jax.data.perturbation.datadir import (
     assemble_perturbation_data,
     read_network_layers,
 )
-from tfnet_jax.data.perturbation.signatures import read_node_features
+from tfnet_jax.data.perturbation.priors import read_feature_tables
 from tfnet_jax.data.perturbation.synthetic import PERT_TYPES
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.schemas import MISSING, AnnDataConfig
@@ -338,13 +338,13 @@ def load_anndata(cfg: AnnDataConfig) -> PerturbationData:
     pert_genes = pert_keys.get_level_values(1).to_numpy(dtype=object)
     tables = {t: (pert_genes[types == t].astype(str), values[types == t].astype(np.float32))
               for t in sorted(set(types))}
-    feature_genes, features = (read_node_features(cfg.node_features) if cfg.node_features
-                               else (None, None))
+    feature_tables = (read_feature_tables([Path(cfg.node_features)], "data.node_features")
+                      if cfg.node_features else [])
     cells_per_type = {t: int(n) for t, n in pd.Series(cells.types[pert_code >= 0]).value_counts().items()}
     log.info("%s: %d cells (%d controls) -> %s perturbations, %d readouts", path,
              len(cells.control), int(cells.control.sum()),
              {t: len(g) for t, (g, _) in tables.items()}, len(readouts))
-    data = assemble_perturbation_data(edge_lists, readouts, tables, feature_genes, features,
+    data = assemble_perturbation_data(edge_lists, readouts, tables, feature_tables,
                                       source=str(path))
     data.extras.update(cells_per_type=cells_per_type,
                        control_cells=int(cells.control.sum()))

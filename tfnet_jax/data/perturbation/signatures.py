@@ -73,9 +73,14 @@ def read_signature_table(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.n
     return _read_gene_matrix(path, "pert_gene", what="perturbed gene")
 
 
+def read_gene_feature_table(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read a gene-keyed table: (genes str [n], column names str [F], values float32 [n, F])."""
+    return _read_gene_matrix(path, "gene", what="gene")
+
+
 def read_node_features(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read per-gene features: (genes str [n], features float32 [n, F])."""
-    genes, _, features = _read_gene_matrix(path, "gene", what="gene")
+    genes, _, features = read_gene_feature_table(path)
     return genes, features
 
 

@@ -21,7 +21,7 @@ from tfnet_jax.data.perturbation.container import GENE_TABLE, PerturbationData
 from tfnet_jax.data.splits import assign_splits, split_counts
 from tfnet_jax.errors import ConfigError, DataError
 from tfnet_jax.eval.metrics import CEILING_KEY
-from tfnet_jax.models.baselines import fit_predict_baselines
+from tfnet_jax.models.baseline_suite import fit_predict_baselines
 from tfnet_jax.models.transcriptionnet import TranscriptionNetContext
 from tfnet_jax.tasks.transcriptionnet import guard
 from tfnet_jax.tasks.transcriptionnet import prepare as task
@@ -211,8 +211,9 @@ class TranscriptionNetFamily(EngineFamily):
         options = cfg.model.guard
         report = None
         if options.enabled and prepared.features is not None:
-            valid_baselines = fit_predict_baselines(prepared.data, prepared.splits, query_split="valid")
             guarded_names = [name for name in guard.GUARDED_BASELINES if name in baselines]
+            valid_baselines = fit_predict_baselines(prepared.data, prepared.splits, query_split="valid",
+                                                    names=guarded_names)
             test = {"model": model_test, **{name: baselines[name] for name in guarded_names}}
             valid = {"model": task.predict_split(fitted.predictor, prepared, "valid"),
                      **{name: valid_baselines[name] for name in guarded_names}}

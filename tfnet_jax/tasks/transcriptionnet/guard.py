@@ -24,7 +24,10 @@ from tfnet_jax.models.ood_guard import (
 )
 from tfnet_jax.schemas.models import GuardConfig
 
-GUARDED_BASELINES = ("ridge", "linear")  # the baselines that read node features
+# The baselines that read the model's node features, the space the guard measures distance in;
+# go_ridge, go_forest and embedding_ridge read GO terms or the graph instead, so a distance in
+# node-feature space says nothing about how far they extrapolate: they stay unguarded.
+GUARDED_BASELINES = ("ridge", "linear")
 STATE_FILE = "guard.json"
 
 

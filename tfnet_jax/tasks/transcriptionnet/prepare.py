@@ -13,12 +13,12 @@ import numpy as np
 from flax import nnx
 
 from tfnet_jax.data.perturbation.container import REPLICATE_HALVES, PerturbationData
-from tfnet_jax.data.scaling import Standardiser
+from tfnet_jax.data.scaling import Standardiser, standardise_blocks
 from tfnet_jax.errors import DataError
 from tfnet_jax.eval.metrics import signature_metrics
 from tfnet_jax.maths import row_pearson
 from tfnet_jax.graph.multiplex import multiplex_graphs, propagated_features
-from tfnet_jax.models.baselines import fit_predict_baselines
+from tfnet_jax.models.baseline_suite import fit_predict_baselines
 from tfnet_jax.models.linear import ridge_fit
 from tfnet_jax.models.gensan import RefinerConfig
 from tfnet_jax.models.transcriptionnet import (TranscriptionNet, TranscriptionNetContext,
@@ -87,10 +87,17 @@ def standardise_features(data: PerturbationData, splits: dict[str, np.ndarray]) 
     """Node features scaled with statistics of genes that are not held-out perturbations.
 
     Genes without features get zeros (the training mean after scaling); an indicator
-    column marks them when coverage is partial. A padding row of zeros is appended.
+    column marks them when coverage is partial. Several tables (data.node_feature_files):
+    each scaled on its own genes, one missing column per partial table (`standardise_blocks`).
+    A padding row of zeros is appended.
     """
     if data.node_features is None:
         return None
+    blocks = data.blocks()
+    if len(blocks) > 1:
+        scaled = standardise_blocks(data.node_features, blocks, ~_held_out_genes(data, splits))
+        return np.concatenate([scaled, np.zeros((1, scaled.shape[1]))]).astype(np.float32)
+    # One table: the presence column (1 = has features) as ever, so earlier runs reproduce.
     has = data.has_features if data.has_features is not None else np.ones(data.num_genes, bool)
     scaler = Standardiser.fit(data.node_features, has & ~_held_out_genes(data, splits),
                               "data.node_features")
