@@ -44,3 +44,25 @@ def test_an_old_run_dir_loads_predicts_and_resumes(name, tmp_path):
     new, before = _model_figures(metrics), _model_figures(old)
     assert new.keys() == before.keys()
     np.testing.assert_allclose([new[k] for k in before], list(before.values()), rtol=1e-4, atol=1e-6)
+
+
+def test_keys_added_later_at_a_neutral_value_keep_the_run_dir(tmp_path):
+    """A run dir recorded before a key existed resumes when the key is at a neutral value
+    (None, [], {}), and is refused when the new key is set to anything else."""
+    from tfnet_jax.config import compose
+    from tfnet_jax.errors import RunDirError
+    from tfnet_jax.tasks.identity import IDENTITY_FILE, Identity, check
+
+    identity = Identity.of(compose(["experiment=smoke"]))
+    older = json.loads(json.dumps(identity.record))
+    added = "split.folds"  # a key whose None default a run could change
+    assert older["config"][added] is None
+    del older["config"][added]
+    older["hash"] = "recorded-before-" + added
+    (tmp_path / IDENTITY_FILE).write_text(json.dumps(older))
+    (tmp_path / "metrics.json").write_text("{}")
+    assert check(tmp_path, identity)
+    changed = Identity(identity.cfg, {"hash": "set-later",
+                                      "config": {**identity.record["config"], added: 3}})
+    with pytest.raises(RunDirError, match=added):
+        check(tmp_path, changed)

@@ -76,11 +76,18 @@ def _recorded(run_dir: Path) -> dict | None:
         raise RunDirError(f"{path}: unreadable run identity record; move the run dir aside") from None
 
 
+# A key that a later version added, at one of these values, changes nothing a run did.
+NEUTRAL_VALUES = (None, [], {})
+
+
 def _differences(old: dict, new: dict) -> list[str]:
+    """The fields that differ, except keys added since `old` was recorded at a neutral value
+    (so a run dir from before e.g. `data.extra_networks` existed still resumes)."""
     keys = sorted(set(old) | set(new))
     missing = object()
     return [f"{k} ({old.get(k, '<unset>')!r} -> {new.get(k, '<unset>')!r})" for k in keys
-            if old.get(k, missing) != new.get(k, missing)]
+            if old.get(k, missing) != new.get(k, missing)
+            and not (k not in old and new[k] in NEUTRAL_VALUES)]
 
 
 def check(run_dir: Path, identity: Identity) -> bool:
@@ -102,6 +109,8 @@ def check(run_dir: Path, identity: Identity) -> bool:
         if not any((run_dir / name).exists() for name in RUN_OUTPUTS):
             return False  # an attempt that failed before training (e.g. a bad data path): reclaim
         diff = _differences(record.get("config", {}), current["config"])
+        if not diff:
+            return True
         shown = "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
         raise RunDirError(f"run dir {run_dir} holds a run of a different config: {shown}. Refusing to "
                           f"skip or resume: choose a new run dir (hydra.run.dir=...) or move the old "
