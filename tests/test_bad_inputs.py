@@ -30,6 +30,7 @@ NO_HYDRA_LOGGING = ("hydra/job_logging=none", "hydra/hydra_logging=none")
 PLAIN = ("twas", "collect", "sweep")  # no Hydra: main(argv)
 TN = "hydra.run.dir={run}"  # an existing run dir, whose files a failed command must not change
 
+GENO_TABLES = ("data.expression={geno}/expr.csv", "data.genes={geno}/genes.csv", "hydra.run.dir={tmp}/genorun")
 CASES = [
     # ---- train: values checked before any data is loaded
     ("train", ["train.max_steps=abc", TN], "train.max_steps"),
@@ -73,6 +74,17 @@ CASES = [
                "data.gene_column=target", "data.type_column=kind", "hydra.run.dir={tmp}/screenrun"],
      "unknown perturbation type label(s) [base-edit]"),
     ("train", ["data=anndata", "data.default_type=CRISPRi", TN], "data.default_type"),
+    # ---- GenoNet genotypes: exactly one of data.bed / data.vcf / data.dosage; VCF and dosage text
+    ("train", ["model=genonet", "data=genotypes", "data.bed=geno", "data.vcf=geno.vcf.gz", TN],
+     "data.bed, data.vcf, data.dosage: give exactly one (got data.bed and data.vcf)"),
+    ("train", ["model=genonet", "data=genotypes", "data.expression=e.csv", TN], "give exactly one (got none)"),
+    ("train", ["model=genonet", "data=genotypes", "data.vcf={geno}/noindex.vcf.gz", *GENO_TABLES],
+     "noindex.vcf.gz: no tabix (.tbi) or CSI index beside it; index the bgzipped VCF with `tabix -p vcf"),
+    ("train", ["model=genonet", "data=genotypes", "data.vcf={geno}/strangers.vcf.gz", *GENO_TABLES],
+     "no individual is in both {geno}/strangers.vcf.gz (IIDs [x0, x1, x2, x3, ...] (61 in all))"),
+    ("train", ["model=genonet", "data=genotypes", "data.dosage='{geno}/dosage/chr{{chrom}}.txt.gz'",
+               "data.dosage_samples={geno}/short_samples.txt", *GENO_TABLES],
+     "chr1.txt.gz, line 1: 67 fields, expected 6 + 60"),
     # ---- predict
     ("predict", ["run_dir={tmp}/missing"], "run_dir"),
     ("predict", ["run_dir={run}", "chunk_size=0"], "chunk_size"),
@@ -144,6 +156,23 @@ def fake_run(folder, overrides, finished=True):
     return folder
 
 
+def _genotype_files(root):
+    """GenoNet inputs that fail: a VCF without an index, a VCF of other individuals, a dosage
+    file with one column more than its samples file."""
+    import numpy as np
+    import pysam
+    from genotype_files import make_cohort, write_all, write_vcf
+    cohort = make_cohort()
+    files = write_all(cohort, root)
+    plain = root / "noindex.vcf"
+    plain.write_text(gzip.open(files["vcf_ds"]["vcf"], "rt").read())
+    pysam.tabix_compress(str(plain), str(root / "noindex.vcf.gz"))
+    write_vcf(dict(cohort, iids=np.array([f"x{i}" for i in range(len(cohort["iids"]))])), root / "strangers.vcf")
+    samples = (root / "dosage" / "samples.txt").read_text().split()
+    (root / "short_samples.txt").write_text("\n".join(i for i in samples if i != "extra") + "\n")
+    return root
+
+
 @pytest.fixture(scope="module")
 def places(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_inputs")
@@ -165,10 +194,11 @@ def places(tmp_path_factory):
     anndata.AnnData(X=np.ones((2, 1), dtype=np.float32), obs=pd.DataFrame(
         {"target": ["A", "non-targeting"], "kind": ["base-edit", "CRISPRi"]}, index=["c1", "c2"]),
     ).write_h5ad(screen / "screen.h5ad")
+    geno = _genotype_files(root / "geno")
     corrupt = fake_run(root / "corrupt", ["experiment=smoke_tfnet", "model=tfnet"])
     (corrupt / "checkpoints" / "best" / "5").mkdir(parents=True)  # a partial copy
     (corrupt / "checkpoints" / "best" / "5" / "state").write_bytes(b"\x00not a checkpoint")
-    PLACES.update({"tmp": root, "empty": root / "empty", "corrupt": corrupt,
+    PLACES.update({"tmp": root, "empty": root / "empty", "corrupt": corrupt, "geno": geno,
                    "file": root / "file", "netdir": net, "screen": screen,
                    "run": fake_run(root / "tfnet_run", ["experiment=smoke_tfnet", "model=tfnet"]),
                    "tn_run": fake_run(root / "tn_run", ["experiment=smoke"]),

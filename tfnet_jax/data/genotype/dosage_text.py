@@ -65,6 +65,7 @@ class DosageTextGenotypes(RegionReader):
 
     def __init__(self, pattern: str, samples: str, genome_build: str | None = None):
         self.path, self.samples_path, self.build = pattern, str(samples), genome_build
+        self.variants_path = pattern
         self.individuals = _read_samples(Path(samples))
         self.skips = SkipCounter()
 

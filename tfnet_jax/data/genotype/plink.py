@@ -19,7 +19,7 @@ class PlinkGenotypes:
     def __init__(self, prefix: str, genome_build: str | None = None):
         prefix = prefix[:-4] if prefix.endswith(".bed") else prefix
         self.bed_path, bim_path, fam_path = (Path(prefix + ext) for ext in (".bed", ".bim", ".fam"))
-        self.path, self.samples_path, self.bim_path = str(self.bed_path), str(fam_path), str(bim_path)
+        self.path, self.samples_path, self.variants_path = str(self.bed_path), str(fam_path), str(bim_path)
         fam, bim = read_fam(fam_path), read_bim(bim_path)
         check_bed(self.bed_path, len(fam), len(bim))
         self.individuals = fam["iid"].to_numpy(dtype=str)
@@ -27,11 +27,11 @@ class PlinkGenotypes:
         self.skipped_records: dict = {}
         chrom, bp = bim["chrom"].to_numpy(dtype=str), bim["bp"].to_numpy()
         self.alleles = bim[["allele_1", "allele_2"]].to_numpy(dtype=str)
-        self.ids = bim["sid"].to_numpy(dtype=str)
-        if (self.ids == ".").any():
-            for c in np.unique(chrom[self.ids == "."]):
-                at = np.flatnonzero((chrom == c) & (self.ids == "."))
-                self.ids[at] = fill_missing_ids(self.ids[at], c, bp[at], self.alleles[at], genome_build)
+        ids = bim["sid"].to_numpy(dtype=object)  # object: a filled-in id may be longer than the rest
+        for c in np.unique(chrom[ids == "."]):
+            at = np.flatnonzero((chrom == c) & (ids == "."))
+            ids[at] = fill_missing_ids(ids[at], c, bp[at], self.alleles[at], genome_build)
+        self.ids = ids.astype(str)
         self.bp = bp
         # Per chromosome: positions sorted once, with the .bim row of each.
         self.by_chrom = {}
@@ -44,7 +44,7 @@ class PlinkGenotypes:
         return chrom in self.by_chrom
 
     def where(self, chrom: str) -> str:
-        return self.bim_path
+        return self.variants_path
 
     def _open(self):
         from bed_reader import open_bed

@@ -303,7 +303,7 @@ def read_dosages(inputs, variants: pd.DataFrame, genome_build: str | None = None
     else:
         reader = open_genotypes(inputs, genome_build)
         found = reader.read_ids(variants)
-        source = reader.path
+        source = reader.variants_path
         values = found.dosages
         if len(found.ids) and variants["a1"].notna().all():
             expected = variants[["a1", "a2"]].to_numpy(dtype=str)[pd.Index(variant_ids).get_indexer(found.ids)]

@@ -52,6 +52,7 @@ class WindowGenotypes:
 
 class GenotypeReader(Protocol):
     path: str               # the file (or pattern) named in messages and data.source
+    variants_path: str      # where the variant table is (.bim, the VCF, the dosage pattern)
     samples_path: str       # where `individuals` were read
     samples_label: str      # how messages call that place: ".fam", "VCF header", ...
     individuals: np.ndarray  # str IIDs, in the file's order

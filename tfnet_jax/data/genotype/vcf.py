@@ -45,7 +45,7 @@ class VcfGenotypes(RegionReader):
     samples_label = "VCF header"
 
     def __init__(self, path: str, field: str = "DS", genome_build: str | None = None):
-        self.path = self.samples_path = str(path)
+        self.path = self.samples_path = self.variants_path = str(path)
         self.field, self.build = field, genome_build
         if not Path(path).is_file():
             raise DataError(f"{path}: file not found")
