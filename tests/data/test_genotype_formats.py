@@ -8,7 +8,7 @@ import pytest
 from genotype_files import GENES, WINDOW, make_cohort, write_all, write_dosage_text, write_vcf
 
 from tfnet_jax.data.genotype.readers import read_dosages, read_genotype_data
-from tfnet_jax.data.genotype.source import open_genotypes
+from tfnet_jax.data.genotype.formats import open_genotypes
 from tfnet_jax.errors import ConfigError, DataError
 
 FORMATS = ("plink", "vcf_ds", "vcf_gt", "dosage")

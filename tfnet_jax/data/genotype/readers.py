@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.genotype.container import GeneWindow, GenotypeData
-from tfnet_jax.data.genotype.source import GenotypeReader, Region, open_genotypes
+from tfnet_jax.data.genotype.formats import open_genotypes
+from tfnet_jax.data.genotype.source import GenotypeReader, Region
 from tfnet_jax.data.io.plink import allele_flips, int_column, norm_chrom
 from tfnet_jax.data.io.tables import (
     block_as_float,
@@ -159,7 +160,7 @@ def _wanted_genes(cfg: GenotypeSource, genes: pd.DataFrame, skipped: dict) -> pd
 
 
 def _check_unique_ids(ids: np.ndarray, gene: str, source: str) -> None:
-    names, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    names, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise DataError(f"{source}: variant id '{names[counts > 1][0]}' occurs twice in the window of "
                         f"{gene}; weights, annotations and predictions are keyed by the id, so it must be "

@@ -1,6 +1,7 @@
 """One interface over the genotype formats GenoNet reads: PLINK (`plink.py`), VCF (`vcf.py`) and
 PredictDB dosage text (`dosage_text.py`). Everything downstream (the window loader, prediction
-on new genotypes, TWAS) goes through `open_genotypes` and a `GenotypeReader`, never a format.
+on new genotypes, TWAS) goes through `formats.open_genotypes` and a `GenotypeReader`, never a
+format.
 
 Conventions shared by every format:
 - a window holds biallelic SNVs only, in genomic order; `alleles[:, 0]` is the COUNTED allele
@@ -14,16 +15,10 @@ Conventions shared by every format:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator, Protocol
 
 import numpy as np
 import pandas as pd
-
-from tfnet_jax.errors import DataError
-from tfnet_jax.schemas.data import GenotypeSource
-
-VCF_SUFFIXES = (".vcf.gz", ".vcf.bgz", ".bcf", ".vcf")
 
 
 @dataclass(frozen=True)
@@ -142,27 +137,3 @@ class RegionReader:
                                 np.concatenate([p.dosages for p in parts], axis=1))
         wanted = pd.Index(found.ids).isin(variants["id"].astype(str)) & ~pd.Index(found.ids).duplicated()
         return found.take(np.flatnonzero(wanted))
-
-
-def open_genotypes(spec, genome_build: str | None = None) -> GenotypeReader:
-    """A reader for a genotype config (GenotypeSource, or a dict of its fields) or a path: a
-    PLINK prefix, or a VCF by its suffix (.vcf.gz, .vcf.bgz, .bcf). Dosage text needs its
-    samples file: pass {"dosage": PATTERN, "dosage_samples": FILE}."""
-    if isinstance(spec, (str, Path)):
-        text = str(spec)
-        if "{chrom}" in text:
-            raise DataError(f"{text}: dosage text files need their samples file; pass "
-                            f"{{'dosage': PATTERN, 'dosage_samples': FILE}}")
-        spec = {"vcf" if text.endswith(VCF_SUFFIXES) else "bed": text, "genome_build": genome_build}
-    if isinstance(spec, dict):
-        spec = GenotypeSource(**{"genome_build": genome_build, **spec})
-    spec.check()
-    key, value = spec.genotype_format()
-    if key == "bed":
-        from tfnet_jax.data.genotype.plink import PlinkGenotypes
-        return PlinkGenotypes(value, spec.genome_build)
-    if key == "vcf":
-        from tfnet_jax.data.genotype.vcf import VcfGenotypes
-        return VcfGenotypes(value, spec.vcf_field, spec.genome_build)
-    from tfnet_jax.data.genotype.dosage_text import DosageTextGenotypes
-    return DosageTextGenotypes(value, spec.dosage_samples, spec.genome_build)

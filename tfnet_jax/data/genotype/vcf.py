@@ -87,7 +87,8 @@ class VcfGenotypes(RegionReader):
         with _quiet_htslib(), self._open() as handle:
             if len(names) < len(self.individuals):
                 handle.subset_samples(list(names))
-            kept = [s for s in self.individuals if s in set(names)]  # the header's order
+            asked = set(names)
+            kept = [s for s in self.individuals if s in asked]  # the header's order
             order = pd.Index(kept).get_indexer(names)
             for region in regions:
                 contig = self.contigs.get(region.chrom)
