@@ -170,10 +170,10 @@ def measure(method: str, paths: dict) -> dict:
 
 
 def run_child(method: str, paths: dict) -> dict:
-    code = ("import json, sys; sys.path.insert(0, %r); import vcf_read; "
-            "print(json.dumps(vcf_read.measure(%r, json.loads(sys.argv[1]))))"
-            % (str(Path(__file__).parent), method))
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(paths)], capture_output=True, text=True)
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import vcf_read; "
+            f"print(json.dumps(vcf_read.measure({method!r}, json.loads(sys.argv[1]))))")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(paths)], capture_output=True, text=True,
+                          check=False)
     if done.returncode:
         raise SystemExit(f"{method} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

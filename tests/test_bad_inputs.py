@@ -77,7 +77,7 @@ CASES = [
     # ---- GenoNet genotypes: exactly one of data.bed / data.vcf / data.dosage; VCF and dosage text
     ("train", ["model=genonet", "data=genotypes", "data.bed=geno", "data.vcf=geno.vcf.gz", TN],
      "data.bed, data.vcf, data.dosage: give exactly one (got data.bed and data.vcf)"),
-    ("train", ["model=genonet", "data=genotypes", "data.expression=e.csv", TN], "give exactly one (got none)"),
+    ("train", ["model=genonet", "data=genotypes", *GENO_TABLES], "give exactly one (got none)"),
     ("train", ["model=genonet", "data=genotypes", "data.vcf={geno}/noindex.vcf.gz", *GENO_TABLES],
      "noindex.vcf.gz: no tabix (.tbi) or CSI index beside it; index the bgzipped VCF with `tabix -p vcf"),
     ("train", ["model=genonet", "data=genotypes", "data.vcf={geno}/strangers.vcf.gz", *GENO_TABLES],
@@ -165,7 +165,8 @@ def _genotype_files(root):
     cohort = make_cohort()
     files = write_all(cohort, root)
     plain = root / "noindex.vcf"
-    plain.write_text(gzip.open(files["vcf_ds"]["vcf"], "rt").read())
+    with gzip.open(files["vcf_ds"]["vcf"], "rt") as handle:
+        plain.write_text(handle.read())
     pysam.tabix_compress(str(plain), str(root / "noindex.vcf.gz"))
     write_vcf(dict(cohort, iids=np.array([f"x{i}" for i in range(len(cohort["iids"]))])), root / "strangers.vcf")
     samples = (root / "dosage" / "samples.txt").read_text().split()

@@ -1,17 +1,27 @@
 """GenoNet's genotype formats: the same cohort as PLINK, VCF (DS; GT only) and PredictDB dosage
 text must give the same GenotypeData, the same elastic nets and the same TWAS alleles."""
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from genotype_files import GENES, WINDOW, make_cohort, write_all, write_dosage_text, write_vcf
+from genotype_files import (
+    GENES,
+    WINDOW,
+    make_cohort,
+    write_all,
+    write_dosage_text,
+    write_vcf,
+)
 
-from tfnet_jax.data.genotype.readers import read_dosages, read_genotype_data
 from tfnet_jax.data.genotype.formats import open_genotypes
+from tfnet_jax.data.genotype.readers import read_dosages, read_genotype_data
+from tfnet_jax.data.genotype.source import Region
 from tfnet_jax.errors import ConfigError, DataError
 
 FORMATS = ("plink", "vcf_ds", "vcf_gt", "dosage")
+GENOTYPE_KEYS = ("bed", "vcf", "dosage", "dosage_samples")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +83,10 @@ def test_genes_subset_and_chrom_read_only_their_windows(files, cohort):
         assert [w.gene for w in two.windows] == ["gC"]
     full = read_genotype_data(files["vcf_ds"])
     np.testing.assert_array_equal(one.windows[1].dosages, full.windows[2].dosages)
+    # Windows of 200 kb overlap (gA's and gB's both hold the multi-allelic record): counted once.
+    wide = read_genotype_data({**files["vcf_ds"], "window": 200_000})
+    assert wide.extras["genotypes"]["skipped_records"] == {"multiallelic": 1, "not_snv": 1}
+    assert set(wide.windows[0].variant_ids) & set(wide.windows[1].variant_ids)
 
 
 def test_vcf_field_ds_reads_dosages_and_gt_reads_hard_calls(tmp_path):
@@ -92,7 +106,6 @@ def test_vcf_field_ds_reads_dosages_and_gt_reads_hard_calls(tmp_path):
     for field, want in [("DS", [[0.9, 1.0, 0.8], [1.75, 2.0, 0.1], [np.nan, 0.0, 1.2]]),
                         ("GT", [[1.0, 1.0, 1.0], [2.0, 2.0, 0.0], [np.nan, 0.0, 1.0]])]:
         reader = open_genotypes({"vcf": path, "vcf_field": field, "genome_build": "b38"})
-        from tfnet_jax.data.genotype.source import Region
         (window,) = reader.read_windows([Region("1", 1, 1000)], np.array([2, 0, 1]))  # c, a, b
         np.testing.assert_allclose(window.dosages, np.array(want, np.float32)[[2, 0, 1]])
         assert list(window.ids) == ["rsA", "chr1_200_G_A_b38", "rsC"]
@@ -103,8 +116,7 @@ def test_read_dosages_from_every_format_aligns_swapped_alleles(files, cohort, tm
     data = read_genotype_data(files["plink"])
     from tfnet_jax.tasks.genonet.family import run_variants
     variants = run_variants(data)
-    tables = {name: read_dosages({k: files[name][k] for k in files[name] if k in ("bed", "vcf", "dosage",
-                                                                                 "dosage_samples")}, variants)
+    tables = {name: read_dosages({k: v for k, v in files[name].items() if k in GENOTYPE_KEYS}, variants)
               for name in FORMATS}
     tables["vcf path"] = read_dosages(files["vcf_ds"]["vcf"], variants)
     for name, table in tables.items():
@@ -254,7 +266,8 @@ def test_exactly_one_genotype_input(files):
 def test_vcf_without_index_says_how_to_index(files, tmp_path):
     import pysam
     plain = tmp_path / "noindex.vcf"
-    plain.write_text(gzip.open(files["vcf_ds"]["vcf"], "rt").read())
+    with gzip.open(files["vcf_ds"]["vcf"], "rt") as handle:
+        plain.write_text(handle.read())
     pysam.tabix_compress(str(plain), str(plain) + ".gz")
     with pytest.raises(DataError, match=r"noindex.vcf.gz: no tabix \(.tbi\) or CSI index .*`tabix -p vcf .*"
                                         r"noindex.vcf.gz` or `bcftools index"):
@@ -279,11 +292,13 @@ def test_vcf_samples_not_in_the_expression_table(files, cohort, tmp_path):
 def test_dosage_file_columns_must_match_its_samples(files, tmp_path):
     pattern, samples = files["dosage"]["dosage"], files["dosage"]["dosage_samples"]
     short = tmp_path / "samples.txt"
-    short.write_text("\n".join(i for i in open(samples).read().split() if i != "extra") + "\n")
+    iids = Path(samples).read_text().split()
+    short.write_text("\n".join(i for i in iids if i != "extra") + "\n")
     with pytest.raises(DataError, match=r"chr1.txt.gz, line 1: 67 fields, expected 6 \+ 60 .*samples.txt"):
         read_genotype_data({**files["dosage"], "dosage_samples": str(short)})
     # A short line inside a window is named by its number; outside every window it is not parsed.
-    lines = gzip.open(pattern.format(chrom="1"), "rt").read().splitlines()
+    with gzip.open(pattern.format(chrom="1"), "rt") as handle:
+        lines = handle.read().splitlines()
     outside = next(i for i, line in enumerate(lines) if line.split()[2] == "200000")
     (tmp_path / "chr2.txt.gz").symlink_to(pattern.format(chrom="2"))
     for broken, error in [(10, r"chr1.txt.gz, line 11: 65 fields, expected 6 \+ 61"), (outside, None)]:

@@ -160,7 +160,7 @@ def check_data_config(data: dict) -> None:
         positive_int(data, "data", "min_targets")
     elif name == "genotypes":
         from tfnet_jax.schemas.data import GenotypeSource
-        GenotypeSource(**data).check()
+        GenotypeSource(**data).check(complete=False)  # none given: an error when loading
         positive_int(data, "data", "window", "max_variants")
         number_in(data, "data", "maf", 0.0, 0.5, high_open=True)
     elif name == "cmap":

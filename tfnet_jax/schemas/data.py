@@ -225,19 +225,25 @@ class GenotypeSource:
     chrom: Optional[str] = None    # only this chromosome's genes (one job per chromosome)
     allow_missing_individuals: bool = False  # expression rows without genotypes: dropped, not an error
 
+    def _given(self) -> list[str]:
+        return [key for key in GENOTYPE_FORMATS if getattr(self, key) not in (None, "", MISSING)]
+
     def genotype_format(self) -> tuple[str, str]:
         """(key, value) of the one genotype input given: data.bed, data.vcf or data.dosage."""
-        given = [key for key in GENOTYPE_FORMATS if getattr(self, key) not in (None, "", MISSING)]
+        given = self._given()
         if len(given) != 1:
             got = " and ".join(f"data.{key}" for key in given) or "none"
             raise ConfigError(f"config: data.bed, data.vcf, data.dosage: give exactly one (got {got})")
         return given[0], str(getattr(self, given[0]))
 
-    def check(self) -> None:
-        """The ties between fields (each field's type: its schema)."""
-        key, value = self.genotype_format()
+    def check(self, complete: bool = True) -> None:
+        """The ties between fields (each field's type: its schema). complete=False (a composed
+        config, before its paths are set, as '???' fields are): no genotype input yet is fine."""
         one_of(vars(self), "data", "vcf_field", VCF_FIELDS)
         one_of(vars(self), "data", "genome_build", (None, *GENOME_BUILDS))
+        if not complete and not self._given():
+            return
+        key, value = self.genotype_format()
         if key == "dosage":
             if "{chrom}" not in value:
                 raise ConfigError(f"config: data.dosage={value!r}: the pattern needs {{chrom}} "

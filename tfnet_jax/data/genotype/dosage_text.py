@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import gzip
 from bisect import bisect_right
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

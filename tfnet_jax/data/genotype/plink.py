@@ -3,8 +3,8 @@ bed_reader: a window reads only its variants' columns. Dosages count the .bim's 
 bed_reader's count_A1), so alleles = (A1, A2)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ class PlinkGenotypes:
     samples_label = ".fam"
 
     def __init__(self, prefix: str, genome_build: str | None = None):
-        prefix = prefix[:-4] if prefix.endswith(".bed") else prefix
+        prefix = prefix.removesuffix(".bed")
         self.bed_path, bim_path, fam_path = (Path(prefix + ext) for ext in (".bed", ".bim", ".fam"))
         self.path, self.samples_path, self.variants_path = str(self.bed_path), str(fam_path), str(bim_path)
         fam, bim = read_fam(fam_path), read_bim(bim_path)

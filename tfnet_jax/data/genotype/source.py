@@ -14,8 +14,9 @@ Conventions shared by every format:
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,11 +37,11 @@ class WindowGenotypes:
     dosages: np.ndarray      # float32 [individuals asked, V], NaN = missing
 
     @staticmethod
-    def empty(n: int) -> "WindowGenotypes":
+    def empty(n: int) -> WindowGenotypes:
         return WindowGenotypes(np.array([], str), np.array([], np.int64), np.zeros((0, 2), str),
                                np.zeros((n, 0), np.float32))
 
-    def take(self, index) -> "WindowGenotypes":
+    def take(self, index) -> WindowGenotypes:
         return WindowGenotypes(self.ids[index], self.positions[index], self.alleles[index],
                                self.dosages[:, index])
 

@@ -9,9 +9,9 @@ count of FORMAT/GT (a missing call -> NaN). Multi-allelic records and anything b
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd

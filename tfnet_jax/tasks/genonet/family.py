@@ -13,8 +13,8 @@ Predictions for new genotypes (`predict`) are residual expression (covariates re
 out, as in training): the elastic net's final weights, or GenoNet as the mean of its K
 outer-fold models. Every variant of the run's gene windows must be present (matched by
 variant id); a file input's dosages are aligned to the run's counted allele (alleles swapped
-there, e.g. A1/A2 in a .bim: 2 - d; other alleles: an error), a missing variant is an error naming it, a missing
-dosage gets the training mean.
+there, e.g. A1/A2 in a .bim: 2 - d; other alleles: an error), a missing variant is an error
+naming it, a missing dosage gets the training mean.
 """
 from __future__ import annotations
 
@@ -263,7 +263,8 @@ def predict_expression(prepared: GenoNetPrepared, models: GenoNetModels, inputs=
     """Predicted (residual) expression, individuals x genes, for new genotypes.
 
     inputs: genotype files (a PLINK prefix, a .vcf.gz, or a genotype config dict: see
-    `open_genotypes`) or an individuals x variant-id dosage table (None: the training genotypes). method: one of METHODS; elastic nets use their final weights (all
+    `open_genotypes`) or an individuals x variant-id dosage table (None: the training
+    genotypes). method: one of METHODS; elastic nets use their final weights (all
     individuals), GenoNet the mean of its outer-fold models' kept per-gene parameters.
     """
     choices = [m for m in METHODS if m in models.pred and m != "genonet_choice"]  # per fold only
