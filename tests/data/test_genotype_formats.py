@@ -131,6 +131,8 @@ def test_read_dosages_from_every_format_aligns_swapped_alleles(files, cohort, tm
     pattern, samples = write_dosage_text(swapped, tmp_path / "swapped")
     again = read_dosages({"dosage": pattern, "dosage_samples": samples}, variants)
     pd.testing.assert_frame_equal(again.loc[tables["plink"].index], tables["plink"])
+    with pytest.raises(DataError, match=r"unknown key\(s\) \['samples'\]"):
+        read_dosages({"dosage": pattern, "samples": samples}, variants)
     with pytest.raises(DataError, match="variant.s. of the run are missing"):
         read_dosages({"dosage": pattern, "dosage_samples": samples},
                      pd.concat([variants, variants.iloc[:1].assign(id="rs_nowhere")], ignore_index=True))

@@ -2,6 +2,7 @@
 genotype config or a path. pysam and bed_reader are imported by the readers that need them."""
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from tfnet_jax.data.genotype.dosage_text import DosageTextGenotypes
@@ -25,6 +26,10 @@ def open_genotypes(spec, genome_build: str | None = None) -> GenotypeReader:
                             f"{{'dosage': PATTERN, 'dosage_samples': FILE}}")
         spec = {"vcf" if text.endswith(VCF_SUFFIXES) else "bed": text, "genome_build": genome_build}
     if isinstance(spec, dict):
+        unknown = sorted(set(spec) - {f.name for f in fields(GenotypeSource)})
+        if unknown:
+            raise DataError(f"genotype inputs: unknown key(s) {unknown}; give one of bed, vcf, dosage "
+                            f"(with dosage_samples), and optionally vcf_field, genome_build")
         spec = GenotypeSource(**{"genome_build": genome_build, **spec})
     spec.check()
     key, value = spec.genotype_format()
