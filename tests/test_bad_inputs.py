@@ -32,6 +32,7 @@ PLAIN = ("twas", "collect", "sweep", "networks")  # no Hydra: main(argv)
 GI = "gene_info={sources}/Homo_sapiens.gene_info.gz"  # tfnet-networks' hand-made inputs
 TN = "hydra.run.dir={run}"  # an existing run dir, whose files a failed command must not change
 
+GENO_TABLES = ("data.expression={geno}/expr.csv", "data.genes={geno}/genes.csv", "hydra.run.dir={tmp}/genorun")
 CASES = [
     # ---- train: values checked before any data is loaded
     ("train", ["train.max_steps=abc", TN], "train.max_steps"),
@@ -75,6 +76,17 @@ CASES = [
                "data.gene_column=target", "data.type_column=kind", "hydra.run.dir={tmp}/screenrun"],
      "unknown perturbation type label(s) [base-edit]"),
     ("train", ["data=anndata", "data.default_type=CRISPRi", TN], "data.default_type"),
+    # ---- GenoNet genotypes: exactly one of data.bed / data.vcf / data.dosage; VCF and dosage text
+    ("train", ["model=genonet", "data=genotypes", "data.bed=geno", "data.vcf=geno.vcf.gz", TN],
+     "data.bed, data.vcf, data.dosage: give exactly one (got data.bed and data.vcf)"),
+    ("train", ["model=genonet", "data=genotypes", *GENO_TABLES], "give exactly one (got none)"),
+    ("train", ["model=genonet", "data=genotypes", "data.vcf={geno}/noindex.vcf.gz", *GENO_TABLES],
+     "noindex.vcf.gz: no tabix (.tbi) or CSI index beside it; index the bgzipped VCF with `tabix -p vcf"),
+    ("train", ["model=genonet", "data=genotypes", "data.vcf={geno}/strangers.vcf.gz", *GENO_TABLES],
+     "no individual is in both {geno}/strangers.vcf.gz (IIDs [x0, x1, x2, x3, ...] (61 in all))"),
+    ("train", ["model=genonet", "data=genotypes", "data.dosage='{geno}/dosage/chr{{chrom}}.txt.gz'",
+               "data.dosage_samples={geno}/short_samples.txt", *GENO_TABLES],
+     "chr1.txt.gz, line 1: 67 fields, expected 6 + 60"),
     # ---- predict
     ("predict", ["run_dir={tmp}/missing"], "run_dir"),
     ("predict", ["run_dir={run}", "chunk_size=0"], "chunk_size"),
@@ -163,6 +175,24 @@ def fake_run(folder, overrides, finished=True):
     return folder
 
 
+def _genotype_files(root):
+    """GenoNet inputs that fail: a VCF without an index, a VCF of other individuals, a dosage
+    file with one column more than its samples file."""
+    import numpy as np
+    import pysam
+    from genotype_files import make_cohort, write_all, write_vcf
+    cohort = make_cohort()
+    files = write_all(cohort, root)
+    plain = root / "noindex.vcf"
+    with gzip.open(files["vcf_ds"]["vcf"], "rt") as handle:
+        plain.write_text(handle.read())
+    pysam.tabix_compress(str(plain), str(root / "noindex.vcf.gz"))
+    write_vcf(dict(cohort, iids=np.array([f"x{i}" for i in range(len(cohort["iids"]))])), root / "strangers.vcf")
+    samples = (root / "dosage" / "samples.txt").read_text().split()
+    (root / "short_samples.txt").write_text("\n".join(i for i in samples if i != "extra") + "\n")
+    return root
+
+
 @pytest.fixture(scope="module")
 def places(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_inputs")
@@ -191,10 +221,11 @@ def places(tmp_path_factory):
           "9606.P1 9606.P9 900\n")
     write(sources / "short.gmt", "S1\td\tAAA\tBBB\nS2\tno genes\n")
     write(sources / "mouse.gene_info", GENE_INFO.replace("9606\t", "10090\t"))
+    geno = _genotype_files(root / "geno")
     corrupt = fake_run(root / "corrupt", ["experiment=smoke_tfnet", "model=tfnet"])
     (corrupt / "checkpoints" / "best" / "5").mkdir(parents=True)  # a partial copy
     (corrupt / "checkpoints" / "best" / "5" / "state").write_bytes(b"\x00not a checkpoint")
-    PLACES.update({"tmp": root, "empty": root / "empty", "corrupt": corrupt, "sources": sources,
+    PLACES.update({"tmp": root, "empty": root / "empty", "corrupt": corrupt, "sources": sources, "geno": geno,
                    "file": root / "file", "netdir": net, "screen": screen,
                    "run": fake_run(root / "tfnet_run", ["experiment=smoke_tfnet", "model=tfnet"]),
                    "tn_run": fake_run(root / "tn_run", ["experiment=smoke"]),

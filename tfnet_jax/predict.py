@@ -8,7 +8,8 @@ or several; `output=STEM` moves them), each prediction with its `split` (train /
   graph, or the genes listed one per line in `inputs=FILE` (alias `genes=FILE`);
 - TFNet: every target of the samples in `inputs=MATRIX` (.h5ad/.csv/.parquet; default: the
   run's test samples);
-- GenoNet: predicted expression of the individuals in `inputs=PLINK_PREFIX`.
+- GenoNet: predicted expression of the individuals in `inputs=PLINK_PREFIX` or `inputs=FILE.vcf.gz`
+  (bgzipped and indexed; PredictDB dosage text: the Python API, `Run.predict({"dosage": ..., ...})`).
 Chunks are streamed to every file, so memory stays bounded; files appear atomically.
 """
 from __future__ import annotations
@@ -30,8 +31,8 @@ PREDICT = Command(
            "[output=STEM]"),
     summary=("Predict with a trained run of any family: load its config and best checkpoint and "
              "write predictions for inputs= (TranscriptionNet: genes, default every gene x type; "
-             "TFNet: a matrix of new samples' TF levels; GenoNet: a PLINK prefix of new "
-             "genotypes) to RUN_DIR/predictions.<format>."),
+             "TFNet: a matrix of new samples' TF levels; GenoNet: a PLINK prefix or an indexed "
+             ".vcf.gz of new genotypes) to RUN_DIR/predictions.<format>."),
     example="tfnet-predict run_dir=outputs/runs/default format=[parquet,gctx]",
 )
 

@@ -95,7 +95,7 @@ def load_expression_data(cfg):
 def load_genotype_data(cfg, cache_dir: Path | None = None):
     """GenotypeData (GenoNet) from data=genosim (simulated into data.cache, else `cache_dir`,
     else a temp dir named by the simulation's config, so runs of one config share it) or
-    data=genotypes (PLINK)."""
+    data=genotypes (PLINK, VCF or PredictDB dosage text)."""
     cfg = _typed(cfg)
     name = _name(cfg)
     if name == "genosim":
@@ -108,8 +108,10 @@ def load_genotype_data(cfg, cache_dir: Path | None = None):
         return load_simulated(sim_cfg, Path(cfg.cache or cache_dir))
     if name == "genotypes":
         from tfnet_jax.data.genotype.readers import read_genotype_data
-        _require(cfg, ("bed", "expression", "genes"), name,
-                 "data.bed=PREFIX data.expression=FILE data.genes=FILE [data.annotations=FILE]")
+        _require(cfg, ("expression", "genes"), name,
+                 "data.bed=PREFIX | data.vcf=FILE | data.dosage=PATTERN, data.expression=FILE "
+                 "data.genes=FILE [data.annotations=FILE]")
+        cfg.check()
         return read_genotype_data(cfg)
     raise DataError(f"data.name={name!r}: model=genonet reads data=genosim or data=genotypes")
 
@@ -158,6 +160,8 @@ def check_data_config(data: dict) -> None:
         one_of(data, "data", "missing_tfs", MISSING_TF_POLICIES)
         positive_int(data, "data", "min_targets")
     elif name == "genotypes":
+        from tfnet_jax.schemas.data import GenotypeSource
+        GenotypeSource(**data).check(complete=False)  # none given: an error when loading
         positive_int(data, "data", "window", "max_variants")
         number_in(data, "data", "maf", 0.0, 0.5, high_open=True)
     elif name == "cmap":

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from tfnet_jax.errors import DataError
+from tfnet_jax.errors import ConfigError, DataError
+from tfnet_jax.schemas.checks import one_of
 from tfnet_jax.schemas.run import MISSING
 
 COLLAPSE_MODES = ("mean", "weighted")
@@ -205,18 +206,55 @@ class ExpressionSource:
     gene_table: Optional[str] = None  # maps TF/target lists and light-up's known pairs to the matrix's IDs
 
 
+GENOTYPE_FORMATS = ("bed", "vcf", "dosage")  # data.<key>: exactly one names the genotypes
+VCF_FIELDS = ("DS", "GT")
+GENOME_BUILDS = ("b37", "b38")
+
+
 @dataclass
 class GenotypeSource:
-    """Real genotypes for GenoNet (tfnet_jax/data/genotype/readers.py)."""
+    """Real genotypes for GenoNet (tfnet_jax/data/genotype/readers.py), in one of three formats."""
     name: str = "genotypes"
-    bed: str = MISSING             # PLINK prefix (PREFIX.bed/.bim/.fam)
+    bed: Optional[str] = None      # PLINK prefix (PREFIX.bed/.bim/.fam)
+    vcf: Optional[str] = None      # bgzipped VCF/BCF with a .tbi or .csi index
+    dosage: Optional[str] = None   # PredictDB dosage text files, a pattern with {chrom}
+    dosage_samples: Optional[str] = None  # one IID per line: the dosage files' columns
+    vcf_field: str = "DS"          # DS (GT where a record has none) | GT (hard calls only)
+    genome_build: Optional[str] = None  # b37 | b38: the suffix of PredictDB/GTEx variant IDs
     expression: str = MISSING      # individuals x genes (first column IID)
     genes: str = MISSING           # gene, chrom, start, end
     covariates: Optional[str] = None   # regressed out on training rows per fold
-    annotations: Optional[str] = None  # variant x features (first column = .bim variant id)
+    annotations: Optional[str] = None  # variant x features (first column = the variant id)
     window: int = 1_000_000        # cis window, bp either side of the gene body
     maf: float = 0.01
     max_variants: int = 2000       # nearest variants to the gene body kept per gene
     genes_subset: Optional[List[str]] = None
     chrom: Optional[str] = None    # only this chromosome's genes (one job per chromosome)
     allow_missing_individuals: bool = False  # expression rows without genotypes: dropped, not an error
+
+    def _given(self) -> list[str]:
+        return [key for key in GENOTYPE_FORMATS if getattr(self, key) not in (None, "", MISSING)]
+
+    def genotype_format(self) -> tuple[str, str]:
+        """(key, value) of the one genotype input given: data.bed, data.vcf or data.dosage."""
+        given = self._given()
+        if len(given) != 1:
+            got = " and ".join(f"data.{key}" for key in given) or "none"
+            raise ConfigError(f"config: data.bed, data.vcf, data.dosage: give exactly one (got {got})")
+        return given[0], str(getattr(self, given[0]))
+
+    def check(self, complete: bool = True) -> None:
+        """The ties between fields (each field's type: its schema). complete=False (a composed
+        config, before its paths are set, as '???' fields are): no genotype input yet is fine."""
+        one_of(vars(self), "data", "vcf_field", VCF_FIELDS)
+        one_of(vars(self), "data", "genome_build", (None, *GENOME_BUILDS))
+        if not complete and not self._given():
+            return
+        key, value = self.genotype_format()
+        if key == "dosage":
+            if "{chrom}" not in value:
+                raise ConfigError(f"config: data.dosage={value!r}: the pattern needs {{chrom}} "
+                                  f"(one file per chromosome), e.g. 'dosages/chr{{chrom}}.txt.gz'")
+            if self.dosage_samples in (None, "", MISSING):
+                raise ConfigError("config: data.dosage_samples: required with data.dosage "
+                                  "(a file with one IID per line, in the dosage columns' order)")

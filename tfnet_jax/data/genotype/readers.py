@@ -1,10 +1,12 @@
-"""Cis-genotype data for GenoNet (TWAS stage 1): PLINK genotypes, expression, gene windows.
+"""Cis-genotype data for GenoNet (TWAS stage 1): genotypes, expression, gene windows.
 
-`read_genotype_data` reads a PLINK fileset (PREFIX.bed/.bim/.fam) with bed_reader and, for each
-gene, only the variant columns inside its window [start - window, end + window]. Dosages count
-the A1 allele (.bim column 5, PLINK's default; each window keeps its variants' A1/A2); NaN is
-missing. Missing genotypes are NOT imputed
-here: `impute_train_mean` does that per CV fold so held-out individuals never shape the fill.
+`read_genotype_data` reads the genotypes named by exactly one of data.bed (PLINK), data.vcf
+(bgzipped, indexed VCF) or data.dosage (PredictDB dosage text) through one GenotypeReader
+(`source.py`: the formats' shared conventions) and, for each gene, only the variants inside its
+window [start - window, end + window]. Dosages count each variant's first allele (PLINK's A1 =
+VCF's ALT; each window keeps its variants' alleles); NaN is missing. Missing genotypes are NOT
+imputed here: `impute_train_mean` does that per CV fold so held-out individuals never shape the
+fill.
 
 Variant filters (monomorphic, MAF) use genotypes only, over the individuals kept, so they are
 label-free and need not be refitted per fold. Chromosome names match with a leading "chr"
@@ -19,14 +21,9 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.genotype.container import GeneWindow, GenotypeData
-from tfnet_jax.data.io.plink import (
-    check_bed,
-    first_duplicate,
-    int_column,
-    norm_chrom,
-    read_bim,
-    read_fam,
-)
+from tfnet_jax.data.genotype.formats import open_genotypes
+from tfnet_jax.data.genotype.source import GenotypeReader, Region
+from tfnet_jax.data.io.plink import allele_flips, int_column, norm_chrom
 from tfnet_jax.data.io.tables import (
     block_as_float,
     check_unique_keys,
@@ -97,24 +94,25 @@ def read_genes(path: str | Path) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- loader
 
-def _overlap(fam_iids: np.ndarray, expr_iids: np.ndarray, fam_path: Path, expr_path: Path,
-             allow_missing: bool = False) -> np.ndarray:
+def _overlap(geno_iids: np.ndarray, expr_iids: np.ndarray, geno_path, expr_path: Path,
+             allow_missing: bool = False, label: str = ".fam") -> np.ndarray:
     """Individuals in both files, in the expression table's order. Genotyped individuals
     without expression are normal (another tissue's); expressed ones without genotypes
-    usually mean mismatched IDs: an error unless `allow_missing` (data.allow_missing_individuals)."""
-    in_fam = pd.Index(expr_iids).isin(fam_iids)
-    if not in_fam.any():
-        raise DataError(f"no individual is in both {fam_path} (IIDs {preview(list(fam_iids), 4)}) and "
+    usually mean mismatched IDs: an error unless `allow_missing` (data.allow_missing_individuals).
+    `label` names where the genotypes' IIDs come from (".fam", "VCF header", "samples file")."""
+    in_geno = pd.Index(expr_iids).isin(geno_iids)
+    if not in_geno.any():
+        raise DataError(f"no individual is in both {geno_path} (IIDs {preview(list(geno_iids), 4)}) and "
                         f"{expr_path} (first column {preview(list(expr_iids), 4)})")
-    if not in_fam.all() and not allow_missing:
-        raise DataError(f"{expr_path}: {(~in_fam).sum()} of {len(in_fam)} individuals are not in {fam_path}: "
-                        f"{preview(list(expr_iids[~in_fam]), 4)}; fix the IDs, or set "
+    if not in_geno.all() and not allow_missing:
+        raise DataError(f"{expr_path}: {(~in_geno).sum()} of {len(in_geno)} individuals are not in {geno_path}: "
+                        f"{preview(list(expr_iids[~in_geno]), 4)}; fix the IDs, or set "
                         f"data.allow_missing_individuals=true to drop them")
-    only_fam = int((~pd.Index(fam_iids).isin(expr_iids)).sum())
-    if only_fam or not in_fam.all():
-        log.warning("%d individuals in both %s and %s; %d only in the .fam, %d only in the expression "
-                    "table (dropped)", in_fam.sum(), fam_path, expr_path, only_fam, (~in_fam).sum())
-    return expr_iids[in_fam]
+    only_geno = int((~pd.Index(geno_iids).isin(expr_iids)).sum())
+    if only_geno or not in_geno.all():
+        log.warning("%d individuals in both %s and %s; %d only in the %s, %d only in the expression "
+                    "table (dropped)", in_geno.sum(), geno_path, expr_path, only_geno, label, (~in_geno).sum())
+    return expr_iids[in_geno]
 
 
 def _variant_filter(dosages: np.ndarray, maf: float) -> tuple[np.ndarray, int, int]:
@@ -135,73 +133,18 @@ def _nearest(positions: np.ndarray, start: int, end: int, k: int) -> np.ndarray:
     return np.sort(np.argsort(distance, kind="stable")[:k])
 
 
-def read_genotype_data(source: GenotypeSource | dict) -> GenotypeData:
-    """Gene windows of cis genotypes with expression (see the module docstring). `source`: the
-    data config (a dict of its fields: GenotypeSource(**source), its defaults for the rest)."""
-    from bed_reader import open_bed
-
-    cfg = source if isinstance(source, GenotypeSource) else GenotypeSource(**source)
-    for key in ("bed", "expression", "genes"):
+def _check_numbers(cfg: GenotypeSource) -> None:
+    for key in ("expression", "genes"):
         if getattr(cfg, key) in (None, "", MISSING):
             raise DataError(f"genotype config: '{key}' is required")
-    window, maf, max_variants = int(cfg.window), float(cfg.maf), cfg.max_variants
-    if window < 0 or not 0 <= maf <= 0.5 or (max_variants is not None and int(max_variants) < 1):
+    window, maf, max_variants = cfg.window, cfg.maf, cfg.max_variants
+    if int(window) < 0 or not 0 <= float(maf) <= 0.5 or (max_variants is not None and int(max_variants) < 1):
         raise DataError(f"genotype config: need window >= 0, 0 <= maf <= 0.5, max_variants >= 1 or null; "
                         f"got window={window}, maf={maf}, max_variants={max_variants}")
-    prefix = str(cfg.bed)
-    prefix = prefix[:-4] if prefix.endswith(".bed") else prefix
-    bed_path, bim_path, fam_path = (Path(prefix + ext) for ext in (".bed", ".bim", ".fam"))
 
-    fam, bim = read_fam(fam_path), read_bim(bim_path)
-    check_bed(bed_path, len(fam), len(bim))
-    expr_path = Path(cfg.expression)
-    expr_ids, expr_genes, expr_values = read_id_matrix(expr_path, "individual")
-    expression = pd.DataFrame(expr_values, index=pd.Index(expr_ids, name="IID"), columns=expr_genes)
-    genes = read_genes(cfg.genes)
 
-    fam_iids = fam["iid"].to_numpy(dtype=str)
-    individuals = _overlap(fam_iids, expr_ids, fam_path, expr_path,
-                           bool(cfg.allow_missing_individuals))
-    covariates = None
-    if cfg.covariates:
-        cov_path = Path(cfg.covariates)
-        cov_ids, cov_names, cov_values = read_id_matrix(cov_path, "individual")
-        covariates = pd.DataFrame(cov_values, index=pd.Index(cov_ids, name="IID"), columns=cov_names)
-        has_cov = pd.Index(individuals).isin(cov_ids)
-        if not has_cov.any():
-            raise DataError(f"no individual of {expr_path} and {fam_path} is in {cov_path} "
-                            f"(first column {preview(list(cov_ids), 4)})")
-        if not has_cov.all():
-            log.warning("%d individuals have no row in %s (dropped)", (~has_cov).sum(), cov_path)
-            individuals = individuals[has_cov]
-        covariates = covariates.loc[individuals]
-    expression = expression.loc[individuals]
-    fam_row = pd.Series(np.arange(len(fam)), index=fam_iids)
-    rows = fam_row.loc[individuals].to_numpy()
-
-    annot_table, annot_names = None, None
-    if cfg.annotations:
-        annot_path = Path(cfg.annotations)
-        annot_ids, annot_names, annot_values = read_id_matrix(annot_path, "variant")
-        if not annot_names:
-            raise DataError(f"{annot_path}: no feature columns after the variant id")
-        first_duplicate(bim["sid"].to_numpy(dtype=str), bim.index, bim_path, "variant id")
-        # Row of each .bim variant in the table (-1: absent -> column means), looked up once.
-        annot_row = pd.Index(annot_ids).get_indexer(bim["sid"].to_numpy(dtype=str))
-        annot_table = np.vstack([annot_values, annot_values.mean(axis=0, keepdims=True)])
-
-    # Per chromosome: positions sorted once, with the .bim row of each.
-    chrom_all, bp_all = bim["chrom"].to_numpy(dtype=str), bim["bp"].to_numpy()
-    by_chrom = {}
-    for chrom in np.unique(chrom_all):
-        idx = np.flatnonzero(chrom_all == chrom)
-        idx = idx[np.argsort(bp_all[idx], kind="stable")]
-        by_chrom[chrom] = (bp_all[idx], idx)
-    sids = bim["sid"].to_numpy(dtype=str)
-    alleles = bim[["allele_1", "allele_2"]].to_numpy(dtype=str)
-
+def _wanted_genes(cfg: GenotypeSource, genes: pd.DataFrame, skipped: dict) -> pd.DataFrame:
     wanted = genes
-    skipped: dict[str, str] = {}
     if cfg.genes_subset is not None:
         subset = [str(g) for g in cfg.genes_subset]
         for gene in sorted(set(subset) - set(genes["gene"])):
@@ -213,45 +156,95 @@ def read_genotype_data(source: GenotypeSource | dict) -> GenotypeData:
         if wanted.empty:
             raise DataError(f"{cfg.genes}: no gene on chromosome {chrom} (data.chrom); chromosomes "
                             f"there: {', '.join(sorted(set(genes['chrom'])))}")
+    return wanted
+
+
+def _check_unique_ids(ids: np.ndarray, gene: str, source: str) -> None:
+    names, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise DataError(f"{source}: variant id '{names[counts > 1][0]}' occurs twice in the window of "
+                        f"{gene}; weights, annotations and predictions are keyed by the id, so it must be "
+                        f"unique (a '.' id is replaced by chr_pos_ref_alt)")
+
+
+def read_genotype_data(source: GenotypeSource | dict) -> GenotypeData:
+    """Gene windows of cis genotypes with expression (see the module docstring). `source`: the
+    data config (a dict of its fields: GenotypeSource(**source), its defaults for the rest)."""
+    cfg = source if isinstance(source, GenotypeSource) else GenotypeSource(**source)
+    _check_numbers(cfg)
+    cfg.check()
+    window, maf, max_variants = int(cfg.window), float(cfg.maf), cfg.max_variants
+    expr_path = Path(cfg.expression)
+    expr_ids, expr_genes, expr_values = read_id_matrix(expr_path, "individual")
+    expression = pd.DataFrame(expr_values, index=pd.Index(expr_ids, name="IID"), columns=expr_genes)
+    genes = read_genes(cfg.genes)
+    reader: GenotypeReader = open_genotypes(cfg)
+
+    individuals = _overlap(reader.individuals, expr_ids, reader.samples_path, expr_path,
+                           bool(cfg.allow_missing_individuals), reader.samples_label)
+    covariates = None
+    if cfg.covariates:
+        cov_path = Path(cfg.covariates)
+        cov_ids, cov_names, cov_values = read_id_matrix(cov_path, "individual")
+        covariates = pd.DataFrame(cov_values, index=pd.Index(cov_ids, name="IID"), columns=cov_names)
+        has_cov = pd.Index(individuals).isin(cov_ids)
+        if not has_cov.any():
+            raise DataError(f"no individual of {expr_path} and {reader.samples_path} is in {cov_path} "
+                            f"(first column {preview(list(cov_ids), 4)})")
+        if not has_cov.all():
+            log.warning("%d individuals have no row in %s (dropped)", (~has_cov).sum(), cov_path)
+            individuals = individuals[has_cov]
+        covariates = covariates.loc[individuals]
+    expression = expression.loc[individuals]
+    rows = pd.Index(reader.individuals).get_indexer(individuals)
+
+    annot_index, annot_table, annot_names = None, None, None
+    if cfg.annotations:
+        annot_path = Path(cfg.annotations)
+        annot_ids, annot_names, annot_values = read_id_matrix(annot_path, "variant")
+        if not annot_names:
+            raise DataError(f"{annot_path}: no feature columns after the variant id")
+        annot_index = pd.Index(annot_ids)
+        annot_table = np.vstack([annot_values, annot_values.mean(axis=0, keepdims=True)])
+
+    skipped: dict[str, str] = {}
+    todo = []  # (gene, chrom, start, end) whose window is read
+    for gene, chrom, start, end in _wanted_genes(cfg, genes, skipped)[["gene", "chrom", "start", "end"]].itertuples(index=False):
+        if gene not in expression.columns:
+            skipped[gene] = f"not in the expression table {expr_path}"
+        elif not reader.has_chrom(chrom):
+            skipped[gene] = f"chromosome '{chrom}' is not in {reader.where(chrom)}"
+        else:
+            todo.append((gene, chrom, int(start), int(end)))
+    regions = [Region(chrom, max(start - window, 0), end + window) for _, chrom, start, end in todo]
 
     windows, n_unannotated = [], 0
-    # Counts passed in so bed_reader does not re-read the .fam/.bim.
-    with open_bed(bed_path, iid_count=len(fam), sid_count=len(bim), skip_format_check=True) as bed:
-        for gene, chrom, start, end in wanted[["gene", "chrom", "start", "end"]].itertuples(index=False):
-            if gene not in expression.columns:
-                skipped[gene] = f"not in the expression table {expr_path}"
-                continue
-            if chrom not in by_chrom:
-                skipped[gene] = f"chromosome '{chrom}' is not in {bim_path}"
-                continue
-            pos, order = by_chrom[chrom]
-            lo, hi = np.searchsorted(pos, start - window, "left"), np.searchsorted(pos, end + window, "right")
-            if hi == lo:
-                skipped[gene] = f"no variants within {window} bp of {chrom}:{start}-{end}"
-                continue
-            idx = order[lo:hi]
-            # Read in file order (fast path), then restore genomic order.
-            file_order = np.argsort(idx, kind="stable")
-            dosages = np.empty((len(rows), len(idx)), np.float32)
-            dosages[:, file_order] = bed.read(index=np.s_[rows, idx[file_order]], dtype="float32",
-                                              num_threads=1)
-            keep, n_mono, n_low = _variant_filter(dosages, maf)
-            if not keep.any():
-                skipped[gene] = (f"no variant left of {len(idx)} in the window: {n_mono} monomorphic, "
-                                 f"{n_low} with MAF < {maf}")
-                continue
-            idx, dosages = idx[keep], dosages[:, keep]
-            if max_variants is not None and len(idx) > int(max_variants):
-                near = _nearest(bp_all[idx], start, end, int(max_variants))
-                idx, dosages = idx[near], dosages[:, near]
-            annotations = None
-            if annot_table is not None:
-                n_unannotated += int((annot_row[idx] < 0).sum())
-                annotations = annot_table[annot_row[idx]]  # -1 picks the appended means row
-            windows.append(GeneWindow(gene, chrom, int(start), int(end), sids[idx], bp_all[idx].astype(np.int64),
-                                      np.ascontiguousarray(dosages), annotations, alleles[idx]))
+    for (gene, chrom, start, end), found in zip(todo, reader.read_windows(regions, rows)):
+        if not len(found.ids):
+            skipped[gene] = f"no variants within {window} bp of {chrom}:{start}-{end}"
+            continue
+        keep, n_mono, n_low = _variant_filter(found.dosages, maf)
+        if not keep.any():
+            skipped[gene] = (f"no variant left of {len(found.ids)} in the window: {n_mono} monomorphic, "
+                             f"{n_low} with MAF < {maf}")
+            continue
+        found = found.take(np.flatnonzero(keep))
+        if max_variants is not None and len(found.ids) > int(max_variants):
+            found = found.take(_nearest(found.positions, start, end, int(max_variants)))
+        _check_unique_ids(found.ids, gene, reader.path)
+        annotations = None
+        if annot_table is not None:
+            annot_row = annot_index.get_indexer(found.ids)
+            n_unannotated += int((annot_row < 0).sum())
+            annotations = annot_table[annot_row]  # -1 picks the appended means row
+        windows.append(GeneWindow(gene, chrom, start, end, found.ids, found.positions,
+                                  np.ascontiguousarray(found.dosages), annotations, found.alleles))
+    report = {"format": cfg.genotype_format()[0], "skipped_records": reader.skipped_records}
+    if report["skipped_records"]:
+        log.warning("%s: records skipped in the windows read (only biallelic SNVs are used): %s",
+                    reader.path, ", ".join(f"{n} {why}" for why, n in report["skipped_records"].items()))
     if not windows:
-        raise DataError(f"{bed_path}: no gene could be loaded; reasons, e.g. {preview(list(skipped.items()), 3)}")
+        raise DataError(f"{reader.path}: no gene could be loaded; reasons, e.g. {preview(list(skipped.items()), 3)}")
     if n_unannotated:
         log.warning("%d loaded variants are not in %s; they get the table's column means",
                     n_unannotated, cfg.annotations)
@@ -260,7 +253,8 @@ def read_genotype_data(source: GenotypeSource | dict) -> GenotypeData:
     return GenotypeData(individuals=np.asarray(individuals, dtype=str),
                         expression=expression[[w.gene for w in windows]],
                         covariates=covariates, windows=windows, annotation_names=annot_names,
-                        skipped=skipped, source=str(bed_path), extras={})
+                        skipped=skipped, source=reader.path,
+                        extras={"genome_build": cfg.genome_build, "genotypes": report})
 
 
 # ---------------------------------------------------------------- per-fold helpers
@@ -295,39 +289,28 @@ def regress_out_covariates(y: np.ndarray, covariates, train_mask) -> np.ndarray:
     return y - design @ coef
 
 
-def read_dosages(inputs, variant_ids: np.ndarray, alleles: np.ndarray | None = None) -> pd.DataFrame:
-    """Individuals x `variant_ids` dosages from a PLINK prefix or a table (index: individual).
+def read_dosages(inputs, variants: pd.DataFrame, genome_build: str | None = None) -> pd.DataFrame:
+    """Individuals x variant-id dosages of `variants` (the run's: columns id, chrom, position,
+    a1, a2) from genotype files (a PLINK prefix, a VCF path, or a genotype config dict: see
+    `open_genotypes`) or a table (index: individual).
 
     A variant of the run missing from the input is an error naming it; NaN stays (imputed later).
-    alleles: the run's (A1, A2) per variant id; a PLINK input with them swapped gets 2 - d, so
-    the dosages count the run's allele (a table is taken as counting it).
+    A file input whose alleles are the run's (a1, a2) swapped gets 2 - d, so the dosages count
+    the run's allele (a table is taken as counting it; so are files where the run has no alleles).
     """
+    variant_ids = variants["id"].astype(str).to_numpy()
     if isinstance(inputs, pd.DataFrame):
         table, source = inputs.rename(columns=str), "inputs"
     else:
-        from bed_reader import open_bed
-
-        from tfnet_jax.data.io.plink import allele_flips, check_bed, read_bim, read_fam
-
-        prefix = str(inputs)
-        prefix = prefix[:-4] if prefix.endswith(".bed") else prefix
-        fam, bim = read_fam(Path(prefix + ".fam")), read_bim(Path(prefix + ".bim"))
-        check_bed(Path(prefix + ".bed"), len(fam), len(bim))
-        sids = bim["sid"].to_numpy(dtype=str)
-        column = pd.Series(np.arange(len(sids)), index=sids)
-        column = column[~column.index.duplicated()]
-        wanted = column.reindex(variant_ids).dropna().astype(int).to_numpy()
-        with open_bed(Path(prefix + ".bed"), iid_count=len(fam), sid_count=len(bim),
-                      skip_format_check=True) as bed:
-            values = bed.read(index=np.s_[:, wanted], dtype="float32", num_threads=1) if len(wanted) \
-                else np.zeros((len(fam), 0), np.float32)
-        source = prefix + ".bim"
-        if alleles is not None and len(wanted):
-            found = bim[["allele_1", "allele_2"]].to_numpy(dtype=str)[wanted]
-            expected = alleles[pd.Index(variant_ids).get_indexer(sids[wanted])]
-            flip = allele_flips(expected, found, sids[wanted], source)
+        reader = open_genotypes(inputs, genome_build)
+        found = reader.read_ids(variants)
+        source = reader.variants_path
+        values = found.dosages
+        if len(found.ids) and variants["a1"].notna().all():
+            expected = variants[["a1", "a2"]].to_numpy(dtype=str)[pd.Index(variant_ids).get_indexer(found.ids)]
+            flip = allele_flips(expected, found.alleles, found.ids, source)
             values[:, flip] = 2 - values[:, flip]
-        table = pd.DataFrame(values, index=fam["iid"].to_numpy(dtype=str), columns=sids[wanted])
+        table = pd.DataFrame(values, index=reader.individuals, columns=found.ids)
     missing = [v for v in variant_ids if v not in table.columns]
     if missing:
         raise DataError(f"{source}: {len(missing)} variant(s) of the run are missing, e.g. "

@@ -181,7 +181,7 @@ def load_simulated(cfg: GenoSimConfig, out_dir, **load_options):
     data = read_genotype_data({"bed": paths["bed"], "expression": paths["expression"], "genes": paths["genes"],
                                "annotations": paths["annotations"], "window": cfg.region_length, **load_options})
     data.source = f"genosim:{out_dir}"
-    data.extras = {"truth": json.loads(truth_file.read_text()),
+    data.extras = {**data.extras, "truth": json.loads(truth_file.read_text()),
                    "genetic": pd.read_csv(paths["genetic"], index_col=0, dtype={"IID": str}),
                    "trait": paths["trait"], "paths": paths}
     return data

@@ -11,10 +11,12 @@
   individuals, in PredictDB's text format (`GENE RSID1 RSID2 VALUE`, space-separated, each
   pair once: RSID1 at or before RSID2 in the gene's weight order).
 
-Dosages count the .bim's A1 allele (column 5), so eff_allele = A1 and ref_allele = A2 (the
-other allele, not necessarily the genome reference): sum(weight x dosage of eff_allele) +
-intercept is the elastic net's prediction. varID = chr{chrom}_{position}_{ref}_{eff} (GTEx's
-order; no build suffix, which a .bim does not state). Only the elastic net is linear: a gene
+Dosages count each variant's first allele (`data/genotype/source.py`): the .bim's A1 (column
+5), a VCF's ALT, a dosage file's alt column; so eff_allele = A1 = ALT and ref_allele = A2 = REF
+(for PLINK the other allele, not necessarily the genome reference), whichever format was read:
+sum(weight x dosage of eff_allele) + intercept is the elastic net's prediction. varID =
+chr{chrom}_{position}_{ref}_{eff} (GTEx's order), with `_b38` (or GTEx v7's
+{chrom}_..._b37) when data.genome_build names the build. Only the elastic net is linear: a gene
 flagged genonet_chosen (GenoNet's held-out R^2 above the elastic net's) still carries the
 elastic net's weights and performance; GenoNet's own predictions come from `Run.predict`.
 """
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.atomic import atomic_write_with
+from tfnet_jax.data.genotype.source import variant_key
 from tfnet_jax.errors import RunDirError
 
 log = logging.getLogger(__name__)
@@ -57,8 +60,8 @@ def weight_table(data, blocks, coef: np.ndarray) -> pd.DataFrame:
                                       "eff_allele": alleles[:, 0], "weight": coef[i, nz]}))
             i += 1
     frame = pd.concat(rows, ignore_index=True)
-    frame.insert(2, "varID", ("chr" + frame["chrom"].astype(str) + "_" + frame["position"].astype(str)
-                              + "_" + frame["ref_allele"].astype(str) + "_" + frame["eff_allele"].astype(str)))
+    frame.insert(2, "varID", variant_key(frame["chrom"].astype(str), frame["position"], frame["ref_allele"],
+                                         frame["eff_allele"], data.extras.get("genome_build")))
     frame.loc[frame["eff_allele"].isna(), "varID"] = None
     return frame
 

@@ -12,9 +12,9 @@ with alleles; `predictdb.db`; `covariances.txt.gz`: `tasks/genonet/export.py`),
 Predictions for new genotypes (`predict`) are residual expression (covariates regressed
 out, as in training): the elastic net's final weights, or GenoNet as the mean of its K
 outer-fold models. Every variant of the run's gene windows must be present (matched by
-variant id); a PLINK input's dosages are aligned to the run's counted allele (A1/A2 swapped in
-its .bim: 2 - d; other alleles: an error), a missing variant is an error naming it, a missing
-dosage gets the training mean.
+variant id); a file input's dosages are aligned to the run's counted allele (alleles swapped
+there, e.g. A1/A2 in a .bim: 2 - d; other alleles: an error), a missing variant is an error
+naming it, a missing dosage gets the training mean.
 """
 from __future__ import annotations
 
@@ -208,6 +208,8 @@ class GenoNetFamily:
     def score(self, cfg: RunConfig, prepared: GenoNetPrepared, fitted: Fitted) -> dict:
         metrics = evaluate(gene_table(prepared, fitted.predictor.pred))
         metrics["skipped"] = prepared.data.skipped
+        if "genotypes" in prepared.data.extras:  # the format read and its records left out
+            metrics["genotypes"] = prepared.data.extras["genotypes"]
         metrics["settings"] = {"individuals": len(prepared.data.individuals), "genes": len(prepared.genes),
                                "outer_folds": int(prepared.folds.max() + 1),
                                "annotations": prepared.use_annotations}
@@ -247,11 +249,21 @@ class GenoNetFamily:
 # ---------------------------------------------------------------- outputs and prediction
 
 
+def run_variants(data: GenotypeData) -> pd.DataFrame:
+    """The run's variants once each: id, chrom, position, a1 (the counted allele), a2 (None
+    where the windows carry no alleles: data built in memory)."""
+    frames = [pd.DataFrame({"id": w.variant_ids, "chrom": w.chrom, "position": w.positions,
+                            "a1": None if w.alleles is None else w.alleles[:, 0],
+                            "a2": None if w.alleles is None else w.alleles[:, 1]}) for w in data.windows]
+    return pd.concat(frames, ignore_index=True).drop_duplicates("id", ignore_index=True)
+
+
 def predict_expression(prepared: GenoNetPrepared, models: GenoNetModels, inputs=None,
                        method: str = "genonet") -> pd.DataFrame:
     """Predicted (residual) expression, individuals x genes, for new genotypes.
 
-    inputs: a PLINK prefix or an individuals x variant-id dosage table (None: the training
+    inputs: genotype files (a PLINK prefix, a .vcf.gz, or a genotype config dict: see
+    `open_genotypes`) or an individuals x variant-id dosage table (None: the training
     genotypes). method: one of METHODS; elastic nets use their final weights (all
     individuals), GenoNet the mean of its outer-fold models' kept per-gene parameters.
     """
@@ -261,17 +273,13 @@ def predict_expression(prepared: GenoNetPrepared, models: GenoNetModels, inputs=
     if method == "genonet" and not prepared.use_annotations:
         method = "genonet_noannot"  # the model is the annotation-free GenoNet then
     data, blocks = prepared.data, prepared.blocks
-    variant_ids, first = np.unique(np.concatenate([w.variant_ids for w in data.windows]), return_index=True)
-    alleles = None
-    if all(w.alleles is not None for w in data.windows):  # read from PLINK (not built in memory)
-        alleles = np.concatenate([w.alleles for w in data.windows])[first]
     if inputs is None:
         table = pd.DataFrame(np.concatenate([w.dosages for w in data.windows], axis=1),
                              index=data.individuals,
                              columns=np.concatenate([w.variant_ids for w in data.windows]))
         table = table.loc[:, ~table.columns.duplicated()]
     else:
-        table = read_dosages(inputs, variant_ids, alleles)
+        table = read_dosages(inputs, run_variants(data), data.extras.get("genome_build"))
     x = [block_dosages(data, b, table) for b in blocks]
     if method.startswith("elastic_net"):
         unit = models.cache.get(method)
