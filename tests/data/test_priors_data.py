@@ -186,3 +186,25 @@ def test_farthest_split_distance_per_table(tmp_path):
     z95 = (4 - b.mean()) / b.std()
     assert distance["95"] == pytest.approx(np.sqrt(2 + z95 ** 2))
     assert distance["300"] == -np.inf and distance["r1"] == -np.inf
+
+
+@pytest.mark.parametrize("text", ["gene,feature\n95,GO:2\n95,GO:1\n12,GO:2\n",
+                                  "gene,feature,value\n95,GO:2,1\n95,GO:1,1\n12,GO:2,1\n12,GO:9,0\n"])
+def test_a_long_feature_table_reads_as_the_wide_one(tmp_path, text):
+    """`gene,feature[,value]`: one row per nonzero cell (what tfnet-networks writes for GO)."""
+    from tfnet_jax.data.perturbation.signatures import read_gene_feature_table
+    genes, names, values = read_gene_feature_table(write(tmp_path / "long.csv.gz", text))
+    dense = dict(zip(genes.tolist(), values.tolist()))
+    assert names.tolist()[:2] == ["GO:1", "GO:2"]
+    assert dense["95"][:2] == [1, 1] and dense["12"][:2] == [0, 1] and len(dense) == 2
+
+
+@pytest.mark.parametrize("text, message", [
+    ("gene,feature\n95,GO:1\n12,GO:1\n95,GO:1\n", "line 4.*95.*GO:1|95.*GO:1.*lines? 2.*4"),
+    ("gene,feature,value\n95,GO:1,x\n", "line 2"),
+])
+def test_a_bad_long_feature_table_is_one_line(tmp_path, text, message):
+    from tfnet_jax.data.perturbation.signatures import read_gene_feature_table
+    with pytest.raises(DataError, match=message) as err:
+        read_gene_feature_table(write(tmp_path / "long.csv", text))
+    assert "\n" not in str(err.value)

@@ -93,7 +93,7 @@ def _check_header(path: Path, names: list[str]) -> None:
         seen[name] = position
 
 
-def _table_layout(path: Path) -> tuple[str, list[str]]:
+def table_layout(path: Path) -> tuple[str, list[str]]:
     """(delimiter, column names) from the header line; a DataError for a bad header."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -116,7 +116,7 @@ def _read_csv_options(path: Path, delimiter: str, names: list[str]) -> dict:
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a table as stripped strings; the index holds each row's line number in the file."""
     path = Path(path)
-    delimiter, names = _table_layout(path)
+    delimiter, names = table_layout(path)
     try:
         with warnings.catch_warnings():
             # A too-long first row only warns in pandas; the overflow column reports it below.
@@ -169,7 +169,7 @@ def read_table_fast(path: str | Path, id_columns: Sequence[str],
     """
     path = Path(path)
     try:
-        delimiter, names = _table_layout(path)
+        delimiter, names = table_layout(path)
     except DataError:
         return None
     ids = list(id_columns)

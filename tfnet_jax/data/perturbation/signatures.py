@@ -23,6 +23,7 @@ from tfnet_jax.data.io.tables import (
     read_table_fast,
     require_columns,
     require_first_column,
+    table_layout,
 )
 from tfnet_jax.data.perturbation.container import SPLIT_NAMES
 from tfnet_jax.errors import DataError
@@ -73,9 +74,36 @@ def read_signature_table(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.n
     return _read_gene_matrix(path, "pert_gene", what="perturbed gene")
 
 
+LONG_COLUMNS = ("gene", "feature")  # then optionally "value" (default 1)
+
+
 def read_gene_feature_table(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read a gene-keyed table: (genes str [n], column names str [F], values float32 [n, F])."""
+    """Read a gene-keyed table: (genes str [n], column names str [F], values float32 [n, F]).
+
+    Wide (`gene, F1, F2, ...`, one row per gene) or long (`gene, feature[, value]`, one row per
+    nonzero cell, value 1 when absent: e.g. GO-term memberships, ~100x smaller than wide)."""
+    path = Path(path)
+    names = table_layout(path)[1]
+    if tuple(names[:2]) == LONG_COLUMNS and len(names) <= 3:
+        return _read_long_feature_table(path, names)
     return _read_gene_matrix(path, "gene", what="gene")
+
+
+def _read_long_feature_table(path: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    value_columns = names[2:]
+    table = read_table_fast(path, list(LONG_COLUMNS), value_columns, dtype=np.float32)
+    if table is None:  # the checked path names the faulty line
+        table = read_table(path)
+        for column in LONG_COLUMNS:
+            table[column] = column_as_str(table, column, path)
+    check_unique_keys(table, list(LONG_COLUMNS), path, what="(gene, feature)")
+    values = (block_as_float(table, value_columns, path, dtype=np.float32)[:, 0] if value_columns
+              else np.ones(len(table), dtype=np.float32))
+    gene_codes, genes = pd.factorize(table["gene"].to_numpy(dtype=object))
+    feature_codes, features = pd.factorize(table["feature"].to_numpy(dtype=object), sort=True)
+    matrix = np.zeros((len(genes), len(features)), dtype=np.float32)
+    matrix[gene_codes, feature_codes] = values
+    return np.asarray(genes, dtype=str), np.asarray(features, dtype=str), matrix
 
 
 def read_node_features(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,8 @@
 """Writing the builder's outputs, each atomically: layer edge lists `OUT/networks/NAME.tsv.gz`
 in the asked namespace, and GO node features `OUT/node_features_go.csv.gz`.
 
-Both are formatted in bulk (pyarrow's CSV writer; the features as one byte matrix) and
-gzip-compressed at a low level: pandas' to_csv takes minutes on a 19k x 10k feature matrix.
+Both are formatted in bulk (pyarrow's CSV writer; the features as a long `gene,feature` table
+of their nonzero cells) and gzip-compressed at a low level.
 """
 from __future__ import annotations
 
@@ -76,27 +76,20 @@ def features_in_namespace(features: pd.DataFrame, namespace: str,
 
 
 def write_features(path: Path, features: pd.DataFrame) -> None:
-    """`gene,TERM,...` then one line per gene, atomically. Values of 0..9 (GO's 0/1) are
-    formatted as one byte matrix; anything else goes through pandas."""
+    """The nonzero cells as a long table `gene,feature` (+ `value` unless every one is 1),
+    atomically: GO membership is ~1% dense, so this is ~100x smaller and faster to read than
+    the wide table (the node-feature reader takes both)."""
     values = features.to_numpy()
-    small = np.issubdtype(values.dtype, np.integer) and (values.size == 0 or
-                                                         (values.min() >= 0 and values.max() <= 9))
+    rows, columns = np.nonzero(values)
+    long = {"gene": np.asarray(features.index.astype(str))[rows],
+            "feature": np.asarray(features.columns.astype(str))[columns]}
+    if not (values[rows, columns] == 1).all():
+        long["value"] = values[rows, columns]
+    table = pa.table(long)
 
     def write(tmp):
         with gzip.open(tmp, "wb", compresslevel=FEATURE_LEVEL) as handle:
-            if not small:
-                features.rename_axis("gene").to_csv(handle, index=True)
-                return
-            handle.write((",".join(["gene", *map(str, features.columns)]) + "\n").encode())
-            genes = [str(g).encode() for g in features.index]
-            rows = max(1, (1 << 26) // max(1, 2 * values.shape[1]))
-            for start in range(0, len(genes), rows):
-                block = values[start:start + rows]
-                text = np.empty((block.shape[0], 2 * block.shape[1] + 1), dtype=np.uint8)
-                text[:, 0:-1:2] = ord(",")
-                text[:, 1:-1:2] = block.astype(np.uint8) + ord("0")
-                text[:, -1] = ord("\n")
-                flat, width = text.tobytes(), text.shape[1]
-                handle.write(b"".join(g + flat[i * width:(i + 1) * width]
-                                      for i, g in enumerate(genes[start:start + rows])))
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="none"))
+            handle.write(sink.getvalue().to_pybytes())
     atomic_write_with(path, write)
