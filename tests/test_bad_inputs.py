@@ -145,6 +145,10 @@ CASES = [
     ("networks", ["out={tmp}/nets", "ids=symbol", "pathways={sources}/kegg_pathways.tsv.gz"],
      "ids=symbol needs gene_info"),
     ("networks", ["out={tmp}/nets", GI], "no source given"),
+    ("networks", ["out={tmp}/nets", GI, "go={sources}/short.gaf", "obo={sources}/cycle.obo"],
+     "cycle.obo, line 6: "),
+    ("networks", ["out={tmp}/nets", GI, "go={sources}/short.gaf", "obo={sources}/go-basic.obo"],
+     "short.gaf, line 2: 9 tab-separated columns; a GAF 2.2 row has 17"),
     ("networks", ["out={tmp}/nets", "ids=symbols", "pathways={sources}/kegg_pathways.tsv.gz"],
      "did you mean symbol"),
     ("networks", ["out={tmp}/nets", GI, "string={sources}/9606.protein.links.v12.0.txt.gz"],
@@ -221,6 +225,13 @@ def places(tmp_path_factory):
           "9606.P1 9606.P9 900\n")
     write(sources / "short.gmt", "S1\td\tAAA\tBBB\nS2\tno genes\n")
     write(sources / "mouse.gene_info", GENE_INFO.replace("9606\t", "10090\t"))
+    write(sources / "cycle.obo", "format-version: 1.2\n\n[Term]\nid: GO:0000001\nnamespace: "
+          "biological_process\nis_a: GO:0000002\n\n[Term]\nid: GO:0000002\nnamespace: "
+          "biological_process\nis_a: GO:0000001\n")
+    write(sources / "go-basic.obo", "format-version: 1.2\n\n[Term]\nid: GO:0000001\n"
+          "namespace: molecular_function\n")
+    write(sources / "short.gaf", "!gaf-version: 2.2\n" + "\t".join(
+        ["UniProtKB", "P1", "AAA", "enables", "GO:0000001", "PMID:1", "IDA", "", "F"]) + "\n")
     geno = _genotype_files(root / "geno")
     corrupt = fake_run(root / "corrupt", ["experiment=smoke_tfnet", "model=tfnet"])
     (corrupt / "checkpoints" / "best" / "5").mkdir(parents=True)  # a partial copy
