@@ -265,29 +265,40 @@ def test_go_wiring_and_features_file(files, tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- end to end
-def test_a_built_dir_trains_transcriptionnet(tmp_path):
-    """Layers built from a GMT and a pathway table, plus a tiny signatures/ table: a short
-    TranscriptionNet run (data=dir) trains on them."""
+def test_a_built_dir_trains_transcriptionnet(files, tmp_path):
+    """Layers built from every hand-made public format (STRING, BioGRID, CORUM, GMT,
+    NCBI2Reactome, pathway table, co-expression h5ad, gene2go + OBO with GO features) plus a
+    tiny signatures/ table: a short TranscriptionNet run (data=dir) trains on them, the GO
+    features read as its node features."""
     from conftest import TINY_MODEL
+    from test_go_sources import OBO, write_gene2go
 
     from tfnet_jax.config import compose
     from tfnet_jax.run import train_and_evaluate
     rng = np.random.default_rng(0)
     genes = [str(g) for g in range(1, 81)]
-    info = GENE_INFO.splitlines()[0] + "\n" + "".join(
-        f"9606\t{g}\tG{g}\t-\t-\t-\t1\t-\tgene\tprotein-coding\n" for g in genes)
+    info = GENE_INFO + "".join(f"9606\t{g}\tG{g}\t-\t-\t-\t1\t-\tgene\tprotein-coding\n"
+                               for g in genes[5:])
     sources = tmp_path / "sources"
     sources.mkdir()
     write(sources / "gene_info", info)
     write(sources / "sets.gmt", "".join(
-        f"S{i}\td\t" + "\t".join(f"G{g}" for g in rng.choice(genes, 8, replace=False)) + "\n"
+        f"S{i}\td\t" + "\t".join(f"G{g}" for g in rng.choice(genes[5:], 8, replace=False)) + "\n"
         for i in range(30)))
     write(sources / "pathways.tsv", "gene\tpathway\n" + "".join(
         f"{g}\tP{int(g) % 6}\n" for g in genes))
+    write(sources / "go-basic.obo.gz", OBO)
     root = tmp_path / "data"
-    report = build_networks(root, gene_info=sources / "gene_info", gmt=[sources / "sets.gmt"],
-                            pathways=sources / "pathways.tsv")
-    assert set(report["layers"]) == {"gmt_sets", "pathways"}
+    report = build_networks(
+        root, gene_info=sources / "gene_info", gmt=[sources / "sets.gmt", files["gmt"]],
+        pathways=sources / "pathways.tsv", string=files["string"], string_info=files["string_info"],
+        string_aliases=files["string_aliases"], biogrid=files["biogrid"], corum=files["corum"],
+        reactome=files["reactome"], coexpression=files["coexpression_h5ad"],
+        go=write_gene2go(sources / "gene2go"), obo=sources / "go-basic.obo.gz", go_features=True)
+    layers = {"string_combined", "biogrid_physical", "biogrid_genetic", "corum", "gmt_sets",
+              "gmt_hallmark_v1_symbols", "reactome", "pathways", "coexpression", "go_bp", "go_mf",
+              "go_cc"}
+    assert set(report["layers"]) == layers
     (root / "signatures").mkdir()
     readouts = genes[:10]
     values = rng.normal(size=(48, 10)).round(3)
@@ -298,7 +309,9 @@ def test_a_built_dir_trains_transcriptionnet(tmp_path):
                    "train.max_steps=6", "train.batch_size=8", "train.eval_every=3", "train.log_every=3",
                    "train.warmup_steps=1", "train.progress=false"])
     from tfnet_jax.data.perturbation.datadir import load_data_dir
-    assert [layer.name for layer in load_data_dir(root).layers] == ["gmt_sets", "pathways"]
+    data = load_data_dir(root)
+    assert [layer.name for layer in data.layers] == sorted(layers)
+    assert data.feature_blocks[0].name == "node_features_go" and data.has_features.sum() == 5
     metrics = train_and_evaluate(cfg, tmp_path / "run")
     assert np.isfinite(metrics["train"]["best_score"])
     losses = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
