@@ -255,13 +255,27 @@ def test_go_wiring_and_features_file(files, tmp_path, monkeypatch):
                    go_top_k=5, go_evidence_exclude="[ND,IEA]", ids="symbol")
     assert {k: v for k, v in calls.items() if k != "to_entrez"} == dict(
         annotations=go, obo=obo, aspects=["BP"], evidence_exclude=["ND", "IEA"], top_k=5,
-        features=True, taxon=9606)
+        features=True, taxon=9606, skip_empty=True)
     assert_edges(layer(tmp_path / "out", "go_bp"), {("AAA", "BBB"): 0.5, ("AAA", "CCC"): 0.25})
     assert report["sources"]["go"]["reader"]["genes"] == 2
     assert report["sources"]["go"]["dropped"] == {"evidence": 1}
     genes, values = read_node_features(tmp_path / "out" / "node_features_go.csv.gz")
     assert genes.tolist() == ["AAA", "DDD"]
     np.testing.assert_array_equal(values, [[1, 0, 1], [0, 1, 1]])
+
+
+def test_a_go_aspect_without_edges_is_skipped_not_fatal(files, tmp_path):
+    """gene2go with BP rows only: go_mf / go_cc are empty layers, skipped with a warning and
+    counted in the report, while go_bp and the pathways layer are still written."""
+    from test_go_sources import BP_TOP1, OBO, ROWS, write_gene2go
+    go = write_gene2go(tmp_path / "gene2go", rows=[row for row in ROWS if row[7] == "P"])
+    report = build_networks(tmp_path / "out", go=go, obo=write(tmp_path / "go.obo", OBO),
+                            go_top_k=1, pathways=files["pathways"])
+    assert set(report["layers"]) == {"go_bp", "pathways"}
+    assert set(report["skipped_layers"]) == {"go_mf", "go_cc"}
+    assert_edges(layer(tmp_path / "out", "go_bp"),
+                 {tuple(sorted(map(int, pair))): w for pair, w in BP_TOP1.items()})
+    assert_edges(layer(tmp_path / "out", "pathways"), PATHWAY_EDGES)
 
 
 # ---------------------------------------------------------------- end to end
