@@ -366,3 +366,22 @@ def test_real_kegg_pathways_with_gene_info(tmp_path):
     edges = layer(tmp_path, "pathways")
     # TP53 and MDM2 share KEGG's p53 signalling pathway (and others)
     assert edges[("MDM2", "TP53")] > 0
+
+
+def test_string_info_and_aliases_gzipped_by_content_not_name(files, tmp_path):
+    """The links, info and aliases files are told plain or gzipped by content: a gzipped
+    info / aliases file without .gz in its name reads as the named one does."""
+    import gzip
+    info, aliases = tmp_path / "protein.info.txt", tmp_path / "protein.aliases.txt"
+    info.write_bytes(files["string_info"].read_bytes())  # gzipped, named .txt
+    aliases.write_bytes(gzip.compress(files["string_aliases"].read_bytes()))
+    expected = build(tmp_path / "named", files, string=files["string"],
+                     string_info=files["string_info"], string_aliases=files["string_aliases"])
+    found = build(tmp_path / "unnamed", files, string=files["string"], string_info=info,
+                  string_aliases=aliases)
+    assert found["layers"]["string_combined"]["edges"] == expected["layers"]["string_combined"]["edges"]
+    assert layer(tmp_path / "unnamed", "string_combined") == layer(tmp_path / "named", "string_combined")
+    corrupt = tmp_path / "corrupt.info.txt.gz"
+    corrupt.write_bytes(files["string_info"].read_bytes()[:40])
+    with pytest.raises(DataError, match=r"corrupt\.info\.txt\.gz: cannot read the STRING protein\.info"):
+        build(tmp_path / "bad", files, string=files["string"], string_info=corrupt)
