@@ -385,3 +385,16 @@ def test_string_info_and_aliases_gzipped_by_content_not_name(files, tmp_path):
     corrupt.write_bytes(files["string_info"].read_bytes()[:40])
     with pytest.raises(DataError, match=r"corrupt\.info\.txt\.gz: cannot read the STRING protein\.info"):
         build(tmp_path / "bad", files, string=files["string"], string_info=corrupt)
+
+
+def test_go_features_of_genes_sharing_a_symbol_are_dropped_not_guessed(tmp_path):
+    """ids=symbol: two Entrez genes with one symbol would make one feature row; which gene's
+    terms it holds would be a guess, so neither is written (the others are)."""
+    from tfnet_jax.data.sources.output import features_in_namespace
+    info = tmp_path / "gene_info"
+    write(info, GENE_INFO + "9606\t6\tAAA\t-\t-\t-\t1\t-\tanother a\tprotein-coding\n")
+    table = GeneTable.from_gene_info(info)
+    features = pd.DataFrame([[1, 0], [0, 1], [1, 1]], index=["1", "6", "3"], columns=["GO:1", "GO:2"])
+    renamed = features_in_namespace(features, "symbol", table)
+    assert renamed.index.tolist() == ["CCC"]
+    assert renamed.loc["CCC"].tolist() == [1, 1]
