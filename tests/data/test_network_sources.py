@@ -255,13 +255,27 @@ def test_go_wiring_and_features_file(files, tmp_path, monkeypatch):
                    go_top_k=5, go_evidence_exclude="[ND,IEA]", ids="symbol")
     assert {k: v for k, v in calls.items() if k != "to_entrez"} == dict(
         annotations=go, obo=obo, aspects=["BP"], evidence_exclude=["ND", "IEA"], top_k=5,
-        features=True, taxon=9606)
+        features=True, taxon=9606, skip_empty=True)
     assert_edges(layer(tmp_path / "out", "go_bp"), {("AAA", "BBB"): 0.5, ("AAA", "CCC"): 0.25})
     assert report["sources"]["go"]["reader"]["genes"] == 2
     assert report["sources"]["go"]["dropped"] == {"evidence": 1}
     genes, values = read_node_features(tmp_path / "out" / "node_features_go.csv.gz")
     assert genes.tolist() == ["AAA", "DDD"]
     np.testing.assert_array_equal(values, [[1, 0, 1], [0, 1, 1]])
+
+
+def test_a_go_aspect_without_edges_is_skipped_not_fatal(files, tmp_path):
+    """gene2go with BP rows only: go_mf / go_cc are empty layers, skipped with a warning and
+    counted in the report, while go_bp and the pathways layer are still written."""
+    from test_go_sources import BP_TOP1, OBO, ROWS, write_gene2go
+    go = write_gene2go(tmp_path / "gene2go", rows=[row for row in ROWS if row[7] == "P"])
+    report = build_networks(tmp_path / "out", go=go, obo=write(tmp_path / "go.obo", OBO),
+                            go_top_k=1, pathways=files["pathways"])
+    assert set(report["layers"]) == {"go_bp", "pathways"}
+    assert set(report["skipped_layers"]) == {"go_mf", "go_cc"}
+    assert_edges(layer(tmp_path / "out", "go_bp"),
+                 {tuple(sorted(map(int, pair))): w for pair, w in BP_TOP1.items()})
+    assert_edges(layer(tmp_path / "out", "pathways"), PATHWAY_EDGES)
 
 
 # ---------------------------------------------------------------- end to end
@@ -352,3 +366,35 @@ def test_real_kegg_pathways_with_gene_info(tmp_path):
     edges = layer(tmp_path, "pathways")
     # TP53 and MDM2 share KEGG's p53 signalling pathway (and others)
     assert edges[("MDM2", "TP53")] > 0
+
+
+def test_string_info_and_aliases_gzipped_by_content_not_name(files, tmp_path):
+    """The links, info and aliases files are told plain or gzipped by content: a gzipped
+    info / aliases file without .gz in its name reads as the named one does."""
+    import gzip
+    info, aliases = tmp_path / "protein.info.txt", tmp_path / "protein.aliases.txt"
+    info.write_bytes(files["string_info"].read_bytes())  # gzipped, named .txt
+    aliases.write_bytes(gzip.compress(files["string_aliases"].read_bytes()))
+    expected = build(tmp_path / "named", files, string=files["string"],
+                     string_info=files["string_info"], string_aliases=files["string_aliases"])
+    found = build(tmp_path / "unnamed", files, string=files["string"], string_info=info,
+                  string_aliases=aliases)
+    assert found["layers"]["string_combined"]["edges"] == expected["layers"]["string_combined"]["edges"]
+    assert layer(tmp_path / "unnamed", "string_combined") == layer(tmp_path / "named", "string_combined")
+    corrupt = tmp_path / "corrupt.info.txt.gz"
+    corrupt.write_bytes(files["string_info"].read_bytes()[:40])
+    with pytest.raises(DataError, match=r"corrupt\.info\.txt\.gz: cannot read the STRING protein\.info"):
+        build(tmp_path / "bad", files, string=files["string"], string_info=corrupt)
+
+
+def test_go_features_of_genes_sharing_a_symbol_are_dropped_not_guessed(tmp_path):
+    """ids=symbol: two Entrez genes with one symbol would make one feature row; which gene's
+    terms it holds would be a guess, so neither is written (the others are)."""
+    from tfnet_jax.data.sources.output import features_in_namespace
+    info = tmp_path / "gene_info"
+    write(info, GENE_INFO + "9606\t6\tAAA\t-\t-\t-\t1\t-\tanother a\tprotein-coding\n")
+    table = GeneTable.from_gene_info(info)
+    features = pd.DataFrame([[1, 0], [0, 1], [1, 1]], index=["1", "6", "3"], columns=["GO:1", "GO:2"])
+    renamed = features_in_namespace(features, "symbol", table)
+    assert renamed.index.tolist() == ["CCC"]
+    assert renamed.loc["CCC"].tolist() == [1, 1]

@@ -151,7 +151,11 @@ def test_go_features_default_explicit_and_absent(tmp_path):
     assert load_data_dir(root).go_features is None  # absent: off
     write(root / "node_features_go.csv.gz", GO_TABLE)
     write(root / "go/mine.csv", "gene,GO:9\n12,1\n")
-    # node_features_go.csv.gz would be a second node_features* file: choose the model's table
+    # node_features_go.csv.gz beside the root's own table: the model's features stay the own
+    # table by default (as before a build), so a built root trains without new keys
+    default = load_data_dir(root)
+    assert [b.name for b in default.blocks()] == ["node_features_2"] and default.node_features.shape[1] == 2
+    assert default.go_features.terms.tolist() == ["GO:1", "GO:2", "GO:3"]
     data = load_data_dir(root, node_feature_files=["node_features_2.csv"])
     go, pos = data.go_features, data.gene_position()
     assert go.terms.tolist() == ["GO:1", "GO:2", "GO:3"] and go.source.endswith("node_features_go.csv.gz")

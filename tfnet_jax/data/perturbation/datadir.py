@@ -4,7 +4,8 @@ Layout:
     ROOT/networks/<layer>.{tsv,csv,txt}[.gz]   one edge list per layer (at least one); a
                                                report.json (tfnet-networks) is skipped
     ROOT/signatures/<TYPE>.csv[.gz]            one signature table per perturbation type
-    ROOT/node_features*.csv[.gz]               optional, at most one file (or the tables of
+    ROOT/node_features*.csv[.gz]               optional, at most one file besides
+                                               node_features_go.csv.gz (or the tables of
                                                data.node_feature_files, concatenated)
     ROOT/splits.csv                            optional: pert_type, pert_gene, split
     ROOT/gene_meta*.csv[.gz]                   optional gene table (symbols of predictions)
@@ -28,6 +29,7 @@ from tfnet_jax.data.io.tables import preview, split_table_name
 from tfnet_jax.data.networks import layer_from_edges, read_edge_list
 from tfnet_jax.data.perturbation.container import GENE_TABLE, PerturbationData, SignatureTable
 from tfnet_jax.data.perturbation.priors import (
+    DEFAULT_GO_FEATURES,
     FeatureTable,
     concatenate_feature_tables,
     go_features_path,
@@ -65,6 +67,10 @@ def _tables_by_name(directory: Path, extensions: tuple[str, ...], what: str,
 
 def _optional_node_features_file(root: Path) -> Path | None:
     candidates = sorted({*root.glob("node_features*.csv"), *root.glob("node_features*.csv.gz")})
+    if len(candidates) > 1:
+        # tfnet-networks' GO table beside the root's own table: the own one, as before the build
+        # (GO joins the node features only by data.node_feature_files; the GO baselines read it).
+        candidates = [p for p in candidates if p.name != DEFAULT_GO_FEATURES] or candidates
     if len(candidates) > 1:
         raise DataError(f"{root}: more than one node-features file: {[p.name for p in candidates]} "
                         f"(choose with data.node_feature_files=[...])")

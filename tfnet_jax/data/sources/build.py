@@ -134,7 +134,7 @@ def _go_layers(options: Options, table: GeneTable | None) -> tuple[dict[str, Lay
         annotations=options.go, obo=options.obo, aspects=list(options.go_aspects),
         evidence_exclude=list(options.go_evidence_exclude), top_k=options.go_top_k,
         features=options.go_features, taxon=options.taxon,
-        to_entrez=None if table is None else entrez_mapper(table))
+        to_entrez=None if table is None else entrez_mapper(table), skip_empty=True)
     layers = {}
     for name, frame in result.layers.items():
         edges, _ = canonical(frame["gene_a"].astype(np.int64).to_numpy(),

@@ -48,8 +48,12 @@ class GoResult:
 def build_go_layers(*, annotations: Path, obo: Path, aspects: Sequence[str] = ("BP", "MF", "CC"),
                     evidence_exclude: Sequence[str] = ("ND",), top_k: int = 20,
                     features: bool = False, taxon: int = 9606, to_entrez: ToEntrez | None = None,
-                    feature_min_genes: int = 5, feature_max_genes: int = 500) -> GoResult:
+                    feature_min_genes: int = 5, feature_max_genes: int = 500,
+                    skip_empty: bool = False) -> GoResult:
     """GO layers (and features) from an annotation file (gene2go or GAF 2.2) and an OBO file.
+
+    An aspect without edges is a DataError with the drop counts; with `skip_empty` (tfnet-networks,
+    where an empty layer is skipped with a warning and counted) a warning and an empty layer.
 
     `to_entrez` maps GAF gene symbols / IDs to Entrez IDs (None where unmapped), e.g.
     `lambda names: table.entrez_of(names)[0]` for a `data.genes.GeneTable`; gene2go needs none.
@@ -66,10 +70,12 @@ def build_go_layers(*, annotations: Path, obo: Path, aspects: Sequence[str] = ("
         name = LAYER_OF_ASPECT[aspect]
         if not len(a):
             read = go.report["annotations"]
-            raise DataError(f"{annotations}: no GO {aspect} edges: "
-                            f"{int((np.diff(members.indptr) > 0).sum())} gene(s) with {aspect} "
-                            f"terms; of {read['rows']} rows read, dropped: "
-                            f"{_drop_summary(read['dropped'])}")
+            message = (f"{annotations}: no GO {aspect} edges: "
+                       f"{int((np.diff(members.indptr) > 0).sum())} gene(s) with {aspect} "
+                       f"terms; of {read['rows']} rows read, dropped: {_drop_summary(read['dropped'])}")
+            if not skip_empty:
+                raise DataError(message)
+            log.warning("%s", message)
         layers[name] = pd.DataFrame({"gene_a": genes[a], "gene_b": genes[b], "weight": weight})
         report["layers"][name] = {
             "genes": int((np.diff(members.indptr) > 0).sum()),

@@ -7,6 +7,7 @@ of their nonzero cells) and gzip-compressed at a low level.
 from __future__ import annotations
 
 import gzip
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,14 @@ import pyarrow.csv as pacsv
 
 from tfnet_jax.atomic import atomic_write_with
 from tfnet_jax.data.genes import GeneTable
+from tfnet_jax.data.io.tables import preview
 from tfnet_jax.data.sources.edges import Edges
 
 LAYER_LEVEL = 3  # gzip level: layers are read far more often than written, but 6+ is slow
 FEATURE_LEVEL = 1
 BATCH_ROWS = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 def in_namespace(edges: Edges, namespace: str, table: GeneTable | None) -> tuple[pd.DataFrame, int]:
@@ -63,13 +67,17 @@ def write_layer(path: Path, frame: pd.DataFrame) -> None:
 
 def features_in_namespace(features: pd.DataFrame, namespace: str,
                           table: GeneTable | None) -> pd.DataFrame:
-    """Rows renamed from Entrez IDs to `namespace`; rows without an ID there, or repeating an
-    earlier row's, dropped."""
+    """Rows renamed from Entrez IDs to `namespace`; rows without an ID there dropped, and so are
+    rows of genes sharing one ID there (which gene's terms it means would be a guess)."""
     if namespace == "entrez":
         return features
     names, _ = table.convert([str(g) for g in features.index], namespace)
     names = pd.Series(names, dtype=object)
-    keep = (names.notna() & ~names.duplicated()).to_numpy()
+    shared = names.notna() & names.duplicated(keep=False)
+    if shared.any():
+        log.warning("GO features: %d genes share a %s ID with another gene and are left out, e.g. %s",
+                    int(shared.sum()), namespace, preview(names[shared].unique().tolist(), 3))
+    keep = (names.notna() & ~shared).to_numpy()
     out = features[keep].copy()
     out.index = names[keep].to_numpy()
     return out

@@ -15,6 +15,7 @@ with the protein columns dictionary-encoded: 4-byte codes per row, never 13.7 M 
 from __future__ import annotations
 
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,18 @@ def _header(path: Path, what: str) -> list[str]:
     return line.lstrip("#").split()
 
 
+def _read_columns(path: Path, names: list[str], what: str) -> pd.DataFrame:
+    """The first len(names) tab-separated columns after the header line, as strings; plain or
+    gzipped told by content, as `_header` reads it (not by name), read errors one line."""
+    try:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        return pd.read_csv(path, sep="\t", usecols=list(range(len(names))), names=names, skiprows=1,
+                           dtype=str, na_filter=False, quoting=3, compression="gzip" if gzipped else None)
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error, pd.errors.ParserError) as err:
+        raise DataError(f"{path}: cannot read the {what} ({str(err).splitlines()[0]})") from err
+
+
 def channel_column(channel: str, header: list[str], path: Path) -> str:
     """The links column of a channel: `combined` -> combined_score; v11's `experiments` too."""
     for name in (channel, f"{channel}_score", "experiments" if channel == "experimental" else ""):
@@ -58,8 +71,7 @@ def read_info(path: Path) -> pd.DataFrame:
     if len(header) < 2 or header[0] != "string_protein_id":
         raise DataError(f"{path}, line 1: expected a STRING protein.info header "
                         f"'#string_protein_id<TAB>preferred_name...', got {' '.join(header[:4])!r}")
-    info = pd.read_csv(path, sep="\t", usecols=[0, 1], dtype=str, na_filter=False,
-                       names=["protein", "name"], skiprows=1, quoting=3)
+    info = _read_columns(path, ["protein", "name"], "STRING protein.info file")
     duplicated = info["protein"].duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated)[0])
@@ -86,8 +98,7 @@ def protein_genes(info: pd.DataFrame, aliases: Path | None,
         if len(header) < 3 or header[0] != "string_protein_id":
             raise DataError(f"{aliases}, line 1: expected a STRING protein.aliases header "
                             f"'#string_protein_id<TAB>alias<TAB>source', got {' '.join(header[:4])!r}")
-        frame = pd.read_csv(aliases, sep="\t", usecols=[0, 1, 2], names=["protein", "alias", "source"],
-                            skiprows=1, dtype=str, na_filter=False, quoting=3)
+        frame = _read_columns(aliases, ["protein", "alias", "source"], "STRING protein.aliases file")
         alias_rows = len(frame)
         known = set(table.entrez.tolist())
         by_entrez = frame["source"].str.contains("entrez", case=False) & frame["alias"].isin(known)
