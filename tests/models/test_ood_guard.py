@@ -32,6 +32,21 @@ def test_feature_distance_by_hand():
     np.testing.assert_allclose(distance.score([[3, 1], [1, 1], [0, 0]]), [1.5, 0.0, 0.75])
 
 
+def test_feature_distance_with_more_features_than_rows_equals_the_full_inverse():
+    """F > n (thousands of GO terms over a few hundred genes) goes through Woodbury's n x n
+    solve; the scores equal (x - mu)^T (C + lam I)^-1 (x - mu) with the F x F inverse."""
+    rng = np.random.default_rng(0)
+    x, query = rng.normal(size=(12, 40)), rng.normal(size=(5, 40))
+    distance = FeatureDistance.fit(x)
+    assert distance.precision is None and distance.inner.shape == (12, 12)
+    centred = x - x.mean(axis=0)
+    cov = centred.T @ centred / 11
+    full = np.linalg.inv(cov + np.trace(cov) / 40 * np.eye(40))
+    d = query - x.mean(axis=0)
+    np.testing.assert_allclose(distance.score(query), np.einsum("ij,jk,ik->i", d, full, d),
+                               rtol=1e-9)
+
+
 def test_reference_scores_are_cross_fitted():
     x = np.random.default_rng(0).normal(size=(10, 3))
     scores = reference_scores(x, folds=5)

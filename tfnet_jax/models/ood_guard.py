@@ -28,8 +28,15 @@ import numpy as np
 
 @dataclass
 class FeatureDistance:
+    """score(x) for F features fitted on n rows. With F > n (e.g. thousands of GO terms) the
+    F x F inverse is never formed: C has rank < n, so by Woodbury
+    (C + lam I)^-1 = (I - U^T (m lam I + U U^T)^-1 U) / lam   (U: the centred rows, m = n - 1),
+    an n x n solve instead of an F x F one (the same scores to rounding)."""
     centre: np.ndarray     # [F]
-    precision: np.ndarray  # [F, F] (C + lam I)^-1
+    lam: float
+    precision: np.ndarray | None = None  # [F, F] (C + lam I)^-1, when F <= n
+    rows: np.ndarray | None = None       # [n, F] centred training rows U, when F > n
+    inner: np.ndarray | None = None      # [n, n] (m lam I + U U^T)^-1, when F > n
 
     @classmethod
     def fit(cls, x) -> "FeatureDistance":
@@ -38,13 +45,22 @@ class FeatureDistance:
             raise ValueError(f"FeatureDistance.fit needs >= 2 rows [n, F], got shape {x.shape}")
         centre = x.mean(axis=0)
         centred = x - centre
-        cov = centred.T @ centred / (x.shape[0] - 1)
-        lam = max(float(np.trace(cov)) / cov.shape[0], 1e-12)
-        return cls(centre, np.linalg.inv(cov + lam * np.eye(cov.shape[0])))
+        m, features = x.shape[0] - 1, x.shape[1]
+        lam = max(float(np.einsum("ij,ij->", centred, centred)) / (m * features), 1e-12)
+        if features <= x.shape[0]:
+            cov = centred.T @ centred / m
+            return cls(centre, lam, precision=np.linalg.inv(cov + lam * np.eye(features)))
+        gram = centred @ centred.T
+        return cls(centre, lam, rows=centred,
+                   inner=np.linalg.inv(gram + m * lam * np.eye(gram.shape[0])))
 
     def score(self, x) -> np.ndarray:
         d = np.asarray(x, np.float64) - self.centre
-        return np.einsum("ij,jk,ik->i", d, self.precision, d)
+        if self.precision is not None:
+            return np.einsum("ij,jk,ik->i", d, self.precision, d)
+        projected = d @ self.rows.T  # [q, n]
+        return (np.einsum("ij,ij->i", d, d)
+                - np.einsum("ij,jk,ik->i", projected, self.inner, projected)) / self.lam
 
 
 def reference_scores(x, folds: int = 5) -> np.ndarray:
