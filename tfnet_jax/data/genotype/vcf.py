@@ -134,7 +134,7 @@ class VcfGenotypes(RegionReader):
                 handle.close()
 
     def _window(self, handle, contig: str, region: Region, kept: np.ndarray, order: np.ndarray) -> WindowGenotypes:
-        ids, positions, alleles, columns = [], [], [], []
+        ids, positions, alleles, columns, from_ds = [], [], [], [], []
         for rec in handle(f"{contig}:{max(region.start, 1)}-{region.end}"):
             pos = rec.POS
             if not region.start <= pos <= region.end:
@@ -143,7 +143,7 @@ class VcfGenotypes(RegionReader):
             if len(alts) != 1 or not is_snv(rec.REF, alts[0]):
                 self.skips.add("multiallelic" if len(alts) > 1 else "not_snv", (contig, pos, rec.REF, tuple(alts)))
                 continue
-            dosage = self._dosage(rec, kept)
+            dosage, is_ds = self._dosage(rec)
             if dosage is None:
                 self.skips.add("no_DS_or_GT", (contig, pos, rec.REF, tuple(alts)))
                 continue
@@ -151,16 +151,29 @@ class VcfGenotypes(RegionReader):
             positions.append(pos)
             alleles.append((alts[0], rec.REF))
             columns.append(dosage)
+            from_ds.append(is_ds)
         if not ids:
             return WindowGenotypes.empty(len(order))
         positions = np.array(positions, np.int64)
+        dosages = np.stack(columns, axis=1)  # [samples kept, V]
+        self._check_ds(dosages[:, from_ds], contig, positions[from_ds], kept)
         alleles = np.array(alleles, dtype=str)
         chrom = norm_chrom(np.array([contig]))[0]
         return WindowGenotypes(fill_missing_ids(np.array(ids, dtype=object), chrom, positions, alleles, self.build),
-                               positions, alleles, np.stack(columns, axis=1)[order])
+                               positions, alleles, dosages[order])
 
-    def _dosage(self, rec, kept: np.ndarray) -> np.ndarray | None:
-        """float32 [samples kept], the ALT count; None when the record has neither DS nor GT."""
+    def _check_ds(self, ds: np.ndarray, contig: str, positions: np.ndarray, kept: np.ndarray) -> None:
+        """A window's DS columns at once (per record it costs a tenth of the read); the first
+        record with a DS outside [0, 2] is named."""
+        bad = (ds < 0) | (ds > 2)
+        if bad.any():
+            j = int(np.flatnonzero(bad.any(axis=0))[0])
+            raise DataError(f"{self.path}, {contig}:{positions[j]}: FORMAT/DS {ds[bad[:, j], j][0]:g} outside "
+                            f"[0, 2] (sample {preview(list(kept[bad[:, j]]), 2)})")
+
+    def _dosage(self, rec) -> tuple[np.ndarray | None, bool]:
+        """(float32 [samples kept], the ALT count, or None when the record has neither DS nor GT;
+        whether it is the DS)."""
         values = None
         if self.field == "DS":
             try:
@@ -171,18 +184,13 @@ class VcfGenotypes(RegionReader):
             values = values.reshape(len(values), -1)[:, 0]  # Number=A/G/.: the first; a String DS is 1-D
             if values.dtype.kind == "i":  # Type=Integer: htslib's missing / vector-end codes -> NaN
                 values = np.where(values <= _INT32_MISSING, np.nan, values)
-            dosage = values.astype(np.float32)  # a String DS that is not a number: ValueError
-            bad = (dosage < 0) | (dosage > 2)
-            if bad.any():
-                raise DataError(f"{self.path}, {rec.CHROM}:{rec.POS}: FORMAT/DS {dosage[bad][0]:g} outside "
-                                f"[0, 2] (sample {preview(list(kept[bad]), 2)})")
-            return dosage
+            return values.astype(np.float32), True  # a String DS that is not a number: ValueError
         if "GT" not in rec.FORMAT:
-            return None
+            return None, False
         called = rec.genotype.array()[:, :-1]  # [samples, ploidy]; the last column is the phase
         dosage = (called == 1).sum(axis=1).astype(np.float32)
         # a short (haploid) call is padded with vector-end codes; a missing allele, or one that is not
         # REF or the one ALT, makes it NaN
         unusable = (called == _GT_MISSING) | (called > 1)
         dosage[unusable.any(axis=1) | (called == _GT_VECTOR_END).all(axis=1)] = np.nan
-        return dosage
+        return dosage, False
