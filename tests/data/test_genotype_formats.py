@@ -141,6 +141,21 @@ def test_vcf_ds_outside_0_2_is_one_line_naming_record_and_sample(tmp_path):
     with pytest.raises(DataError, match=r"^\S*bad.vcf.gz, 1:100: FORMAT/DS 2.5 outside \[0, 2\] \(sample \[b\] \(1 in all\)\)$"):
         list(reader.read_windows([Region("1", 1, 1000)], np.array([2, 1])))
 
+
+def test_vcf_corrupt_block_is_an_error_not_a_short_window(tmp_path):
+    """cyvcf2 ends a region query at an htslib read error as at its end: the reader must say so."""
+    records = [f"1\t{10 * i + 1}\trs{i}\tA\tG\t.\tPASS\t.\tDS\t{i % 3}\t0.5\t1" for i in range(6000)]
+    path = Path(_indexed_vcf(tmp_path / "big.vcf", ['##FORMAT=<ID=DS,Number=1,Type=Float,Description="d">'], records))
+    reader = open_genotypes({"vcf": str(path)})
+    (whole,) = reader.read_windows([Region("1", 1, 60_000)], np.arange(3))
+    assert whole.dosages.shape == (3, 6000)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"big.vcf.gz: cannot read 1:1-60000 \(a read error: is the file truncated"):
+        list(open_genotypes({"vcf": str(path)}).read_windows([Region("1", 1, 60_000)], np.arange(3)))
+
 def test_read_dosages_from_every_format_aligns_swapped_alleles(files, cohort, tmp_path):
     data = read_genotype_data(files["plink"])
     from tfnet_jax.tasks.genonet.family import run_variants

@@ -35,6 +35,14 @@ _INT32_MISSING = np.iinfo(np.int32).min + 1  # htslib: INT32_MIN = missing, INT3
 _GT_MISSING, _GT_VECTOR_END = -1, -2         # cyvcf2's genotype.array() allele codes
 
 
+def _is_read_error(err: Exception) -> bool:
+    """What cyvcf2 / htslib raise for a file they cannot read: a bare Exception ("error parsing"),
+    OSError, ValueError, AssertionError ("could not subset variant"); not our own DataError nor a
+    bug (TypeError, ...)."""
+    return not isinstance(err, DataError) and (type(err) is Exception
+                                               or isinstance(err, (OSError, ValueError, AssertionError)))
+
+
 @contextmanager
 def _quiet_htslib():
     """htslib writes its own lines ("[E::idx_find_and_load] ...") to stderr; the errors raised
@@ -92,15 +100,24 @@ class VcfGenotypes(RegionReader):
         header's contigs (with the tabix index's added), some maybe without a record; a contig
         without one is 'not in the file', as a contig absent from the header is."""
         found = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # cyvcf2 warns "no intervals found" for a contig not indexed
-            for contig in handle.seqnames:
+        for contig in handle.seqnames:
+            with warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")  # cyvcf2 warns "no intervals found": not in the index
                 try:
-                    if next(iter(handle(contig)), None) is not None:
-                        found.append(contig)
-                except Exception as err:  # cyvcf2 raises bare Exception ("error parsing")
+                    first = next(iter(handle(contig)), None)
+                except Exception as err:
+                    if not _is_read_error(err):
+                        raise
                     raise DataError(f"{self.path}: cannot read {contig} ({str(err).splitlines()[0]})") from None
+            if first is not None:
+                found.append(contig)
+            elif not warned and not self._is_bcf():  # a tabix index names only contigs with records
+                raise DataError(f"{self.path}: cannot read {contig} (a read error: is the file truncated or "
+                                f"corrupt?)")
         return found
+
+    def _is_bcf(self) -> bool:
+        return self.path.endswith((".bcf", ".bcf.gz"))  # as cyvcf2 tells them (it picks the index so)
 
     def has_chrom(self, chrom: str) -> bool:
         return chrom in self.contigs
@@ -124,9 +141,14 @@ class VcfGenotypes(RegionReader):
                         continue
                     try:
                         window = self._window(handle, contig, region, kept, order)
-                    except DataError:
-                        raise
-                    except Exception as err:  # cyvcf2 raises bare Exception ("error parsing"), htslib OSError
+                        # cyvcf2 ends a query at an htslib read error (a corrupt or truncated block)
+                        # as at its end; the error sticks to the handle, so the contig's first
+                        # record (there is one: `contigs`) no longer reads
+                        if next(iter(handle(contig)), None) is None:
+                            raise OSError("a read error: is the file truncated or corrupt?")
+                    except Exception as err:
+                        if not _is_read_error(err):
+                            raise
                         raise DataError(f"{self.path}: cannot read {contig}:{region.start}-{region.end} "
                                         f"({str(err).splitlines()[0]})") from None
                     yield window
