@@ -46,8 +46,8 @@ def _is_read_error(err: Exception) -> bool:
 @contextmanager
 def _quiet_htslib():
     """htslib writes its own lines ("[E::idx_find_and_load] ...") to stderr; the errors raised
-    here say it in one line instead. The level goes back to cyvcf2's own (its environment
-    variable CYVCF2_HTSLIB_LOG_LEVEL, else htslib's default)."""
+    here say it in one line instead. The level goes back to the one cyvcf2 sets at import (its
+    CYVCF2_HTSLIB_LOG_LEVEL, else htslib's default): htslib's level cannot be read back."""
     from cyvcf2 import cyvcf2
     cyvcf2.set_htslib_log_level(0)
     try:
@@ -67,14 +67,18 @@ class VcfGenotypes(RegionReader):
         with _quiet_htslib():
             handle = self._open()
             try:
-                handle.num_records  # noqa: B018 - loads the index; ValueError without one
-            except ValueError:
-                raise DataError(f"{path}: no tabix (.tbi) or CSI index beside it; index the bgzipped VCF "
-                                f"with `tabix -p vcf {path}` or `bcftools index {path}` (a plain or gzip "
-                                f"VCF: `bgzip` it first)") from None
-            self.individuals = np.array(handle.samples, dtype=str)
-            contigs = self._indexed_contigs(handle)
-            handle.close()
+                # cyvcf2 opens a file without an index and fails at the first region query (an
+                # AssertionError); num_records loads the index now, a ValueError without one
+                try:
+                    handle.num_records  # noqa: B018
+                except ValueError:
+                    raise DataError(f"{path}: no tabix (.tbi) or CSI index beside it; index the bgzipped VCF "
+                                    f"with `tabix -p vcf {path}` or `bcftools index {path}` (a plain or gzip "
+                                    f"VCF: `bgzip` it first)") from None
+                self.individuals = np.array(handle.samples, dtype=str)
+                contigs = self._indexed_contigs(handle)
+            finally:
+                handle.close()
         names, counts = np.unique(self.individuals, return_counts=True)
         if (counts > 1).any():
             raise DataError(f"{path}: sample '{names[counts > 1][0]}' is listed twice in the header")
