@@ -1,4 +1,5 @@
-"""Reading GenoNet's cis windows from a large VCF: our reader (pysam region queries) vs cyvcf2.
+"""Reading GenoNet's cis windows from a large VCF: our reader (cyvcf2 region queries) vs a plain
+cyvcf2 loop and a pysam region-query reader (the reader before cyvcf2).
 
 Generates once, cached in --workdir: a bgzipped, tabix-indexed VCF of 500 individuals x
 1,000,000 biallelic SNVs (FORMAT/DS only; 20 chromosomes x 50,000 variants, one every 3 kb, so
@@ -7,13 +8,16 @@ written as vectorised text through pysam's BGZF writer (no per-record pysam writ
 genes table of 1,000 genes (50 per chromosome, 30 kb bodies) and a random expression table.
 Then times, each in a fresh subprocess (peak RSS = Linux VmHWM reset after the imports):
   (a) ours:    VcfGenotypes.read_windows over the 1,000 windows (window +-1 Mb), each window
-               dropped after a checksum: the reader's own cost and memory
-  (b) cyvcf2:  the same region queries with cyvcf2 (`variant.format("DS")`), the same SNV
-               filter and checksum: the named peer (skipped with a message when not installed)
-  (c) loader:  read_genotype_data (data.vcf=..., data.window=1000000, maf 0, max_variants
+               dropped after a checksum: the reader's own cost and memory (SNV filter, DS range
+               check, GT fallback, IDs, sample order)
+  (b) cyvcf2:  the named peer, the floor for cyvcf2: the same region queries, each record's
+               `variant.format("DS")[:, 0]` collected into a list, no checks at all
+  (c) pysam:   the second peer, the reader as it was before cyvcf2: pysam region queries, the
+               same SNV filter, DS taken one sample at a time (`rec.samples[...]["DS"]`)
+  (d) loader:  read_genotype_data (data.vcf=..., data.window=1000000, maf 0, max_variants
                null): what GenoNet holds, every window's dosages (n x variants x 4 bytes)
-  (d) scan:    one sequential pysam pass over the whole file decoding DS: the floor for
-               reading it all (only with --scan: it decodes every record)
+  (e) scan:    one sequential pysam pass over the whole file decoding DS: the floor for
+               reading it all through pysam (only with --scan: it decodes every record)
 
     python benchmarks/vcf_read.py --workdir /tmp/vcf_bench            # generate once, then time
     python benchmarks/vcf_read.py --workdir /tmp/vcf_bench --variants 100000 --genes 100  # quick
@@ -134,11 +138,24 @@ def measure(method: str, paths: dict) -> dict:
         start = time.perf_counter()
         records = checksum = 0
         for r in regions:
+            columns = [v.format("DS")[:, 0] for v in vcf(f"chr{r.chrom}:{r.start}-{r.end}")]
+            if columns:
+                block = np.stack(columns, axis=1)
+                records += block.shape[1]
+                checksum += float(np.nansum(block, dtype=np.float64))
+    elif method == "pysam":
+        import pysam
+        vf = pysam.VariantFile(paths["vcf"])
+        _reset_peak()
+        start = time.perf_counter()
+        records = checksum = 0
+        for r in regions:
             columns = []
-            for v in vcf(f"chr{r.chrom}:{r.start}-{r.end}"):
-                if len(v.ALT) != 1 or len(v.REF) != 1 or len(v.ALT[0]) != 1:
+            for rec in vf.fetch(f"chr{r.chrom}", r.start - 1, r.end):
+                alts = rec.alts or ()
+                if len(alts) != 1 or len(rec.ref) != 1 or len(alts[0]) != 1:
                     continue
-                columns.append(v.format("DS")[:, 0])
+                columns.append(np.array([s["DS"] for s in rec.samples.itervalues()], np.float32))
             if columns:
                 block = np.stack(columns, axis=1)
                 records += block.shape[1]
@@ -189,12 +206,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     paths = generate(Path(args.workdir), args.individuals, args.variants, args.genes)
     size_mb = Path(paths["vcf"]).stat().st_size / 2 ** 20
-    methods = ["ours", "cyvcf2", "loader"] + (["scan"] if args.scan else [])
-    try:
-        import cyvcf2  # noqa: F401
-    except ImportError:
-        methods.remove("cyvcf2")
-        print("cyvcf2 is not installed (pip install cyvcf2): the peer is skipped")
+    methods = ["ours", "cyvcf2", "pysam", "loader"] + (["scan"] if args.scan else [])
     results = [run_child(m, paths) for m in methods]
     print(f"\n{args.individuals} individuals x {args.variants:,} variants, VCF {size_mb:,.0f} MiB; "
           f"{args.genes} windows of +-{WINDOW // 1_000_000} Mb")
@@ -202,7 +214,7 @@ def main(argv=None) -> None:
     for r in results:
         print(f"{r['method']:8} {r['wall_s']:8.1f} {r['records']:10,} {r['wall_s'] / max(r['records'], 1) * 1e6:10.1f} "
               f"{r['peak_rss_mb']:13.0f} {r['peak_rss_mb'] / size_mb:9.2f}")
-    same = {round(r["checksum"], 0) for r in results if r["method"] in ("ours", "cyvcf2", "loader")}
+    same = {round(r["checksum"], 0) for r in results if r["method"] != "scan"}
     print("checksums agree" if len(same) == 1 else f"checksums differ: {same}")
 
 

@@ -112,6 +112,50 @@ def test_vcf_field_ds_reads_dosages_and_gt_reads_hard_calls(tmp_path):
         np.testing.assert_array_equal(window.alleles, [["T", "C"], ["A", "G"], ["G", "A"]])
 
 
+
+def _indexed_vcf(path: Path, format_lines: list[str], records: list[str], contigs=("1",)) -> str:
+    import pysam
+    path.write_text("\n".join(["##fileformat=VCFv4.2", *[f"##contig=<ID={c},length=1000000>" for c in contigs],
+                                *format_lines, "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\tc",
+                                *records]) + "\n")
+    return pysam.tabix_index(str(path), preset="vcf", force=True)
+
+
+def test_vcf_calls_ploidy_integer_ds_and_empty_contigs(tmp_path):
+    """GT: a haploid or triploid call counts its ALT alleles, an allele index past the one ALT is
+    missing; an Integer DS's '.' is NaN; a header contig without records is not in the file."""
+    gt = '##FORMAT=<ID=GT,Number=1,Type=String,Description="g">'
+    path = _indexed_vcf(tmp_path / "calls.vcf", [gt, '##FORMAT=<ID=DS,Number=1,Type=Integer,Description="d">'],
+                        ["1\t100\trsA\tC\tT\t.\tPASS\t.\tGT\t1\t1/1/0\t1/2",
+                         "1\t200\trsB\tG\tA\t.\tPASS\t.\tDS\t1\t.\t2"], contigs=("1", "7"))
+    reader = open_genotypes({"vcf": path})
+    assert reader.has_chrom("1") and not reader.has_chrom("7")
+    (window,) = reader.read_windows([Region("1", 1, 1000)], np.array([0, 1, 2]))
+    np.testing.assert_array_equal(window.dosages, np.array([[1, 1], [2, np.nan], [np.nan, 2]], np.float32))
+
+
+def test_vcf_ds_outside_0_2_is_one_line_naming_record_and_sample(tmp_path):
+    path = _indexed_vcf(tmp_path / "bad.vcf", ['##FORMAT=<ID=DS,Number=1,Type=Float,Description="d">'],
+                        ["1\t100\trsA\tC\tT\t.\tPASS\t.\tDS\t1\t2.5\t0"])
+    reader = open_genotypes({"vcf": path})
+    with pytest.raises(DataError, match=r"^\S*bad.vcf.gz, 1:100: FORMAT/DS 2.5 outside \[0, 2\] \(sample \[b\] \(1 in all\)\)$"):
+        list(reader.read_windows([Region("1", 1, 1000)], np.array([2, 1])))
+
+
+def test_vcf_corrupt_block_is_an_error_not_a_short_window(tmp_path):
+    """cyvcf2 ends a region query at an htslib read error as at its end: the reader must say so."""
+    records = [f"1\t{10 * i + 1}\trs{i}\tA\tG\t.\tPASS\t.\tDS\t{i % 3}\t0.5\t1" for i in range(6000)]
+    path = Path(_indexed_vcf(tmp_path / "big.vcf", ['##FORMAT=<ID=DS,Number=1,Type=Float,Description="d">'], records))
+    reader = open_genotypes({"vcf": str(path)})
+    (whole,) = reader.read_windows([Region("1", 1, 60_000)], np.arange(3))
+    assert whole.dosages.shape == (3, 6000)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"big.vcf.gz: cannot read 1:1-60000 \(a read error: is the file truncated"):
+        list(open_genotypes({"vcf": str(path)}).read_windows([Region("1", 1, 60_000)], np.arange(3)))
+
 def test_read_dosages_from_every_format_aligns_swapped_alleles(files, cohort, tmp_path):
     data = read_genotype_data(files["plink"])
     from tfnet_jax.tasks.genonet.family import run_variants

@@ -1,5 +1,5 @@
 """The genotype formats by name: `open_genotypes` picks the GenotypeReader (`source.py`) for a
-genotype config or a path. pysam and bed_reader are imported by the readers that need them."""
+genotype config or a path. cyvcf2 and bed_reader are imported by the readers that need them."""
 from __future__ import annotations
 
 from dataclasses import fields
