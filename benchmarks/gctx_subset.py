@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -30,28 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from probes import peak_rss_mb, reset_peak_rss, status_mb  # benchmarks/, the script's own directory
+
 METHODS = ("ours", "whole")
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the peak-RSS mark (VmHWM) so import-time transients do not hide the read's."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_mb(reset: bool) -> float:
-    # Without the reset, fall back to the lifetime peak of getrusage (KiB on Linux).
-    return _status_mb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(method: str, path: str, ids_path: str) -> dict:
@@ -62,8 +42,8 @@ def measure(method: str, path: str, ids_path: str) -> dict:
     from tfnet_jax.data.io.gctx import read_gctx
 
     cids = json.loads(Path(ids_path).read_text())
-    reset = _reset_peak_rss()
-    baseline = _status_mb("VmRSS")  # interpreter + numpy/pandas/h5py, before any read
+    reset = reset_peak_rss()
+    baseline = status_mb("VmRSS")  # interpreter + numpy/pandas/h5py, before any read
     start = time.perf_counter()
     if method == "ours":
         matrix = read_gctx(path, cids=cids).matrix
@@ -74,7 +54,7 @@ def measure(method: str, path: str, ids_path: str) -> dict:
         matrix = full[ids.get_indexer(cids)].T
         del full
     wall = time.perf_counter() - start
-    return dict(method=method, wall_s=wall, peak_rss_mb=_peak_rss_mb(reset), baseline_rss_mb=baseline,
+    return dict(method=method, wall_s=wall, peak_rss_mb=peak_rss_mb(reset), baseline_rss_mb=baseline,
                 shape=list(matrix.shape), checksum=float(matrix.sum(dtype=np.float64)))
 
 

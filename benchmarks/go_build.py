@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -31,27 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from probes import peak_rss_mb, reset_peak_rss, status_mb  # benchmarks/, the script's own directory
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "go"
 ASPECTS = ("BP", "MF", "CC")
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_mb(reset: bool) -> float:
-    return _status_mb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure_full(data: Path, top_k: int) -> dict:
@@ -60,13 +42,13 @@ def measure_full(data: Path, top_k: int) -> dict:
 
     from tfnet_jax.data.sources.go import build_go_layers
 
-    reset = _reset_peak_rss()
-    baseline = _status_mb("VmRSS")
+    reset = reset_peak_rss()
+    baseline = status_mb("VmRSS")
     start = time.perf_counter()
     result = build_go_layers(annotations=data / "gene2go.gz", obo=data / "go-basic.obo.gz",
                              top_k=top_k, features=True)
     wall = time.perf_counter() - start
-    return dict(wall_s=wall, peak_rss_mb=_peak_rss_mb(reset), baseline_rss_mb=baseline,
+    return dict(wall_s=wall, peak_rss_mb=peak_rss_mb(reset), baseline_rss_mb=baseline,
                 layers={k: v for k, v in result.report["layers"].items()},
                 features=list(result.features.shape))
 
@@ -103,14 +85,14 @@ def measure_top_k(data: Path, method: str, aspect: str, sample: int, top_k: int,
     members = members[rows]
     members = members[:, np.flatnonzero(np.diff(members.tocsc().indptr) > 0)].tocsr()
     del go
-    reset = _reset_peak_rss()
-    baseline = _status_mb("VmRSS")
+    reset = reset_peak_rss()
+    baseline = status_mb("VmRSS")
     start = time.perf_counter()
     a, b, w = (jaccard_top_k if method == "ours" else naive_dense_top_k)(members, top_k)
     wall = time.perf_counter() - start
     digest = hashlib.sha256(np.concatenate([a, b]).astype(np.int64).tobytes()
                             + w.astype(np.float64).tobytes()).hexdigest()[:16]
-    return dict(wall_s=wall, peak_rss_mb=_peak_rss_mb(reset), baseline_rss_mb=baseline,
+    return dict(wall_s=wall, peak_rss_mb=peak_rss_mb(reset), baseline_rss_mb=baseline,
                 shape=list(members.shape), edges=len(a), digest=digest)
 
 

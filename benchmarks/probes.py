@@ -3,6 +3,7 @@ shows in the figures) and a process's peak resident memory. Linux /proc; None el
 from __future__ import annotations
 
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -39,3 +40,26 @@ def peak_rss_gb():
     except OSError:
         pass
     return None
+
+
+def status_mb(field: str) -> float:
+    """A /proc/self/status memory field (VmRSS, VmHWM, ...) in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> bool:
+    """Set VmHWM to the current RSS (Linux), so the peak counts only what follows; False when
+    the kernel does not allow it (the peak then counts from the process start)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb(reset: bool) -> float:
+    """The peak RSS in MB since `reset_peak_rss` (when it returned True), else since start."""
+    return status_mb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -35,21 +35,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from probes import reset_peak_rss, status_mb  # benchmarks/, the script's own directory
+
 WINDOW = 1_000_000
 SPACING = 3_000
 CHROMS = 20
 GENE_LENGTH = 30_000
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux)
 
 
 # ---------------------------------------------------------------- data
@@ -125,7 +116,7 @@ def measure(method: str, paths: dict) -> dict:
         from tfnet_jax.data.genotype.vcf import VcfGenotypes
         reader = VcfGenotypes(paths["vcf"])
         rows = np.arange(len(reader.individuals))
-        _reset_peak()
+        reset_peak_rss()
         start = time.perf_counter()
         records = checksum = 0
         for window in reader.read_windows(regions, rows):
@@ -134,7 +125,7 @@ def measure(method: str, paths: dict) -> dict:
     elif method == "cyvcf2":
         from cyvcf2 import VCF
         vcf = VCF(paths["vcf"])
-        _reset_peak()
+        reset_peak_rss()
         start = time.perf_counter()
         records = checksum = 0
         for r in regions:
@@ -146,7 +137,7 @@ def measure(method: str, paths: dict) -> dict:
     elif method == "pysam":
         import pysam
         vf = pysam.VariantFile(paths["vcf"])
-        _reset_peak()
+        reset_peak_rss()
         start = time.perf_counter()
         records = checksum = 0
         for r in regions:
@@ -162,7 +153,7 @@ def measure(method: str, paths: dict) -> dict:
                 checksum += float(np.nansum(block, dtype=np.float64))
     elif method == "loader":
         from tfnet_jax.data.genotype.readers import read_genotype_data
-        _reset_peak()
+        reset_peak_rss()
         start = time.perf_counter()
         data = read_genotype_data({"vcf": paths["vcf"], "expression": paths["expression"],
                                    "genes": paths["genes"], "window": WINDOW, "maf": 0.0,
@@ -172,7 +163,7 @@ def measure(method: str, paths: dict) -> dict:
     elif method == "scan":
         import pysam
         vf = pysam.VariantFile(paths["vcf"])
-        _reset_peak()
+        reset_peak_rss()
         start = time.perf_counter()
         records, checksum = 0, 0.0
         for rec in vf:
@@ -182,7 +173,7 @@ def measure(method: str, paths: dict) -> dict:
     else:
         raise ValueError(method)
     wall = time.perf_counter() - start
-    return {"method": method, "wall_s": wall, "peak_rss_mb": _status_mb("VmHWM"), "records": records,
+    return {"method": method, "wall_s": wall, "peak_rss_mb": status_mb("VmHWM"), "records": records,
             "checksum": checksum}
 
 
