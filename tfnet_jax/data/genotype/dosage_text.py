@@ -15,7 +15,7 @@ samples file's individuals (the first line of a file is always checked).
 """
 from __future__ import annotations
 
-import gzip
+import zlib
 from bisect import bisect_right
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +31,7 @@ from tfnet_jax.data.genotype.source import (
     is_snv,
 )
 from tfnet_jax.data.io.plink import first_duplicate, norm_chrom, read_plink_text
+from tfnet_jax.data.io.text import open_text
 from tfnet_jax.errors import DataError
 
 MISSING_TEXT = {"NA", "NaN", "nan", "."}
@@ -52,12 +53,6 @@ def _read_samples(path: Path) -> np.ndarray:
     ids = frame["iid"].to_numpy(dtype=str)
     first_duplicate(ids, frame.index, path, "individual (IID)")
     return ids
-
-
-def _open_text(path: Path):
-    with open(path, "rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gzipped else open(path, "rt")
 
 
 class DosageTextGenotypes(RegionReader):
@@ -115,7 +110,7 @@ class DosageTextGenotypes(RegionReader):
         n = len(self.individuals)
         ids, positions, alleles, columns = [], [], [], []
         try:
-            with _open_text(path) as handle:
+            with open_text(Path(path)) as handle:
                 for number, line in enumerate(handle, 1):
                     head = line.split(None, 6)
                     if not head:
@@ -147,7 +142,7 @@ class DosageTextGenotypes(RegionReader):
                     positions.append(pos)
                     alleles.append((alt, ref))
                     columns.append(self._dosages(values, path, number)[rows])
-        except (OSError, EOFError, UnicodeDecodeError) as err:
+        except (OSError, EOFError, UnicodeDecodeError, zlib.error) as err:  # zlib: a corrupt .gz
             raise DataError(f"{path}: cannot read the file ({err})") from None
         if not ids:
             return WindowGenotypes.empty(len(rows))

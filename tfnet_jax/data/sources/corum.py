@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tfnet_jax.data.io.text import open_text
 from tfnet_jax.data.sources.edges import (
     Layer,
     ToEntrez,
@@ -15,7 +16,6 @@ from tfnet_jax.data.sources.edges import (
     source_entry,
 )
 from tfnet_jax.data.sources.species import species_names
-from tfnet_jax.data.sources.text import open_text
 from tfnet_jax.errors import DataError
 
 ORGANISM, SUBUNITS = "Organism", "subunits(Entrez IDs)"

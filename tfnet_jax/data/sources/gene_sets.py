@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.io.tables import read_table
+from tfnet_jax.data.io.text import open_text
 from tfnet_jax.data.sources.edges import (
     Layer,
     ToEntrez,
@@ -18,7 +19,6 @@ from tfnet_jax.data.sources.edges import (
     source_entry,
 )
 from tfnet_jax.data.sources.species import species_names
-from tfnet_jax.data.sources.text import open_text
 from tfnet_jax.errors import DataError
 
 REACTOME_COLUMNS = 6  # Entrez ID, pathway ID, URL, name, evidence, species

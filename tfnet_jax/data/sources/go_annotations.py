@@ -26,8 +26,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tfnet_jax.data.io.tables import preview
+from tfnet_jax.data.io.text import numbered_lines
 from tfnet_jax.data.sources.obo import OBSOLETE, UNKNOWN, Ontology
-from tfnet_jax.data.sources.text import numbered_lines
 from tfnet_jax.errors import DataError
 
 GENE2GO_COLUMNS = ("tax_id", "GeneID", "GO_ID", "Evidence", "Qualifier")

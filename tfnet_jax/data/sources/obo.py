@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from tfnet_jax.data.sources.text import numbered_lines
+from tfnet_jax.data.io.text import numbered_lines
 from tfnet_jax.errors import DataError
 
 ASPECT_OF_NAMESPACE = {"biological_process": "BP", "molecular_function": "MF",

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from tfnet_jax.data.genes import GeneTable
+from tfnet_jax.data.io.text import open_text
 from tfnet_jax.data.sources.edges import Layer, canonical, source_entry
-from tfnet_jax.data.sources.text import open_text
 from tfnet_jax.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
