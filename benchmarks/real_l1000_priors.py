@@ -10,7 +10,7 @@ a co-membership layer) into OUT/priors, and added to `experiment=real_l1000` by 
 `data.go_features` is set in every arm, so the go_ridge / go_forest baselines are in every table.
 
 Screen: each arm x scenario ((a) unseen genes; (b) measured in another type) x seed 0-2 is one
-ordinary run; its score is the best validation pearson_delta (mean over types) of metrics.jsonl,
+ordinary run (`--scenarios a` screens one scenario, every arm, before the next); its score is the best validation pearson_delta (mean over types) of metrics.jsonl,
 the quantity the trainer's checkpoint choice maximises. Test: the chosen arm and the current one
 on seeds 0-4, both scenarios, with the multi-seed tables and paired tests of real_l1000.py.
 """
@@ -73,8 +73,9 @@ def best_validation(run_dir: Path) -> float:
 
 def screen(args, table: dict[str, list[str]]) -> None:
     rows = []
-    for arm in args.arms:
-        for scenario, (_, extra) in SCENARIOS.items():
+    for scenario in args.scenarios:
+        extra = SCENARIOS[scenario][1]
+        for arm in args.arms:
             for seed in args.seeds:
                 out = args.out / "screen" / arm / scenario
                 start = time.perf_counter()
@@ -82,7 +83,8 @@ def screen(args, table: dict[str, list[str]]) -> None:
                 rows.append({"arm": arm, "scenario": scenario, "seed": seed,
                              "valid_pearson_delta": best_validation(out / f"seed={seed}"),
                              "wall_s": time.perf_counter() - start})
-                pd.DataFrame(rows).to_csv(args.out / "screen.csv", index=False)
+                pd.DataFrame(rows).to_csv(args.out / f"screen_{'_'.join(args.scenarios)}.csv",
+                                          index=False)
     frame = pd.DataFrame(rows)
     wide = frame.pivot_table(index="arm", columns=["scenario", "seed"], values="valid_pearson_delta")
     wide["mean"] = wide.mean(axis=1)
@@ -94,7 +96,8 @@ def screen(args, table: dict[str, list[str]]) -> None:
 
 def test(args, table: dict[str, list[str]]) -> None:
     for arm in args.arms:
-        for scenario, (title, extra) in SCENARIOS.items():
+        for scenario in args.scenarios:
+            title, extra = SCENARIOS[scenario]
             out = args.out / "test" / arm / scenario
             start = time.perf_counter()
             results = {seed: run_seed(seed, args.root, out, [*table[arm], *extra])
@@ -114,6 +117,7 @@ def main(argv=None) -> None:
     parser.add_argument("--root", type=Path, default=SHARED / "l1000_genetic")
     parser.add_argument("--arms", nargs="+")
     parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--out", type=Path, default=REPO / "outputs/bench_real_priors")
     args = parser.parse_args(argv)
     if not (args.root.exists() and (SHARED / "go").exists()):
