@@ -14,6 +14,7 @@ Conventions shared by every format:
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -116,14 +117,15 @@ def clusters(positions: np.ndarray, gap: int = 100_000) -> list[tuple[int, int]]
     return [(int(run[0]), int(run[-1])) for run in np.split(positions, cut)]
 
 
-class RegionReader:
+class RegionReader(ABC):
     """`read_ids` for formats read by region (VCF, dosage text): fetch the regions around the
     asked positions, keep the asked IDs (first occurrence)."""
 
     individuals: np.ndarray
 
-    def read_windows(self, regions, rows):  # pragma: no cover - each format defines it
-        raise NotImplementedError
+    @abstractmethod
+    def read_windows(self, regions, rows):
+        """The genotypes of each region, in order (each format reads its own files)."""
 
     def read_ids(self, variants: pd.DataFrame) -> WindowGenotypes:
         regions = [Region(str(chrom), lo, hi) for chrom, part in variants.groupby("chrom", sort=True)
