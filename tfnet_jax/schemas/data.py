@@ -94,6 +94,17 @@ class GenoSimConfig:
     trait_genes: int = 3                # genes whose genetic expression drives trait.csv
     trait_heritability: float = 0.5
     seed: int = 0
+    # Architecture panel (benchmarks/genonet_panel.py). None = off; None, not 0/False, so run dirs
+    # and simulation caches made before these keys existed still match (tasks/identity.py).
+    recessive_share: Optional[float] = None   # homozygous-minor indicator effects (nonadditive mode)
+    carrier_share: Optional[float] = None     # carrier x carrier (threshold) pair effects (nonadditive mode)
+    heritability_draw: Optional[str] = None   # None: every non-null gene at `heritability` | "beta"
+    causal_annotation: Optional[int] = None   # P(causal) rises with this one annotation (else a mix)
+    untyped_causal: Optional[bool] = None     # true: causal variants left out of the written genotypes
+    # Effects (heritability, causal variants, effect sizes, noise, trait) from their own random
+    # stream: every effect_seed on one `seed` shares the same genotypes and annotations. None:
+    # one stream for both (the original simulations, which the published figures used).
+    effect_seed: Optional[int] = None
 
 
 @dataclass
