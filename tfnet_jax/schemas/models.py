@@ -110,5 +110,12 @@ class GenoNetConfig(ModelBase):
     # elastic_net start: also a frozen path over the dominance codings and pairwise products of
     # this many of the start's strongest variants, its penalty chosen by inner CV (0: additive only)
     epistasis_variants: int = 8
+    # The annotated GenoNet starts from the elastic net with annotation penalty factors (the
+    # unannotated one from the plain elastic net): where causal chance rises with an annotation,
+    # most of that signal is additive, which the network's annotation gate never reaches.
+    annotated_start: bool = True
+    # Validation R^2 (on the early-stopping rows) the network must add over its frozen start to
+    # replace it, per gene and fold; the per-gene choice takes GenoNet only by the same margin.
+    network_margin: float = 0.0
     elastic_net: ElasticNetConfig = field(default_factory=ElasticNetConfig)
     # Outer folds are split.folds (split=genonet); early stopping uses the elastic net's inner fold 0.

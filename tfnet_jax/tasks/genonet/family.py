@@ -97,7 +97,7 @@ class GenoNetFamily:
         positive_number(model, "model", "init_scale")
         optional_positive_int(model, "model", "screen_variants")
         positive_int(model, "model", "epistasis_variants", minimum=0)
-        positive_number(model, "model", "l1", allow_zero=True)
+        positive_number(model, "model", "l1", "network_margin", allow_zero=True)
         one_of(model, "model", "linear_init", ("zeros", "elastic_net"))
         net = model.get("elastic_net") or {}
         number_in(net, "model.elastic_net", "alpha", 0.0, 1.0)
@@ -186,15 +186,17 @@ class GenoNetFamily:
         if prepared.use_annotations:
             half = np.arange(len(prepared.genes)) % 2
             penalty = fitting.annotation_penalty(blocks, en["coef"], half)
-            pred["elastic_net_annot"] = fitting.cached_elastic_net(
-                cache, "elastic_net_annot", data, blocks, folds, en_cfg, cfg.seed, penalty=penalty)["pred"]
+            en_annot = fitting.cached_elastic_net(
+                cache, "elastic_net_annot", data, blocks, folds, en_cfg, cfg.seed, penalty=penalty)
+            pred["elastic_net_annot"] = en_annot["pred"]
         records = []
         for flag in ([True, False] if prepared.use_annotations else [False]):
             name = "genonet" if flag else "genonet_noannot"
-            pred[name], use_enet, recs = fitting.fit_genonet(cfg, prepared, flag, cache, en, log_file)
+            start = en_annot if flag and cfg.model.annotated_start else en
+            pred[name], use_enet, recs = fitting.fit_genonet(cfg, prepared, flag, cache, start, log_file)
             records += recs
             if flag == prepared.use_annotations and cfg.model.linear_init == "elastic_net":
-                pred["genonet_choice"] = np.where(use_enet, en["pred"], pred[name])
+                pred["genonet_choice"] = np.where(use_enet, start["pred"], pred[name])
         if not prepared.use_annotations:
             pred["genonet"] = pred["genonet_noannot"]
         own = [r for r in records if r["fit"].startswith(

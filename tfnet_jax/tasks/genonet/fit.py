@@ -206,14 +206,16 @@ class BlockFit:
 
 
 def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarray,
-                   valid_rows: np.ndarray, score_start: bool = False) -> BlockFit:
+                   valid_rows: np.ndarray, score_start: bool = False, margin: float = 0.0) -> BlockFit:
     """Train one fold x block from the trainer's initial state, with per-gene early stopping.
 
     Every `eval_every` steps (and at `max_steps`) each gene is scored on the validation rows;
     a gene that improved has its effective parameters kept, a gene `patience` evaluations
     without improvement leaves the loss (context `active` = 0, via `trainer.set_context`).
     The loop ends when no gene is active or at `max_steps`. `score_start`: evaluate step 0
-    too, so a gene the network cannot improve keeps its (elastic-net) start.
+    too, so a gene the network cannot improve keeps its (elastic-net) start; the network then
+    replaces the start only where it scores `margin` (validation R^2) above it: the best of many
+    evaluations on few rows is optimistic, so a tie would mostly keep noise.
     """
     cfg = trainer.cfg
     context = fold.context
@@ -234,7 +236,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
         # NaN for a constant gene (and padding): it never improves, so it leaves after `patience`.
         r2 = per_gene_r2(trainer.predict(valid_arrays), fold.y[valid_rows])
         active = context.active > 0
-        improved = active & (r2 > best_r2)
+        improved = active & (r2 > np.where(kept_step == 0, best_r2 + margin, best_r2))
         params = jax.device_get(task.effective_params(trainer.model, context.annotations,
                                                       context.vmask, linear, context.screen))
         if snapshot is None:
@@ -283,13 +285,14 @@ def predict_block(unit: dict[str, np.ndarray], dosage: np.ndarray, linear_skip: 
     return np.asarray(out, np.float64) * unit["y_sd"] + unit["y_mean"]
 
 
-def elastic_net_wins(fold: task.FoldBlock, valid: np.ndarray, genonet_r2: np.ndarray) -> np.ndarray:
+def elastic_net_wins(fold: task.FoldBlock, valid: np.ndarray, genonet_r2: np.ndarray,
+                     margin: float = 0.0) -> np.ndarray:
     """[G] whether the fold's additive elastic-net start scores at least GenoNet's kept model
-    on the early-stopping rows (neither was fitted on them): the per-gene choice."""
+    less `margin` on the early-stopping rows (neither was fitted on them): the per-gene choice."""
     ctx = fold.context
     start = np.asarray(elastic_net_path(fold.dosage[valid], ctx.lin, ctx.mu, ctx.sd, ctx.vmask))
     enet_r2 = per_gene_r2(start + ctx.lin_b, fold.y[valid])
-    return np.nan_to_num(enet_r2, nan=-np.inf) >= np.nan_to_num(genonet_r2, nan=-np.inf)
+    return np.nan_to_num(enet_r2, nan=-np.inf) >= np.nan_to_num(genonet_r2, nan=-np.inf) - margin
 
 
 def genonet_unit(name: str, fold: int, block: int) -> str:
@@ -353,7 +356,8 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                     trainer = Trainer(model, train_cfg, loss_fn=task.make_loss_fn(model_cfg.l1),
                                       predict_fn=task.predict_fn, context=fold.context)
                     trainers[block.vmask.shape] = trainer
-                fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start)
+                fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start,
+                                     margin=model_cfg.network_margin)
                 record = {"fit": f"{name}/fold{c}/block{b}", "step": fit.step, "best_step": fit.best_step,
                           "best_score": fit.best_score, "evals": fit.evals}
                 if en_start and not model_cfg.linear_trainable:
@@ -364,7 +368,8 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                 ctx = fold.context
                 unit = {"mu": ctx.mu, "sd": ctx.sd, "vmask": ctx.vmask, "y_mean": fold.y_mean,
                         "y_sd": fold.y_sd, "dosage_mean": fold.dosage_mean, "kept_step": fit.kept_step,
-                        **({"elastic_net_wins": elastic_net_wins(fold, valid, fit.best_r2)} if en_start else {}),
+                        **({"elastic_net_wins": elastic_net_wins(fold, valid, fit.best_r2, model_cfg.network_margin)}
+                           if en_start else {}),
                         **{f"param_{k}": v for k, v in fit.snapshot.items()}}
                 unit["held"] = predict_block(unit, fold.dosage[held], linear_skip)[:, :len(block.genes)]
                 unit["record"] = np.asarray(json.dumps(record))
