@@ -17,9 +17,10 @@ GENE_COLUMNS = ["gene", "n_variants", "heritable", *(f"r2_{m}" for m in METHODS)
 # Per gene: outer folds whose kept GenoNet model uses the network (kept_step > 0), not the starts alone.
 NETWORK_FOLDS = "genonet_network_folds"
 # A paired per-gene difference in held-out R^2 within this is a tie, not a win or a loss. Where
-# GenoNet kept its start it predicts with the fold's elastic net, and the two R^2 differ only by
-# float32 rounding (~1e-6); 0.001 (0.1 points of variance explained) sits well above that and
-# below any difference that matters to a TWAS, so such genes count as ties, not coin-flip wins.
+# GenoNet kept a start whose epistasis weights are zero it predicts with the fold's elastic net,
+# and the two R^2 differ only by float32 rounding (~1e-6); 0.001 (0.1 points of variance
+# explained) sits well above that and below any difference that matters to a TWAS, so such
+# genes count as ties, not coin-flip wins.
 WIN_TOLERANCE = 0.001
 
 
@@ -128,10 +129,10 @@ def format_table(metrics: dict) -> str:
         lines.append(f"{label:<32}{counts(c):>16}  mean diff {c['mean_diff']:+.4f}{ci}"
                      f" (Wilcoxon p = {c['wilcoxon_p']:.3g})")
     if "network" in metrics:
-        for group in ("all_genes", "heritable_genes"):
+        for group, label in (("all_genes", "genes"), ("heritable_genes", "heritable genes")):
             r = metrics["network"][group]
-            lines.append(f"GenoNet relies on the network in most of {r['outer_folds']} folds for "
-                         f"{r['genes_network_majority']} of {r['genes']} {group.replace('_', ' ')} "
-                         f"({r['share_network_majority']:.1%}); on the starts alone in every fold: "
+            lines.append(f"GenoNet uses its network in a majority of the {r['outer_folds']} folds for "
+                         f"{r['genes_network_majority']} of {r['genes']} {label} "
+                         f"({r['share_network_majority']:.1%}), the starts alone in every fold for "
                          f"{r['genes_starts_only']}")
     return "\n".join(lines)
