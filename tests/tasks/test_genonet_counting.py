@@ -161,8 +161,8 @@ def test_units_from_before_the_starts_arm_give_nan_not_a_crash(genonet_run, capl
 
 
 # ---------------------------------------------------------------- the benchmark reuses runs honestly
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("genonet_accuracy", REPO_ROOT / "benchmarks" / "genonet_accuracy.py")
+def _benchmark(name="genonet_accuracy"):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -186,3 +186,23 @@ def test_benchmark_folder_depends_on_its_arguments_and_reuses_only_the_same_conf
     # The same folder under other arguments: refused, naming the field, never reused.
     with pytest.raises(RunDirError, match="data.num_genes"):
         bench.run_arm("additive", [*bench.ARMS["additive"], "data.num_genes=80"], out)
+
+
+def test_real_l1000_benchmark_reuses_a_seed_only_under_the_same_config(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from tfnet_jax.cli import CONFIG_DIR
+    from tfnet_jax.errors import RunDirError
+    from tfnet_jax.tasks.identity import IDENTITY_FILE, Identity
+    bench = _benchmark("real_l1000")
+    root = tmp_path / "l1000"  # never read: a finished run is recognised before any data loads
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=real_l1000", f"data.root={root}", "seed=0",
+                                           "train.progress=false"])
+    run_dir = tmp_path / "a" / "seed=0"
+    run_dir.mkdir(parents=True)
+    (run_dir / IDENTITY_FILE).write_text(json.dumps(Identity.of(cfg).record))
+    (run_dir / "metrics.json").write_text(json.dumps({"finished": "same config"}))
+    assert bench.run_seed(0, root, tmp_path / "a", []) == {"finished": "same config"}
+    with pytest.raises(RunDirError, match="split.scenario"):  # another arm's config in this dir
+        bench.run_seed(0, root, tmp_path / "a", ["split.scenario=other_type"])
