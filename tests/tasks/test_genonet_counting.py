@@ -16,6 +16,7 @@ from tfnet_jax.tasks.genonet.scores import (
     WIN_TOLERANCE,
     evaluate,
     format_table,
+    gene_table,
     network_reliance,
 )
 
@@ -158,6 +159,12 @@ def test_units_from_before_the_starts_arm_give_nan_not_a_crash(genonet_run, capl
     assert np.isnan(starts[:, held0]).all() and np.isfinite(starts[:, ~held0]).all()
     assert "lack the starts-only predictions" in caplog.text
     np.testing.assert_array_equal(network, fitted.predictor.network_folds)
+    # Scored as missing: NaN R^2, no pairs, and the tables still print.
+    genes = gene_table(prepared, {**fitted.predictor.pred, "genonet_starts": starts}, network)
+    assert genes["r2_genonet_starts"].isna().all() and genes["r2_genonet"].notna().all()
+    metrics = evaluate(genes, outer_folds=2)
+    assert metrics["comparison"]["genonet_vs_genonet_starts"]["n"] == 0
+    assert "GenoNet vs its starts alone" not in format_table(metrics)
 
 
 # ---------------------------------------------------------------- the benchmark reuses runs honestly

@@ -283,8 +283,6 @@ def starts_and_network_folds(prepared: GenoNetPrepared, cache: fitting.FitCache,
     return starts if with_starts else None, network_folds
 
 
-
-
 def run_variants(data: GenotypeData) -> pd.DataFrame:
     """The run's variants once each: id, chrom, position, a1 (the counted allele), a2 (None
     where the windows carry no alleles: data built in memory)."""
