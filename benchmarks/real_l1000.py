@@ -11,7 +11,8 @@ the refiner off and on; `farthest`: the genes farthest out in feature space held
 (split.mode=farthest), where the out-of-distribution guard must flag them and lower their MSE.
 
 Each arm x seed is one ordinary run (`tfnet_jax.run.train_and_evaluate`) in OUT/ARM/seed=S,
-so its split, checkpoints and metrics.json are kept, and a re-run skips finished seeds. Per
+so its split, checkpoints and metrics.json are kept, and a re-run skips seeds finished under
+the same config. Per
 arm and perturbation type the table gives mean +- sd over seeds of every signature metric
 (`METRIC_NAMES`) for the model, every baseline and the unguarded model / ridge / linear
 (`*_unguarded`), with a paired t-test and a Wilcoxon signed-rank test of the model against
@@ -21,7 +22,6 @@ acceptance checks. Needs ../shared/data/l1000_genetic.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -50,10 +50,9 @@ DIRECTION_METRICS = ("pearson_delta", "rank_score")
 
 
 def run_seed(seed: int, root: Path, out: Path, overrides: list[str]) -> dict:
+    """One arm x seed; train_and_evaluate reuses a finished run only under the same config
+    (its identity check) and refuses a run dir holding another config's run."""
     run_dir = out / f"seed={seed}"
-    done = run_dir / "metrics.json"
-    if done.exists():
-        return json.loads(done.read_text())
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["experiment=real_l1000", f"data.root={root}",
                                            f"seed={seed}", "train.progress=false", *overrides])

@@ -152,6 +152,21 @@ def test_paired_test_per_gene_drops_nan_and_reports_fraction_better():
     assert np.isnan(paired_test(a, b)["wilcoxon_p"])  # default: too few pairs for p < 0.05
 
 
+def test_paired_test_counts_ties_within_a_tolerance_and_gives_the_mean_difference_interval():
+    a = np.array([0.30, 0.2005, 0.10, 0.50, 0.40])
+    b = np.array([0.20, 0.2000, 0.1009, 0.5011, 0.45])  # a - b: +0.1, +0.0005, -0.0009, -0.0011, -0.05
+    got = paired_test(a, b, tolerance=0.001)
+    assert (got["frac_better"], got["frac_tied"], got["frac_worse"]) == pytest.approx((0.2, 0.4, 0.4))
+    exact = paired_test(a, b)  # tolerance 0: every nonzero difference is a win or a loss
+    assert (exact["frac_better"], exact["frac_tied"], exact["frac_worse"]) == pytest.approx((0.4, 0.0, 0.6))
+    d = a - b
+    half = 2.776445 * d.std(ddof=1) / np.sqrt(5)  # t quantile 0.975 on 4 df (tables)
+    assert (got["diff_ci_low"], got["diff_ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-5)
+    assert np.isnan(paired_test([0.1], [0.2])["diff_ci_low"])  # one pair: no interval
+    with pytest.raises(ValueError, match="tolerance"):
+        paired_test(a, b, tolerance=-0.1)
+
+
 def test_bh_adjust_hand_values_and_scipy():
     # m = 4 finite: sorted .01 .03 .04 .20 -> p m / rank = .04 .06 .0533 .20; the running
     # minimum from the top makes it monotone: .04 .0533 .0533 .20. NaN is not in the family.

@@ -190,18 +190,19 @@ def test_variant_screen_ranks_elastic_net_picks_then_correlation_on_training_row
 def test_tiny_run_writes_tables_and_skips_bad_gene(genonet_run, genonet_files):
     cfg, tmp_path, metrics = genonet_run
     genes = pd.read_csv(tmp_path / "genes.csv")
-    assert list(genes.columns[:8]) == ["gene", "n_variants", "heritable", "r2_genonet",
+    assert list(genes.columns[:9]) == ["gene", "n_variants", "heritable", "r2_genonet",
                                        "r2_genonet_noannot", "r2_genonet_choice", "r2_elastic_net",
-                                       "r2_elastic_net_annot"]
-    assert all(c.startswith("r2sse_") for c in genes.columns[8:13])
+                                       "r2_elastic_net_annot", "r2_genonet_starts"]
+    assert all(c.startswith("r2sse_") for c in genes.columns[9:15])
+    assert genes.columns[-1] == "genonet_network_folds"
     assert len(genes) == 5 and "lonely" not in set(genes["gene"])
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert "lonely" in saved["skipped"] and saved == json.loads(json.dumps(metrics))
     assert set(saved["baselines"]) == {"genonet_noannot", "genonet_choice", "elastic_net",
-                                       "elastic_net_annot"}
+                                       "elastic_net_annot", "genonet_starts"}
     assert {"heritable_genes", "all_genes"} <= set(saved["model"])
     assert np.isfinite(genes[["r2_genonet", "r2_genonet_choice", "r2_elastic_net",
-                              "r2_elastic_net_annot"]].to_numpy()).all()
+                              "r2_elastic_net_annot", "r2_genonet_starts"]].to_numpy()).all()
     weights = pd.read_csv(tmp_path / "weights.csv")
     assert list(weights.columns[:4]) == ["gene", "variant", "varID", "chrom"]
 

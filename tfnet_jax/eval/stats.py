@@ -1,8 +1,9 @@
 """The package's statistics: paired tests, t intervals, multiple-testing adjustment
 (row-wise Pearson r and its test are in `tfnet_jax.maths`, shared with the models).
 
-`paired_test` is THE paired comparison (per seed in experiment tables, per gene in GenoNet's): mean difference,
-fraction better, paired t and Wilcoxon signed-rank p-values. `bh_adjust` is the
+`paired_test` is THE paired comparison (per seed in experiment tables, per gene in GenoNet's): mean difference
+and its t interval, fractions better / tied / worse (within an optional tolerance), paired t and
+Wilcoxon signed-rank p-values. `bh_adjust` is the
 Benjamini-Hochberg step-up adjustment of a family of p-values; `with_bh` adds it beside
 each p-value column of a table.
 
@@ -45,22 +46,30 @@ def summarise(table: pd.DataFrame, by=("arm",), level: float = 0.95) -> pd.DataF
     return pd.DataFrame(rows, columns=list(by) + KEYS + ["n", "mean", "ci_low", "ci_high"])
 
 
-def paired_test(a, b, wilcoxon_min_pairs: int = WILCOXON_MIN_PAIRS) -> dict:
+def paired_test(a, b, wilcoxon_min_pairs: int = WILCOXON_MIN_PAIRS, tolerance: float = 0.0,
+                level: float = 0.95) -> dict:
     """Paired comparison of a vs b (same units, same order); pairs with a NaN are dropped.
 
-    n pairs, diff = mean(a - b), frac_better = share of pairs with a > b; paired t-test for
-    n >= 2; Wilcoxon signed-rank (two-sided) for n >= wilcoxon_min_pairs with some nonzero
-    difference. Undefined values are NaN.
+    n pairs, diff = mean(a - b) with its `level` t interval (diff_ci_low, diff_ci_high:
+    `mean_ci` of the differences); frac_better / frac_tied / frac_worse = share of pairs with
+    a - b > tolerance, |a - b| <= tolerance, a - b < -tolerance; paired t-test for n >= 2;
+    Wilcoxon signed-rank (two-sided) for n >= wilcoxon_min_pairs with some nonzero difference.
+    Undefined values are NaN.
     """
     a, b = np.asarray(a, dtype=float).reshape(-1), np.asarray(b, dtype=float).reshape(-1)
     if a.shape != b.shape:
         raise ValueError(f"paired test: a has {a.size} values but b {b.size}")
+    if not tolerance >= 0:
+        raise ValueError(f"paired test: tolerance must be >= 0, not {tolerance}")
     keep = np.isfinite(a) & np.isfinite(b)
     a, b = a[keep], b[keep]
     diff = a - b
+    share = (lambda hit: float(np.mean(hit))) if diff.size else (lambda hit: np.nan)
+    _, low, high = mean_ci(diff, level)
     out = {"n": int(diff.size), "diff": float(diff.mean()) if diff.size else np.nan,
-           "frac_better": float(np.mean(diff > 0)) if diff.size else np.nan,
-           "t_p": np.nan, "wilcoxon_p": np.nan}
+           "diff_ci_low": low, "diff_ci_high": high,
+           "frac_better": share(diff > tolerance), "frac_tied": share(np.abs(diff) <= tolerance),
+           "frac_worse": share(diff < -tolerance), "t_p": np.nan, "wilcoxon_p": np.nan}
     if diff.size >= 2:
         # Identical arms: no evidence of a difference (scipy would give NaN from 0/0).
         out["t_p"] = 1.0 if np.all(diff == 0) else float(stats.ttest_rel(a, b).pvalue)

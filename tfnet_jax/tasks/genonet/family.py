@@ -47,6 +47,9 @@ from tfnet_jax.tasks.base import Fitted
 from tfnet_jax.tasks.genonet.export import write_twas_exports
 from tfnet_jax.tasks.genonet.scores import METHODS, evaluate, format_table, gene_table
 
+# Scored on held-out rows only: per fold choices / arms with no model for new genotypes.
+HELD_OUT_ONLY = ("genonet_choice", "genonet_starts")
+
 log = logging.getLogger(__name__)
 
 
@@ -83,6 +86,7 @@ class GenoNetModels:
     records: list[dict]
     cache: fitting.FitCache
     linear_skip: bool
+    network_folds: np.ndarray | None = None  # [G] folds whose kept GenoNet uses the network
 
 
 class GenoNetFamily:
@@ -195,8 +199,12 @@ class GenoNetFamily:
             start = en_annot if flag and cfg.model.annotated_start else en
             pred[name], use_enet, recs = fitting.fit_genonet(cfg, prepared, flag, cache, start, log_file)
             records += recs
-            if flag == prepared.use_annotations and cfg.model.linear_init == "elastic_net":
-                pred["genonet_choice"] = np.where(use_enet, start["pred"], pred[name])
+            if flag == prepared.use_annotations:
+                en_start = cfg.model.linear_init == "elastic_net"
+                starts, network_folds = starts_and_network_folds(prepared, cache, name, en_start)
+                if en_start:
+                    pred["genonet_choice"] = np.where(use_enet, start["pred"], pred[name])
+                    pred["genonet_starts"] = starts
         if not prepared.use_annotations:
             pred["genonet"] = pred["genonet_noannot"]
         own = [r for r in records if r["fit"].startswith(
@@ -205,10 +213,12 @@ class GenoNetFamily:
         train = {"step": int(max(r["step"] for r in records)),
                  "best_step": int(np.median([r["best_step"] or 0 for r in records])),
                  "best_score": float(np.mean(scores)) if scores else float("nan"), "fits": len(records)}
-        return Fitted(GenoNetModels(pred, records, cache, cfg.model.linear_skip), train)
+        return Fitted(GenoNetModels(pred, records, cache, cfg.model.linear_skip, network_folds), train)
 
     def score(self, cfg: RunConfig, prepared: GenoNetPrepared, fitted: Fitted) -> dict:
-        metrics = evaluate(gene_table(prepared, fitted.predictor.pred))
+        models = fitted.predictor
+        metrics = evaluate(gene_table(prepared, models.pred, models.network_folds),
+                           outer_folds=int(prepared.folds.max() + 1))
         metrics["skipped"] = prepared.data.skipped
         if "genotypes" in prepared.data.extras:  # the format read and its records left out
             metrics["genotypes"] = prepared.data.extras["genotypes"]
@@ -222,7 +232,7 @@ class GenoNetFamily:
         run_dir = Path(run_dir)
         folds = pd.DataFrame({"individual": prepared.data.individuals, "fold": prepared.folds})
         atomic_write_with(run_dir / "folds.csv", lambda tmp: folds.to_csv(tmp, index=False))
-        genes = gene_table(prepared, fitted.predictor.pred)
+        genes = gene_table(prepared, fitted.predictor.pred, fitted.predictor.network_folds)
         atomic_write_with(run_dir / "genes.csv", lambda tmp: genes.to_csv(tmp, index=False))
         write_twas_exports(run_dir, prepared.data, prepared.blocks,
                            fitted.predictor.cache.get("elastic_net"), genes)
@@ -249,6 +259,30 @@ class GenoNetFamily:
 
 
 # ---------------------------------------------------------------- outputs and prediction
+def starts_and_network_folds(prepared: GenoNetPrepared, cache: fitting.FitCache, name: str,
+                             with_starts: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """From GenoNet `name`'s finished units: with_starts (an elastic-net start), the
+    starts-only held-out predictions [G, n] (NaN for a unit written before they were stored),
+    else None; and per gene, the outer folds whose kept model uses the network (`kept_step` >
+    0; 0 or -1: the frozen starts, never beaten)."""
+    folds = prepared.folds
+    starts = np.full((len(prepared.genes), len(folds)), np.nan)
+    network_folds = np.zeros(len(prepared.genes), int)
+    older = first = 0
+    for b, block in enumerate(prepared.blocks):
+        genes = slice(first, first + len(block.genes))
+        first += len(block.genes)
+        for c in range(folds.max() + 1):
+            unit = cache.get(fitting.genonet_unit(name, c, b))
+            network_folds[genes] += unit["kept_step"][:len(block.genes)] > 0
+            if "held_starts" in unit:
+                starts[genes, folds == c] = unit["held_starts"].T
+            else:
+                older += with_starts
+    if older:
+        log.warning("%d %s fit(s) from an older version lack the starts-only predictions: "
+                    "r2_genonet_starts is NaN for their genes", older, name)
+    return starts if with_starts else None, network_folds
 
 
 def run_variants(data: GenotypeData) -> pd.DataFrame:
@@ -269,7 +303,7 @@ def predict_expression(prepared: GenoNetPrepared, models: GenoNetModels, inputs=
     genotypes). method: one of METHODS; elastic nets use their final weights (all
     individuals), GenoNet the mean of its outer-fold models' kept per-gene parameters.
     """
-    choices = [m for m in METHODS if m in models.pred and m != "genonet_choice"]  # per fold only
+    choices = [m for m in METHODS if m in models.pred and m not in HELD_OUT_ONLY]
     if method not in choices:
         raise DataError(f"method={method!r}: expected one of {choices}")
     if method == "genonet" and not prepared.use_annotations:

@@ -27,7 +27,7 @@ from tfnet_jax.data.genotype.blocks import fold_targets, real_genes
 from tfnet_jax.errors import ConfigError, TrainingError
 from tfnet_jax.maths import per_gene_r2
 from tfnet_jax.models.elastic_net import fit_nested_cv, fold_masks
-from tfnet_jax.models.genonet import elastic_net_path, linear_part
+from tfnet_jax.models.genonet import elastic_net_path, epistasis_path, linear_part
 from tfnet_jax.schemas.models import ElasticNetConfig
 from tfnet_jax.schemas.typed import RunConfig
 from tfnet_jax.tasks.genonet import prepare as task
@@ -285,6 +285,19 @@ def predict_block(unit: dict[str, np.ndarray], dosage: np.ndarray, linear_skip: 
     return np.asarray(out, np.float64) * unit["y_sd"] + unit["y_mean"]
 
 
+def start_predictions(fold: task.FoldBlock, dosage: np.ndarray, coef: np.ndarray,
+                      intercept: np.ndarray) -> np.ndarray:
+    """The frozen starts without the network on imputed dosages [n, G, P] -> [n, G] in data
+    units: what step 0 predicts (the network's output layer is zero there), with the elastic
+    net `coef` / `intercept` as the additive part, plus the context's epistasis start."""
+    ctx = fold.context
+    lin = task.linear_from_enet(fold, coef, intercept)
+    out = elastic_net_path(dosage, lin["lin"], ctx.mu, ctx.sd, ctx.vmask) + lin["lin_b"]
+    if ctx.epi_w is not None:
+        out = out + epistasis_path(dosage, linear_part(ctx))
+    return fold.unscale(np.asarray(out, np.float64))
+
+
 def elastic_net_wins(fold: task.FoldBlock, valid: np.ndarray, genonet_r2: np.ndarray,
                      margin: float = 0.0) -> np.ndarray:
     """[G] whether the fold's additive elastic-net start scores at least GenoNet's kept model
@@ -308,7 +321,8 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
     enet: fit_elastic_net's output; with model.linear_init=elastic_net each fold starts from
     that fold's elastic-net start (`coef_start`: fitted without the held-out fold and without
     the fold's early-stopping rows), scored at step 0 so a gene the network cannot improve
-    keeps it (the unit's `kept_step` is then 0).
+    keeps it (the unit's `kept_step` is then 0); each unit then also holds `held_starts`, the
+    held-out predictions of those starts without the network (`start_predictions`).
     """
     model_cfg, train_cfg = cfg.model, cfg.train
     data, blocks, folds = prepared.data, prepared.blocks, prepared.folds
@@ -372,6 +386,9 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                            if en_start else {}),
                         **{f"param_{k}": v for k, v in fit.snapshot.items()}}
                 unit["held"] = predict_block(unit, fold.dosage[held], linear_skip)[:, :len(block.genes)]
+                if en_start:  # the "starts only" arm, with the same additive part as held-out GenoNet
+                    unit["held_starts"] = start_predictions(fold, fold.dosage[held], enet["coef_folds"][c][real],
+                                                            enet["intercept_folds"][c][real])[:, :len(block.genes)]
                 unit["record"] = np.asarray(json.dumps(record))
                 cache.put(unit_name, unit)
             pred[real, held] = unit["held"].T
