@@ -217,6 +217,26 @@ def format_rows(results: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown(report: dict) -> str:
+    """The results as one markdown table (the README's GenoNet panel figures)."""
+    lines = ["| data | architecture | genes | measured non-add. | ceiling | GenoNet | no annot. | choice | starts "
+             "| elastic net | EN + annot. | GenoNet vs EN: win / tie / loss | GenoNet - EN [95% CI] | gap closed "
+             "| choice - EN [95% CI] | annot. gain GenoNet / EN |", "|" + " --- |" * 16]
+    for key, rows in report["results"].items():
+        for name, row in rows.items():
+            r, g, c = row["r2"], row["genonet_vs_elastic_net"], row["choice_vs_elastic_net"]
+            ag, ae = row["annotation_gain_genonet"], row["annotation_gain_elastic_net"]
+            lines.append(
+                f"| {key} | {name} | {row['genes']} | {row['nonadditive_share']:.2f} | {r['ceiling']:.3f} "
+                f"| {r['genonet']:.3f} | {r['genonet_noannot']:.3f} | {r['genonet_choice']:.3f} "
+                f"| {r.get('genonet_starts', float('nan')):.3f} | {r['elastic_net']:.3f} | {r['elastic_net_annot']:.3f} "
+                f"| {g['wins']:.0%} / {g['ties']:.0%} / {g['losses']:.0%} "
+                f"| {g['mean_diff']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] | {row['gap_closed']:.2f} "
+                f"| {c['mean_diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] "
+                f"| {ag['mean_diff']:+.4f} (p {ag['wilcoxon_p']:.2g}) / {ae['mean_diff']:+.4f} (p {ae['wilcoxon_p']:.2g}) |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=list(SEEDS), default="test")
@@ -226,6 +246,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--ld", nargs="+", choices=list(LD_REGIMES))
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks" / "genonet_panel")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--markdown", type=Path, help="write the results as a markdown table here")
     parser.add_argument("--set", dest="overrides", nargs="*", default=[],
                         help="Hydra overrides for the GenoNet runs (e.g. model.screen_variants=64)")
     args = parser.parse_args(argv)
@@ -257,9 +278,10 @@ def main(argv=None) -> dict:
               "results": results, "timings": timings,
               "failed": {key: {name: acceptance(name, row) for name, row in rows.items() if acceptance(name, row)}
                          for key, rows in results.items()}}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+    for path, text in ((args.json, lambda: json.dumps(report, indent=1)), (args.markdown, lambda: markdown(report))):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text())
     return report
 
 
