@@ -114,8 +114,9 @@ class GenoNetConfig(ModelBase):
     # unannotated one from the plain elastic net): where causal chance rises with an annotation,
     # most of that signal is additive, which the network's annotation gate never reaches.
     annotated_start: bool = True
-    # Validation R^2 (on the early-stopping rows) the network must add over its frozen start to
-    # replace it, per gene and fold; the per-gene choice takes GenoNet only by the same margin.
-    network_margin: float = 0.0
+    # Validation R^2 (on the early-stopping rows, which no start saw) that an addition to the
+    # additive start must add to be kept, per gene and fold: the epistasis start, then the
+    # network; the per-gene choice takes GenoNet over the additive start only by it too.
+    keep_margin: float = 0.0
     elastic_net: ElasticNetConfig = field(default_factory=ElasticNetConfig)
     # Outer folds are split.folds (split=genonet); early stopping uses the elastic net's inner fold 0.

@@ -101,7 +101,7 @@ class GenoNetFamily:
         positive_number(model, "model", "init_scale")
         optional_positive_int(model, "model", "screen_variants")
         positive_int(model, "model", "epistasis_variants", minimum=0)
-        positive_number(model, "model", "l1", "network_margin", allow_zero=True)
+        positive_number(model, "model", "l1", "keep_margin", allow_zero=True)
         one_of(model, "model", "linear_init", ("zeros", "elastic_net"))
         net = model.get("elastic_net") or {}
         number_in(net, "model.elastic_net", "alpha", 0.0, 1.0)

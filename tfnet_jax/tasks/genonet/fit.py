@@ -298,6 +298,20 @@ def start_predictions(fold: task.FoldBlock, dosage: np.ndarray, coef: np.ndarray
     return fold.unscale(np.asarray(out, np.float64))
 
 
+def gate_epistasis(fold: task.FoldBlock, valid: np.ndarray, margin: float) -> dict[str, np.ndarray]:
+    """The fold's epistasis start kept only for genes where it adds more than `margin` R^2 to
+    the additive start on the early-stopping rows (which neither saw); zero weights elsewhere,
+    so a gene with additive genetics keeps its elastic net rather than fitted noise."""
+    ctx = fold.context
+    dosage, y = fold.dosage[valid], fold.y[valid]
+    additive = np.asarray(elastic_net_path(dosage, ctx.lin, ctx.mu, ctx.sd, ctx.vmask)) + ctx.lin_b
+    both = additive + np.asarray(epistasis_path(dosage, linear_part(ctx)))
+    gain = np.nan_to_num(per_gene_r2(both, y), nan=-np.inf) - np.nan_to_num(per_gene_r2(additive, y), nan=-np.inf)
+    keep = gain > margin
+    return {"epi_w": np.where(keep[:, None], ctx.epi_w, 0.0).astype(np.float32),
+            "epi_b": np.where(keep, ctx.epi_b, 0.0).astype(np.float32)}
+
+
 def elastic_net_wins(fold: task.FoldBlock, valid: np.ndarray, genonet_r2: np.ndarray,
                      margin: float = 0.0) -> np.ndarray:
     """[G] whether the fold's additive elastic-net start scores at least GenoNet's kept model
@@ -358,6 +372,7 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                     fold.context = fold.context.replace(**task.fit_epistasis(
                         fold, train_mask, enet["coef_start"][c][real], model_cfg.epistasis_variants,
                         model_cfg.elastic_net, cfg.seed))
+                    fold.context = fold.context.replace(**gate_epistasis(fold, valid, model_cfg.keep_margin))
                 width = task.screen_width(model_cfg, block)
                 if width is not None:  # chosen on the start's training rows, never the stopping rows
                     fold.context = fold.context.replace(screen=task.screen_variants(
@@ -371,7 +386,7 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                                       predict_fn=task.predict_fn, context=fold.context)
                     trainers[block.vmask.shape] = trainer
                 fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start,
-                                     margin=model_cfg.network_margin)
+                                     margin=model_cfg.keep_margin)
                 record = {"fit": f"{name}/fold{c}/block{b}", "step": fit.step, "best_step": fit.best_step,
                           "best_score": fit.best_score, "evals": fit.evals}
                 if en_start and not model_cfg.linear_trainable:
@@ -382,7 +397,7 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                 ctx = fold.context
                 unit = {"mu": ctx.mu, "sd": ctx.sd, "vmask": ctx.vmask, "y_mean": fold.y_mean,
                         "y_sd": fold.y_sd, "dosage_mean": fold.dosage_mean, "kept_step": fit.kept_step,
-                        **({"elastic_net_wins": elastic_net_wins(fold, valid, fit.best_r2, model_cfg.network_margin)}
+                        **({"elastic_net_wins": elastic_net_wins(fold, valid, fit.best_r2, model_cfg.keep_margin)}
                            if en_start else {}),
                         **{f"param_{k}": v for k, v in fit.snapshot.items()}}
                 unit["held"] = predict_block(unit, fold.dosage[held], linear_skip)[:, :len(block.genes)]
