@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.genotype.container import GenotypeData
+from tfnet_jax.data.genotype.dosage_store import DosageStore
 from tfnet_jax.data.genotype.readers import regress_out_covariates
 from tfnet_jax.data.scaling import Standardiser
 
@@ -20,7 +21,7 @@ from tfnet_jax.data.scaling import Standardiser
 @dataclass
 class Block:
     genes: list[str]               # real genes of the block (the rest is padding)
-    source: np.ndarray | list[np.ndarray]  # dosages [n, G, P], or each real gene's own [n, v]
+    source: np.ndarray | list[DosageStore]  # float32 dosages [n, G, P], or each real gene's own store
     vmask: np.ndarray              # bool [G, P]
     annotations: np.ndarray | None  # float32 [G, P, k], standardised over all variants
 
@@ -36,7 +37,7 @@ class Block:
             return self.source
         out = np.zeros((self.source[0].shape[0], *self.vmask.shape), np.float32)
         for i, gene in enumerate(self.source):
-            out[:, i, :gene.shape[1]] = gene
+            out[:, i, :gene.shape[1]] = gene.decode()
         return out
 
 
@@ -87,7 +88,7 @@ def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:
                 vmask[i, :len(w.variant_ids)] = True
                 if annot is not None:
                     annot[i, :len(w.variant_ids)] = (w.annotations - annot_mean) / annot_sd
-            blocks.append(Block([w.gene for w in windows], [w.dosages for w in windows], vmask, annot))
+            blocks.append(Block([w.gene for w in windows], [w.store for w in windows], vmask, annot))
     return blocks
 
 

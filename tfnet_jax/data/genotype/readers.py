@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.genotype.container import GeneWindow, GenotypeData
+from tfnet_jax.data.genotype.dosage_store import DosageStore
 from tfnet_jax.data.genotype.formats import open_genotypes
 from tfnet_jax.data.genotype.source import GenotypeReader, Region
 from tfnet_jax.data.io.plink import allele_flips, int_column, norm_chrom
@@ -238,7 +239,7 @@ def read_genotype_data(source: GenotypeSource | dict) -> GenotypeData:
             n_unannotated += int((annot_row < 0).sum())
             annotations = annot_table[annot_row]  # -1 picks the appended means row
         windows.append(GeneWindow(gene, chrom, start, end, found.ids, found.positions,
-                                  np.ascontiguousarray(found.dosages), annotations, found.alleles))
+                                  DosageStore.encode(found.dosages), annotations, found.alleles))
     report = {"format": cfg.genotype_format()[0], "skipped_records": reader.skipped_records}
     if report["skipped_records"]:
         log.warning("%s: records skipped in the windows read (only biallelic SNVs are used): %s",
