@@ -31,6 +31,7 @@ from tfnet_jax.models.genonet import elastic_net_path, linear_part
 from tfnet_jax.schemas.models import ElasticNetConfig
 from tfnet_jax.schemas.typed import RunConfig
 from tfnet_jax.tasks.genonet import prepare as task
+from tfnet_jax.tasks.genonet.compact import Trainers, compact_size, subset_state, take_genes
 from tfnet_jax.train.engine import Trainer
 
 log = logging.getLogger(__name__)
@@ -206,21 +207,26 @@ class BlockFit:
 
 
 def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarray,
-                   valid_rows: np.ndarray, score_start: bool = False) -> BlockFit:
+                   valid_rows: np.ndarray, score_start: bool = False,
+                   trainers: Trainers | None = None) -> BlockFit:
     """Train one fold x block from the trainer's initial state, with per-gene early stopping.
 
     Every `eval_every` steps (and at `max_steps`) each gene is scored on the validation rows;
     a gene that improved has its effective parameters kept, a gene `patience` evaluations
     without improvement leaves the loss (context `active` = 0, via `trainer.set_context`).
     The loop ends when no gene is active or at `max_steps`. `score_start`: evaluate step 0
-    too, so a gene the network cannot improve keeps its (elastic-net) start.
+    too, so a gene the network cannot improve keeps its (elastic-net) start. `trainers`
+    (tasks/genonet/compact.py): once half the genes or fewer are active, go on with only them
+    in a smaller block (None: the block keeps its size).
     """
     cfg = trainer.cfg
     context = fold.context
     trainer.reset(context=context)
     train_arrays, valid_arrays = fold.rows(train_rows), fold.rows(valid_rows)
+    y_valid = fold.y[valid_rows]
     linear = linear_part(context)
     real = context.active > 0
+    genes = np.arange(len(real))  # the block's genes in the trained block, slot by slot
     best_r2 = np.full(len(real), -np.inf)
     kept_step = np.full(len(real), -1)
     bad = np.zeros(len(real), np.int64)
@@ -232,20 +238,20 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
     def evaluate(step: int) -> None:
         nonlocal context, snapshot, best_r2, bad, best_score, best_step, evals
         # NaN for a constant gene (and padding): it never improves, so it leaves after `patience`.
-        r2 = per_gene_r2(trainer.predict(valid_arrays), fold.y[valid_rows])
+        r2 = per_gene_r2(trainer.predict(valid_arrays), y_valid[:, genes])
         active = context.active > 0
-        improved = active & (r2 > best_r2)
+        improved = active & (r2 > best_r2[genes])
         params = jax.device_get(task.effective_params(trainer.model, context.annotations,
                                                       context.vmask, linear, context.screen))
         if snapshot is None:
             snapshot = {k: np.array(v) for k, v in params.items()}
         for name in snapshot:
-            snapshot[name][improved] = np.asarray(params[name])[improved]
-        best_r2 = np.where(improved, r2, best_r2)
-        kept_step[improved] = step
-        bad = np.where(improved, 0, bad + 1)
-        new_active = (active & (bad < cfg.patience)).astype(np.float32)
-        stop_step[active & (new_active == 0)] = step
+            snapshot[name][genes[improved]] = np.asarray(params[name])[improved]
+        best_r2[genes[improved]] = r2[improved]
+        kept_step[genes[improved]] = step
+        bad[genes] = np.where(improved, 0, bad[genes] + 1)
+        new_active = (active & (bad[genes] < cfg.patience)).astype(np.float32)
+        stop_step[genes[active & (new_active == 0)]] = step
         if (new_active != context.active).any():  # same shapes: nothing recompiles
             context = context.replace(active=new_active)
             trainer.set_context(context)
@@ -254,6 +260,23 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
         score = float(np.mean(np.where(np.isfinite(kept), kept, 0.0)))
         if step > 0 and (best_score is None or score > best_score):
             best_score, best_step = score, step
+
+    def compact() -> None:
+        """Go on with the active genes only (compact.py), when they fill half the block or less."""
+        nonlocal trainer, context, genes, linear, train_arrays, valid_arrays
+        active = np.flatnonzero(context.active > 0)
+        size = compact_size(len(active), len(genes))
+        if trainers is None or size is None:
+            return
+        slots = np.concatenate([active, np.flatnonzero(context.active == 0)[:size - len(active)]])
+        context = take_genes(context, slots)
+        genes = genes[slots]
+        linear = linear_part(context)
+        train_arrays, valid_arrays = (take_genes(train_arrays, slots, axis=1),
+                                      take_genes(valid_arrays, slots, axis=1))
+        state = jax.device_get(trainer.state)
+        trainer = trainers.get(fold.block, size, context)
+        trainer.reset(subset_state(state, trainer.initial_state, slots), context)
 
     if score_start:
         evaluate(0)
@@ -268,6 +291,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
                                          f"train.learning_rate or check the data")
             losses = []
             evaluate(step)
+            compact()
     if snapshot is None:  # max_steps below eval_every and no start score: keep the last state
         evaluate(step)
     return BlockFit(snapshot, best_r2, kept_step, stop_step, step, best_step, best_score, evals)
@@ -316,7 +340,10 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
     linear_skip = model_cfg.linear_skip
     pred = np.zeros((len(prepared.genes), len(folds)))
     use_enet = np.zeros(pred.shape, bool)
-    records, trainers = [], {}  # one Trainer (one compile) per block shape
+    records = []
+    trainers = Trainers(lambda block, size, context: Trainer(  # one compile per block shape and size
+        task.build_model(model_cfg, block, annotations, cfg.seed, size), train_cfg,
+        loss_fn=task.make_loss_fn(model_cfg.l1, block.size), predict_fn=task.predict_fn, context=context))
     for c in range(folds.max() + 1):
         held = np.flatnonzero(folds == c)
         valid = prepared.valid_rows[c]
@@ -347,13 +374,9 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                         fold, train_mask, width, enet["coef_start"][c][real] if en_start else None))
                     if not model_cfg.linear_trainable:  # a trainable path needs every variant
                         task.prescreen(fold)
-                trainer = trainers.get(block.vmask.shape)
-                if trainer is None:
-                    model = task.build_model(model_cfg, block, annotations, cfg.seed)
-                    trainer = Trainer(model, train_cfg, loss_fn=task.make_loss_fn(model_cfg.l1),
-                                      predict_fn=task.predict_fn, context=fold.context)
-                    trainers[block.vmask.shape] = trainer
-                fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start)
+                trainer = trainers.get(block, block.size, fold.context)
+                fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start,
+                                     trainers=trainers)
                 record = {"fit": f"{name}/fold{c}/block{b}", "step": fit.step, "best_step": fit.best_step,
                           "best_score": fit.best_score, "evals": fit.evals}
                 if en_start and not model_cfg.linear_trainable:

@@ -184,11 +184,13 @@ def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: i
             "epi_b": np.where(found, fit["intercept"], 0.0).astype(np.float32)}
 
 
-def build_model(model_cfg: GenoNetConfig, block: Block, annotations: bool, seed: int) -> GenoNet:
+def build_model(model_cfg: GenoNetConfig, block: Block, annotations: bool, seed: int,
+                num_genes: int | None = None) -> GenoNet:
+    """`num_genes`: the gene count of a compacted block (default the block's)."""
     m = model_cfg
     k = block.annotations.shape[-1] if annotations and block.annotations is not None else 0
     return GenoNet(GenoNetModelConfig(
-        num_genes=block.size, num_variants=block.vmask.shape[1], num_annotations=k,
+        num_genes=num_genes or block.size, num_variants=block.vmask.shape[1], num_annotations=k,
         screen_width=screen_width(m, block), channels=m.channels, kernel=m.kernel, hidden=m.hidden,
         gate_hidden=m.gate_hidden, dropout=m.dropout, init_scale=m.init_scale,
         linear_skip=m.linear_skip, linear_init=m.linear_init, linear_trainable=m.linear_trainable),
@@ -214,7 +216,9 @@ def linear_from_enet(fold: FoldBlock, coef: np.ndarray, intercept: np.ndarray) -
     return {"lin": lin.astype(np.float32), "lin_b": np.where(real, lin_b, 0.0).astype(np.float32)}
 
 
-def make_loss_fn(l1: float):
+def make_loss_fn(l1: float, genes: int | None = None):
+    """`genes`: the full block's gene count, the mean's denominator (None: the model's), so a
+    block compacted to its active genes (tasks/genonet/compact.py) has the same loss."""
     def loss_fn(model, batch, context, key):
         """Mean over the block's genes of active * (MSE + l1 * |r|_1); stopped genes add nothing."""
         pred = model(batch["dosage"], context, offset=batch.get("offset"), deterministic=False, key=key)
@@ -222,7 +226,7 @@ def make_loss_fn(l1: float):
         mse = jnp.sum((pred - batch["y"]) ** 2 * rows, 0) / jnp.maximum(rows.sum(), 1.0)  # [G]
         active = context.active
         per_gene = mse + l1 * model.l1(context.vmask, context.screen)
-        loss = jnp.sum(per_gene * active) / active.shape[0]
+        loss = jnp.sum(per_gene * active) / (genes or active.shape[0])
         return loss, {"mse": jnp.sum(mse * active) / jnp.maximum(active.sum(), 1.0)}
     return loss_fn
 
