@@ -48,8 +48,10 @@ def variant_bucket(count: int, widest: int) -> int:
 
 def concat_genes(parts: list[np.ndarray], gene_axis: int, variant_axis: int) -> np.ndarray:
     """Per-block arrays joined along the gene axis, each padded (0 / False) on its variant axis
-    to the widest."""
+    to the widest (one part: itself)."""
     widest = max(part.shape[variant_axis] for part in parts)
+    if len(parts) == 1:  # one block's worth can be large: no copy
+        return parts[0]
 
     def padded(part):
         pad = [(0, 0)] * part.ndim
@@ -62,8 +64,13 @@ def real_genes(blocks: list[Block], field: str) -> np.ndarray:
     """A block field over every real gene (`concat_genes`): dosage -> [n, G, P],
     vmask -> [G, P], annotations -> [G, P, k]."""
     gene_axis, variant_axis = (1, 2) if field == "dosage" else (0, 1)
-    return concat_genes([np.take(getattr(b, field), np.arange(len(b.genes)), axis=gene_axis)
-                         for b in blocks], gene_axis, variant_axis)
+
+    def real(b):  # a view: no copy of a block's dosages
+        value = getattr(b, field)
+        index = [slice(None)] * value.ndim
+        index[gene_axis] = slice(0, len(b.genes))
+        return value[tuple(index)]
+    return concat_genes([real(b) for b in blocks], gene_axis, variant_axis)
 
 
 def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:

@@ -270,13 +270,18 @@ def _mask(train_mask, n: int) -> np.ndarray:
 
 
 def impute_train_mean(dosages: np.ndarray, train_mask) -> np.ndarray:
-    """NaN -> the variant's mean over training rows (0 where all training rows are missing)."""
+    """NaN -> the variant's mean over training rows (0 where all training rows are missing);
+    rows on axis 0, any shape after. Without a NaN, `dosages` itself (a block's worth of
+    dosages is large: no copy)."""
     dosages = np.asarray(dosages)
     mask = _mask(train_mask, dosages.shape[0])
+    missing = np.isnan(dosages)
+    if not missing.any():
+        return dosages
     train = dosages[mask]
-    n = (~np.isnan(train)).sum(axis=0)
+    n = (~missing[mask]).sum(axis=0)
     mean = np.where(n > 0, np.nansum(train, axis=0) / np.maximum(n, 1), 0.0).astype(dosages.dtype)
-    return np.where(np.isnan(dosages), mean, dosages)
+    return np.where(missing, mean, dosages)
 
 
 def regress_out_covariates(y: np.ndarray, covariates, train_mask) -> np.ndarray:

@@ -156,17 +156,15 @@ def cached_elastic_net(cache: FitCache, name: str, data, blocks, folds, en_cfg, 
 def _fit_elastic_net_group(data, blocks, folds: np.ndarray, en_cfg: ElasticNetConfig, seed: int,
                            penalty=None) -> dict:
     """The real genes of `blocks` (of one width); see fit_elastic_net."""
-    x = real_genes(blocks, "dosage").transpose(1, 0, 2)
+    x = real_genes(blocks, "dosage")  # [n, G, P]
     vmask = real_genes(blocks, "vmask")
     opts = dict(task.nested_cv_options(en_cfg, seed), penalty_factor=penalty)
     fold_dependent = bool(np.isnan(x).any()) or data.covariates is not None
     everyone = np.ones(len(folds), bool)
     columns = [data.expression.columns.get_loc(g) for b in blocks for g in b.genes]
 
-    def call(train):
-        xi = np.where(vmask[:, None, :], task.impute_train_mean(x.transpose(1, 0, 2).reshape(len(folds), -1),
-                                                                train).reshape(len(folds), *vmask.shape)
-                      .transpose(1, 0, 2), 0.0)
+    def call(train):  # padding is 0, never NaN: imputing leaves it 0
+        xi = task.impute_train_mean(x, train).transpose(1, 0, 2)  # a view: fit_nested_cv copies per gene
         return fit_nested_cv(xi, vmask, fold_targets(data, train)[:, columns].T, folds, **opts)
 
     final = call(everyone)
