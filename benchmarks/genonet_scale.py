@@ -10,6 +10,10 @@ outputs (scores, genes.csv, TWAS exports); peak RSS per stage (VmHWM reset befor
 the kernel allows) and overall. Run it niced on a shared machine:
 
     nice python benchmarks/genonet_scale.py --genes 256 --peer /work/main [--out DIR]
+
+Extrapolating to the README's 1,000 genes: data, elastic nets and GenoNet grow with the number
+of 128-gene blocks (2 here, 8 there), so those stages x 4; peak RSS = the windows (4x: every
+gene's dosages are held) + the per-block working set (the same at any gene count).
 """
 from __future__ import annotations
 
@@ -127,6 +131,7 @@ def main() -> None:
     parser.add_argument("--peer", type=Path, help="another checkout to run beside this one (e.g. main)")
     parser.add_argument("--only", choices=["this", "peer"], help="run one side only (the other's result "
                         "file is reused when present)")
+    parser.add_argument("--show", action="store_true", help="print the finished runs' results only")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -137,6 +142,10 @@ def main() -> None:
         tune_host_memory()
         result = child(args.genes, args.out, args.child)
         (args.out / f"result_{args.child}_{args.genes}.json").write_text(json.dumps(result, indent=1))
+        return
+    if args.show:
+        show([json.loads((args.out / f"result_{label}_{args.genes}.json").read_text()) for label in ("peer", "this")
+              if (args.out / f"result_{label}_{args.genes}.json").exists()])
         return
     args.out.mkdir(parents=True, exist_ok=True)
     sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
