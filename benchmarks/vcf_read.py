@@ -159,7 +159,7 @@ def measure(method: str, paths: dict) -> dict:
                                    "genes": paths["genes"], "window": WINDOW, "maf": 0.0,
                                    "max_variants": None})
         records = sum(len(w.variant_ids) for w in data.windows)
-        checksum = float(sum(np.nansum(w.dosages, dtype=np.float64) for w in data.windows))
+        checksum = float(sum(np.nansum(w.float_dosages(), dtype=np.float64) for w in data.windows))
     elif method == "scan":
         import pysam
         vf = pysam.VariantFile(paths["vcf"])

@@ -165,7 +165,7 @@ def test_genonet_fit_load_predict_new_genotypes(tmp_path):
     loaded = tfnet_jax.load_run(tmp_path / "geno")
     data = loaded.prepared.data
     # New genotypes: the cohort's dosages under new individual ids, columns shuffled.
-    table = pd.DataFrame(np.concatenate([w.dosages for w in data.windows], axis=1),
+    table = pd.DataFrame(np.concatenate([w.float_dosages() for w in data.windows], axis=1),
                          columns=np.concatenate([w.variant_ids for w in data.windows]))
     table = table.loc[:, ~table.columns.duplicated()].iloc[:, ::-1]
     table.index = [f"new{i}" for i in range(len(table))]

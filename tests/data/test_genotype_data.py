@@ -64,9 +64,10 @@ def test_round_trip_matches_simulation(sim):
         assert all(v.startswith(w.gene + "_") for v in w.variant_ids)  # no neighbour leaks in
         assert np.all(np.diff(w.positions) > 0)
         cols = [column[v] for v in w.variant_ids]
-        np.testing.assert_array_equal(w.dosages, sim["dosages"][:, cols].astype(np.float32))
+        np.testing.assert_array_equal(w.float_dosages(), sim["dosages"][:, cols].astype(np.float32))
         np.testing.assert_allclose(w.annotations, annotations.loc[w.variant_ids].to_numpy(), rtol=1e-5)
-        assert w.dosages.dtype == np.float32 and w.annotations.dtype == np.float32
+        assert w.float_dosages().dtype == np.float32 and w.annotations.dtype == np.float32
+        assert w.store.codes.dtype == np.int8  # PLINK hard calls: 1 byte a dosage
     np.testing.assert_allclose(data.expression.to_numpy(),
                                pd.read_csv(sim["expression"], index_col=0).to_numpy(), rtol=1e-5)
 
@@ -94,7 +95,7 @@ def test_ld_is_real(sim):
     data = read_genotype_data(_cfg(sim))
     near, far = [], []
     for w in data.windows:
-        r2 = np.corrcoef(w.dosages.T) ** 2
+        r2 = np.corrcoef(w.float_dosages().T) ** 2
         near.append(np.mean(np.diag(r2, 1)))
         gap = np.abs(w.positions[:, None] - w.positions[None, :]) > TINY.region_length // 2
         far.append(r2[gap].mean())
@@ -186,8 +187,8 @@ def test_filters_order_and_missing(tmp_path, caplog):
     (w,) = data.windows
     assert list(w.variant_ids) == ["s0", "s3", "s4"]
     rows = [iids.index(i) for i in order[:30]]
-    np.testing.assert_array_equal(w.dosages, x[rows][:, [0, 3, 4]])
-    assert np.isnan(w.dosages[order.index("i20"), 1]) and np.isnan(w.dosages).sum() == 1
+    np.testing.assert_array_equal(w.float_dosages(), x[rows][:, [0, 3, 4]])
+    assert np.isnan(w.float_dosages()[order.index("i20"), 1]) and np.isnan(w.float_dosages()).sum() == 1
     assert data.skipped["B"].startswith("no variants within")
     # All variants of a window filtered out -> skipped with the counts; the other gene still loads.
     pd.DataFrame({"gene": ["A", "B"], "chrom": ["1", "1"], "start": [240, 150], "end": [260, 150]}).to_csv(

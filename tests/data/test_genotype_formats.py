@@ -43,7 +43,7 @@ def _windows_equal(a, b):
         np.testing.assert_array_equal(wa.variant_ids, wb.variant_ids)
         np.testing.assert_array_equal(wa.positions, wb.positions)
         np.testing.assert_array_equal(wa.alleles, wb.alleles)
-        np.testing.assert_array_equal(wa.dosages, wb.dosages)  # NaN at the same places
+        np.testing.assert_array_equal(wa.float_dosages(), wb.float_dosages())  # NaN at the same places
 
 
 def test_every_format_gives_the_same_genotype_data(cohort, files):
@@ -62,11 +62,11 @@ def test_every_format_gives_the_same_genotype_data(cohort, files):
         assert len(w.variant_ids) == len(cols) >= 35
         np.testing.assert_array_equal(w.positions, v["pos"].to_numpy()[cols])
         np.testing.assert_array_equal(w.alleles, v[["alt", "ref"]].to_numpy()[cols])  # (counted ALT, REF)
-        np.testing.assert_array_equal(w.dosages, cohort["dosages"][iid_row][:, cols])
+        np.testing.assert_array_equal(w.float_dosages(), cohort["dosages"][iid_row][:, cols])
     first = data.windows[0]
     row = v.iloc[3]
     assert first.variant_ids[0] == "rs1000" and f"chr1_{row.pos}_{row.ref}_{row.alt}" in first.variant_ids
-    assert np.isnan(np.concatenate([w.dosages for w in data.windows], axis=1)).sum() == 2
+    assert np.isnan(np.concatenate([w.float_dosages() for w in data.windows], axis=1)).sum() == 2
     assert list(data.individuals) == list(cohort["expression"].index)  # the expression's order
     # The skipped records are counted, once each (format and report in extras, for metrics.json).
     for name, key in [("vcf_ds", "vcf"), ("vcf_gt", "vcf"), ("dosage", "dosage")]:
@@ -82,7 +82,7 @@ def test_genes_subset_and_chrom_read_only_their_windows(files, cohort):
         two = read_genotype_data({**files[name], "chrom": "chr2"})
         assert [w.gene for w in two.windows] == ["gC"]
     full = read_genotype_data(files["vcf_ds"])
-    np.testing.assert_array_equal(one.windows[1].dosages, full.windows[2].dosages)
+    np.testing.assert_array_equal(one.windows[1].float_dosages(), full.windows[2].float_dosages())
     # Windows of 200 kb overlap (gA's and gB's both hold the multi-allelic record): counted once.
     wide = read_genotype_data({**files["vcf_ds"], "window": 200_000})
     assert wide.extras["genotypes"]["skipped_records"] == {"multiallelic": 1, "not_snv": 1}

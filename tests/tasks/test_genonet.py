@@ -269,7 +269,7 @@ def _restored(genonet_run):
 
 
 def _training_dosages(data):
-    table = pd.concat([pd.DataFrame(w.dosages, index=data.individuals, columns=w.variant_ids)
+    table = pd.concat([pd.DataFrame(w.float_dosages(), index=data.individuals, columns=w.variant_ids)
                        for w in data.windows], axis=1)
     return table.loc[:, ~table.columns.duplicated()]
 

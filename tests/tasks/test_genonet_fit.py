@@ -77,7 +77,7 @@ def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadde
     order = [int(g[1:]) for b in blocks for g in b.genes]
     for row, gene in enumerate(order):
         v = counts[gene]
-        alone = fit_nested_cv(windows[gene].dosages[None], np.ones((1, v), bool),
+        alone = fit_nested_cv(windows[gene].float_dosages()[None], np.ones((1, v), bool),
                               expression[f"g{gene}"][None], folds, inner_k=3, n_lambdas=10,
                               max_iter=300, tol=1e-4, seed=0)
         np.testing.assert_allclose(fit["pred"][row], alone["pred"][0], rtol=1e-4, atol=1e-4)
@@ -97,7 +97,7 @@ def test_elastic_net_resumes_block_by_block(tmp_path):
     n = 40
     windows = [GeneWindow(f"g{i}", "1", 0, 1, np.array([f"v{i}_{j}" for j in range(20)]), np.arange(20),
                           rng.integers(0, 3, (n, 20)).astype(np.float32)) for i in range(3)]
-    expression = {w.gene: w.dosages[:, :2].sum(1) + rng.normal(size=n) for w in windows}
+    expression = {w.gene: w.float_dosages()[:, :2].sum(1) + rng.normal(size=n) for w in windows}
     data = GenotypeData(np.array([f"i{k}" for k in range(n)]), pd.DataFrame(expression), None, windows,
                         None, {}, "test")
     blocks = make_blocks(data, genes_per_block=2)  # blocks of 2 and 1 genes

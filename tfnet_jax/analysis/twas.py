@@ -33,7 +33,7 @@ def predicted_expression(data, weights: pd.DataFrame) -> pd.DataFrame:
         if (col < 0).any():
             raise DataError(f"weights for {w.gene} name variants not in its window, e.g. "
                             f"{table['variant'].iloc[int(np.argmax(col < 0))]}")
-        x = w.dosages[:, col].astype(np.float64)
+        x = w.float_dosages(col).astype(np.float64)
         x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)
         out[w.gene] = x @ table["weight"].to_numpy(np.float64)
     return pd.DataFrame(out, index=pd.Index(data.individuals, name="IID"))

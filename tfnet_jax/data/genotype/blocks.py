@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.genotype.container import GenotypeData
+from tfnet_jax.data.genotype.dosage_store import DosageStore
 from tfnet_jax.data.genotype.readers import regress_out_covariates
 from tfnet_jax.data.scaling import Standardiser
 
@@ -20,7 +21,7 @@ from tfnet_jax.data.scaling import Standardiser
 @dataclass
 class Block:
     genes: list[str]               # real genes of the block (the rest is padding)
-    source: np.ndarray | list[np.ndarray]  # dosages [n, G, P], or each real gene's own [n, v]
+    source: np.ndarray | list[DosageStore]  # float32 dosages [n, G, P], or each real gene's own store
     vmask: np.ndarray              # bool [G, P]
     annotations: np.ndarray | None  # float32 [G, P, k], standardised over all variants
 
@@ -36,7 +37,7 @@ class Block:
             return self.source
         out = np.zeros((self.source[0].shape[0], *self.vmask.shape), np.float32)
         for i, gene in enumerate(self.source):
-            out[:, i, :gene.shape[1]] = gene
+            out[:, i, :gene.shape[1]] = gene.decode()
         return out
 
 
@@ -47,8 +48,10 @@ def variant_bucket(count: int, widest: int) -> int:
 
 def concat_genes(parts: list[np.ndarray], gene_axis: int, variant_axis: int) -> np.ndarray:
     """Per-block arrays joined along the gene axis, each padded (0 / False) on its variant axis
-    to the widest."""
+    to the widest (one part: itself)."""
     widest = max(part.shape[variant_axis] for part in parts)
+    if len(parts) == 1:  # one block's worth can be large: no copy
+        return parts[0]
 
     def padded(part):
         pad = [(0, 0)] * part.ndim
@@ -61,8 +64,13 @@ def real_genes(blocks: list[Block], field: str) -> np.ndarray:
     """A block field over every real gene (`concat_genes`): dosage -> [n, G, P],
     vmask -> [G, P], annotations -> [G, P, k]."""
     gene_axis, variant_axis = (1, 2) if field == "dosage" else (0, 1)
-    return concat_genes([np.take(getattr(b, field), np.arange(len(b.genes)), axis=gene_axis)
-                         for b in blocks], gene_axis, variant_axis)
+
+    def real(b):  # a view: no copy of a block's dosages
+        value = getattr(b, field)
+        index = [slice(None)] * value.ndim
+        index[gene_axis] = slice(0, len(b.genes))
+        return value[tuple(index)]
+    return concat_genes([real(b) for b in blocks], gene_axis, variant_axis)
 
 
 def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:
@@ -87,7 +95,7 @@ def make_blocks(data: GenotypeData, genes_per_block: int) -> list[Block]:
                 vmask[i, :len(w.variant_ids)] = True
                 if annot is not None:
                     annot[i, :len(w.variant_ids)] = (w.annotations - annot_mean) / annot_sd
-            blocks.append(Block([w.gene for w in windows], [w.dosages for w in windows], vmask, annot))
+            blocks.append(Block([w.gene for w in windows], [w.store for w in windows], vmask, annot))
     return blocks
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from tfnet_jax.data.genotype.dosage_store import DosageStore
+
 
 @dataclass
 class GeneWindow:
@@ -15,9 +17,17 @@ class GeneWindow:
     end: int
     variant_ids: np.ndarray       # str [V], genomic order
     positions: np.ndarray         # int64 [V]
-    dosages: np.ndarray           # float32 [individuals, V], A1 count, NaN = missing
+    store: DosageStore            # [individuals, V] A1 counts, compact; `float_dosages()` reads them
     annotations: np.ndarray | None = None  # float32 [V, k]
     alleles: np.ndarray | None = None      # str [V, 2]: .bim A1 (the counted allele), A2
+
+    def __post_init__(self):
+        if not isinstance(self.store, DosageStore):  # given as an array: encode it
+            self.store = DosageStore.encode(self.store)
+
+    def float_dosages(self, columns=None) -> np.ndarray:
+        """float32 [individuals, V] (or the variants `columns`), NaN = missing: a fresh array."""
+        return self.store.decode(columns)
 
 
 @dataclass

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tfnet_jax.data.genotype.container import GeneWindow, GenotypeData
+from tfnet_jax.data.genotype.dosage_store import DosageStore
 from tfnet_jax.data.genotype.formats import open_genotypes
 from tfnet_jax.data.genotype.source import GenotypeReader, Region
 from tfnet_jax.data.io.plink import allele_flips, int_column, norm_chrom
@@ -238,7 +239,7 @@ def read_genotype_data(source: GenotypeSource | dict) -> GenotypeData:
             n_unannotated += int((annot_row < 0).sum())
             annotations = annot_table[annot_row]  # -1 picks the appended means row
         windows.append(GeneWindow(gene, chrom, start, end, found.ids, found.positions,
-                                  np.ascontiguousarray(found.dosages), annotations, found.alleles))
+                                  DosageStore.encode(found.dosages), annotations, found.alleles))
     report = {"format": cfg.genotype_format()[0], "skipped_records": reader.skipped_records}
     if report["skipped_records"]:
         log.warning("%s: records skipped in the windows read (only biallelic SNVs are used): %s",
@@ -269,13 +270,18 @@ def _mask(train_mask, n: int) -> np.ndarray:
 
 
 def impute_train_mean(dosages: np.ndarray, train_mask) -> np.ndarray:
-    """NaN -> the variant's mean over training rows (0 where all training rows are missing)."""
+    """NaN -> the variant's mean over training rows (0 where all training rows are missing);
+    rows on axis 0, any shape after. Without a NaN, `dosages` itself (a block's worth of
+    dosages is large: no copy)."""
     dosages = np.asarray(dosages)
     mask = _mask(train_mask, dosages.shape[0])
+    missing = np.isnan(dosages)
+    if not missing.any():
+        return dosages
     train = dosages[mask]
-    n = (~np.isnan(train)).sum(axis=0)
+    n = (~missing[mask]).sum(axis=0)
     mean = np.where(n > 0, np.nansum(train, axis=0) / np.maximum(n, 1), 0.0).astype(dosages.dtype)
-    return np.where(np.isnan(dosages), mean, dosages)
+    return np.where(missing, mean, dosages)
 
 
 def regress_out_covariates(y: np.ndarray, covariates, train_mask) -> np.ndarray:

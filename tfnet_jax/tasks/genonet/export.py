@@ -116,7 +116,7 @@ def write_covariances(path: Path, data, weights: pd.DataFrame) -> None:
             handle.write("GENE RSID1 RSID2 VALUE\n")
             for gene, table in weights.groupby("gene", sort=False):
                 w = windows[gene]
-                x = w.dosages[:, pd.Index(w.variant_ids).get_indexer(table["variant"])].astype(np.float64)
+                x = w.float_dosages(pd.Index(w.variant_ids).get_indexer(table["variant"])).astype(np.float64)
                 x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)
                 cov = np.atleast_2d(np.cov(x, rowvar=False))
                 i, j = np.triu_indices(len(table))

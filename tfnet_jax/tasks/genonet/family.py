@@ -310,7 +310,7 @@ def predict_expression(prepared: GenoNetPrepared, models: GenoNetModels, inputs=
         method = "genonet_noannot"  # the model is the annotation-free GenoNet then
     data, blocks = prepared.data, prepared.blocks
     if inputs is None:
-        table = pd.DataFrame(np.concatenate([w.dosages for w in data.windows], axis=1),
+        table = pd.DataFrame(np.concatenate([w.float_dosages() for w in data.windows], axis=1),
                              index=data.individuals,
                              columns=np.concatenate([w.variant_ids for w in data.windows]))
         table = table.loc[:, ~table.columns.duplicated()]

@@ -31,6 +31,7 @@ from tfnet_jax.models.genonet import elastic_net_path, epistasis_path, linear_pa
 from tfnet_jax.schemas.models import ElasticNetConfig
 from tfnet_jax.schemas.typed import RunConfig
 from tfnet_jax.tasks.genonet import prepare as task
+from tfnet_jax.tasks.genonet.compact import Trainers, compact_size, subset_state, take_genes
 from tfnet_jax.train.engine import Trainer
 
 log = logging.getLogger(__name__)
@@ -155,17 +156,15 @@ def cached_elastic_net(cache: FitCache, name: str, data, blocks, folds, en_cfg, 
 def _fit_elastic_net_group(data, blocks, folds: np.ndarray, en_cfg: ElasticNetConfig, seed: int,
                            penalty=None) -> dict:
     """The real genes of `blocks` (of one width); see fit_elastic_net."""
-    x = real_genes(blocks, "dosage").transpose(1, 0, 2)
+    x = real_genes(blocks, "dosage")  # [n, G, P]
     vmask = real_genes(blocks, "vmask")
     opts = dict(task.nested_cv_options(en_cfg, seed), penalty_factor=penalty)
     fold_dependent = bool(np.isnan(x).any()) or data.covariates is not None
     everyone = np.ones(len(folds), bool)
     columns = [data.expression.columns.get_loc(g) for b in blocks for g in b.genes]
 
-    def call(train):
-        xi = np.where(vmask[:, None, :], task.impute_train_mean(x.transpose(1, 0, 2).reshape(len(folds), -1),
-                                                                train).reshape(len(folds), *vmask.shape)
-                      .transpose(1, 0, 2), 0.0)
+    def call(train):  # padding is 0, never NaN: imputing leaves it 0
+        xi = task.impute_train_mean(x, train).transpose(1, 0, 2)  # a view: fit_nested_cv copies per gene
         return fit_nested_cv(xi, vmask, fold_targets(data, train)[:, columns].T, folds, **opts)
 
     final = call(everyone)
@@ -206,7 +205,8 @@ class BlockFit:
 
 
 def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarray,
-                   valid_rows: np.ndarray, score_start: bool = False, margin: float = 0.0) -> BlockFit:
+                   valid_rows: np.ndarray, score_start: bool = False, margin: float = 0.0,
+                   trainers: Trainers | None = None) -> BlockFit:
     """Train one fold x block from the trainer's initial state, with per-gene early stopping.
 
     Every `eval_every` steps (and at `max_steps`) each gene is scored on the validation rows;
@@ -215,14 +215,18 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
     The loop ends when no gene is active or at `max_steps`. `score_start`: evaluate step 0
     too, so a gene the network cannot improve keeps its (elastic-net) start; the network then
     replaces the start only where it scores `margin` (validation R^2) above it: the best of many
-    evaluations on few rows is optimistic, so a tie would mostly keep noise.
+    evaluations on few rows is optimistic, so a tie would mostly keep noise. `trainers`
+    (tasks/genonet/compact.py): once half the genes or fewer are active, go on with only them
+    in a smaller block (None: the block keeps its size).
     """
     cfg = trainer.cfg
     context = fold.context
     trainer.reset(context=context)
     train_arrays, valid_arrays = fold.rows(train_rows), fold.rows(valid_rows)
+    y_valid = fold.y[valid_rows]
     linear = linear_part(context)
     real = context.active > 0
+    genes = np.arange(len(real))  # the block's genes in the trained block, slot by slot
     best_r2 = np.full(len(real), -np.inf)
     kept_step = np.full(len(real), -1)
     bad = np.zeros(len(real), np.int64)
@@ -234,20 +238,21 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
     def evaluate(step: int) -> None:
         nonlocal context, snapshot, best_r2, bad, best_score, best_step, evals
         # NaN for a constant gene (and padding): it never improves, so it leaves after `patience`.
-        r2 = per_gene_r2(trainer.predict(valid_arrays), fold.y[valid_rows])
+        r2 = per_gene_r2(trainer.predict(valid_arrays), y_valid[:, genes])
         active = context.active > 0
-        improved = active & (r2 > np.where(kept_step == 0, best_r2 + margin, best_r2))
+        bar = best_r2[genes]
+        improved = active & (r2 > np.where(kept_step[genes] == 0, bar + margin, bar))
         params = jax.device_get(task.effective_params(trainer.model, context.annotations,
                                                       context.vmask, linear, context.screen))
         if snapshot is None:
             snapshot = {k: np.array(v) for k, v in params.items()}
         for name in snapshot:
-            snapshot[name][improved] = np.asarray(params[name])[improved]
-        best_r2 = np.where(improved, r2, best_r2)
-        kept_step[improved] = step
-        bad = np.where(improved, 0, bad + 1)
-        new_active = (active & (bad < cfg.patience)).astype(np.float32)
-        stop_step[active & (new_active == 0)] = step
+            snapshot[name][genes[improved]] = np.asarray(params[name])[improved]
+        best_r2[genes[improved]] = r2[improved]
+        kept_step[genes[improved]] = step
+        bad[genes] = np.where(improved, 0, bad[genes] + 1)
+        new_active = (active & (bad[genes] < cfg.patience)).astype(np.float32)
+        stop_step[genes[active & (new_active == 0)]] = step
         if (new_active != context.active).any():  # same shapes: nothing recompiles
             context = context.replace(active=new_active)
             trainer.set_context(context)
@@ -256,6 +261,23 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
         score = float(np.mean(np.where(np.isfinite(kept), kept, 0.0)))
         if step > 0 and (best_score is None or score > best_score):
             best_score, best_step = score, step
+
+    def compact() -> None:
+        """Go on with the active genes only (compact.py), when they fill half the block or less."""
+        nonlocal trainer, context, genes, linear, train_arrays, valid_arrays
+        active = np.flatnonzero(context.active > 0)
+        size = compact_size(len(active), len(genes))
+        if trainers is None or size is None:
+            return
+        slots = np.concatenate([active, np.flatnonzero(context.active == 0)[:size - len(active)]])
+        context = take_genes(context, slots)
+        genes = genes[slots]
+        linear = linear_part(context)
+        train_arrays, valid_arrays = (take_genes(train_arrays, slots, axis=1),
+                                      take_genes(valid_arrays, slots, axis=1))
+        state = jax.device_get(trainer.state)
+        trainer = trainers.get(fold.block, size, context)
+        trainer.reset(subset_state(state, trainer.initial_state, slots), context)
 
     if score_start:
         evaluate(0)
@@ -270,6 +292,7 @@ def fit_gene_block(trainer: Trainer, fold: task.FoldBlock, train_rows: np.ndarra
                                          f"train.learning_rate or check the data")
             losses = []
             evaluate(step)
+            compact()
     if snapshot is None:  # max_steps below eval_every and no start score: keep the last state
         evaluate(step)
     return BlockFit(snapshot, best_r2, kept_step, stop_step, step, best_step, best_score, evals)
@@ -347,7 +370,10 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
     linear_skip = model_cfg.linear_skip
     pred = np.zeros((len(prepared.genes), len(folds)))
     use_enet = np.zeros(pred.shape, bool)
-    records, trainers = [], {}  # one Trainer (one compile) per block shape
+    records = []
+    trainers = Trainers(lambda block, size, context: Trainer(  # one compile per block shape and size
+        task.build_model(model_cfg, block, annotations, cfg.seed, size), train_cfg,
+        loss_fn=task.make_loss_fn(model_cfg.l1, block.size), predict_fn=task.predict_fn, context=context))
     for c in range(folds.max() + 1):
         held = np.flatnonzero(folds == c)
         valid = prepared.valid_rows[c]
@@ -379,14 +405,9 @@ def fit_genonet(cfg: RunConfig, prepared, annotations: bool, cache: FitCache,
                         fold, train_mask, width, enet["coef_start"][c][real] if en_start else None))
                     if not model_cfg.linear_trainable:  # a trainable path needs every variant
                         task.prescreen(fold)
-                trainer = trainers.get(block.vmask.shape)
-                if trainer is None:
-                    model = task.build_model(model_cfg, block, annotations, cfg.seed)
-                    trainer = Trainer(model, train_cfg, loss_fn=task.make_loss_fn(model_cfg.l1),
-                                      predict_fn=task.predict_fn, context=fold.context)
-                    trainers[block.vmask.shape] = trainer
+                trainer = trainers.get(block, block.size, fold.context)
                 fit = fit_gene_block(trainer, fold, np.flatnonzero(train_mask), valid, score_start=en_start,
-                                     margin=model_cfg.keep_margin)
+                                     margin=model_cfg.keep_margin, trainers=trainers)
                 record = {"fit": f"{name}/fold{c}/block{b}", "step": fit.step, "best_step": fit.best_step,
                           "best_score": fit.best_score, "evals": fit.evals}
                 if en_start and not model_cfg.linear_trainable:

@@ -64,29 +64,32 @@ def codings(dosage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dosage, heterozygote(dosage)
 
 
-def coding_stats(dosage: np.ndarray, genes_per_slice: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sd [G, P, 2] of the additive and dominance codings of training dosages [n, G, P].
+def coding_stats(dosage: np.ndarray, rows: np.ndarray,
+                 genes_per_slice: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and sd [G, P, 2] of the additive and dominance codings of dosages [n, G, P] over
+    the training `rows`, and the float32 mean dosage [G, P] there.
 
     A coding constant on the training rows is only centred (sd 1), never blown up. A slice of
-    genes at a time: the float64 temporaries stay O(n x slice x P), not O(n x G x P).
+    genes at a time: the training rows' copy and the float64 temporaries stay O(n x slice x P),
+    not O(n x G x P).
     """
     g, p = dosage.shape[1:]
     mu, sd = np.empty((g, p, 2)), np.empty((g, p, 2))
+    mean = np.empty((g, p), np.float32)
     for start in range(0, g, genes_per_slice):
         genes = slice(start, start + genes_per_slice)
-        coding = Standardiser.fit(np.stack(codings(dosage[:, genes]), -1), name="dosage coding")
+        training = dosage[:, genes][rows]
+        coding = Standardiser.fit(np.stack(codings(training), -1), name="dosage coding")
         mu[genes], sd[genes] = coding.mean, coding.sd
-    return mu, sd
+        mean[genes] = training.mean(0)
+    return mu, sd, mean
 
 
 def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bool) -> FoldBlock:
     """y [n, G_real] in data units for the block's genes; train bool [n] (fit rows)."""
-    raw = block.dosage
-    n, g, p = raw.shape
-    dosage = impute_train_mean(raw.reshape(n, g * p), train).reshape(n, g, p)
-    del raw
-    training = dosage[np.asarray(train)]
-    mu, sd = coding_stats(training)
+    dosage = np.asarray(impute_train_mean(block.dosage, train), np.float32)
+    n, g, p = dosage.shape
+    mu, sd, dosage_mean = coding_stats(dosage, np.flatnonzero(train))
     y_full = np.zeros((n, g), np.float64)
     y_full[:, :y.shape[1]] = y
     target = Standardiser.fit(y_full, train, name="expression")
@@ -96,8 +99,8 @@ def prepare_fold(block: Block, y: np.ndarray, train: np.ndarray, annotations: bo
     context = GenoNetContext(vmask=block.vmask, mu=mu.astype(np.float32), sd=sd.astype(np.float32),
                              active=active, annotations=block.annotations if annotations else None)
     # Imputed training rows average to the observed mean (fills equal it): impute_train_mean's fill.
-    return FoldBlock(block, dosage.astype(np.float32), ((y_full - y_mean) / y_sd).astype(np.float32),
-                     y_mean, y_sd, context, training.mean(0).astype(np.float32))
+    return FoldBlock(block, dosage, ((y_full - y_mean) / y_sd).astype(np.float32),
+                     y_mean, y_sd, context, dosage_mean)
 
 
 def screen_width(model_cfg: GenoNetConfig, block: Block) -> int | None:
@@ -184,11 +187,13 @@ def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: i
             "epi_b": np.where(found, fit["intercept"], 0.0).astype(np.float32)}
 
 
-def build_model(model_cfg: GenoNetConfig, block: Block, annotations: bool, seed: int) -> GenoNet:
+def build_model(model_cfg: GenoNetConfig, block: Block, annotations: bool, seed: int,
+                num_genes: int | None = None) -> GenoNet:
+    """`num_genes`: the gene count of a compacted block (default the block's)."""
     m = model_cfg
     k = block.annotations.shape[-1] if annotations and block.annotations is not None else 0
     return GenoNet(GenoNetModelConfig(
-        num_genes=block.size, num_variants=block.vmask.shape[1], num_annotations=k,
+        num_genes=num_genes or block.size, num_variants=block.vmask.shape[1], num_annotations=k,
         screen_width=screen_width(m, block), channels=m.channels, kernel=m.kernel, hidden=m.hidden,
         gate_hidden=m.gate_hidden, dropout=m.dropout, init_scale=m.init_scale,
         linear_skip=m.linear_skip, linear_init=m.linear_init, linear_trainable=m.linear_trainable),
@@ -214,7 +219,9 @@ def linear_from_enet(fold: FoldBlock, coef: np.ndarray, intercept: np.ndarray) -
     return {"lin": lin.astype(np.float32), "lin_b": np.where(real, lin_b, 0.0).astype(np.float32)}
 
 
-def make_loss_fn(l1: float):
+def make_loss_fn(l1: float, genes: int | None = None):
+    """`genes`: the full block's gene count, the mean's denominator (None: the model's), so a
+    block compacted to its active genes (tasks/genonet/compact.py) has the same loss."""
     def loss_fn(model, batch, context, key):
         """Mean over the block's genes of active * (MSE + l1 * |r|_1); stopped genes add nothing."""
         pred = model(batch["dosage"], context, offset=batch.get("offset"), deterministic=False, key=key)
@@ -222,7 +229,7 @@ def make_loss_fn(l1: float):
         mse = jnp.sum((pred - batch["y"]) ** 2 * rows, 0) / jnp.maximum(rows.sum(), 1.0)  # [G]
         active = context.active
         per_gene = mse + l1 * model.l1(context.vmask, context.screen)
-        loss = jnp.sum(per_gene * active) / active.shape[0]
+        loss = jnp.sum(per_gene * active) / (genes or active.shape[0])
         return loss, {"mse": jnp.sum(mse * active) / jnp.maximum(active.sum(), 1.0)}
     return loss_fn
 
