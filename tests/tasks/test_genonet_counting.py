@@ -137,7 +137,8 @@ def test_network_held_at_its_start_gives_the_starts_arm_and_no_network_fold(geno
     cfg, prepared, fitted, _ = _restored(genonet_run)
     frozen = typed_config(OmegaConf.merge(cfg, {"train": {"learning_rate": 0.0}}))
     cache = fitting.FitCache(None)
-    enet = fitted.predictor.cache.get("elastic_net")
+    # The annotated GenoNet's start: the elastic net with annotation penalties (model.annotated_start).
+    enet = fitted.predictor.cache.get("elastic_net_annot" if cfg.model.annotated_start else "elastic_net")
     pred, _, _ = fitting.fit_genonet(frozen, prepared, True, cache, enet, None)
     starts, network = starts_and_network_folds(prepared, cache, "genonet", with_starts=True)
     assert (network == 0).all()

@@ -329,8 +329,7 @@ def gate_epistasis(fold: task.FoldBlock, valid: np.ndarray, margin: float) -> di
     dosage, y = fold.dosage[valid], fold.y[valid]
     additive = np.asarray(elastic_net_path(dosage, ctx.lin, ctx.mu, ctx.sd, ctx.vmask)) + ctx.lin_b
     both = additive + np.asarray(epistasis_path(dosage, linear_part(ctx)))
-    gain = np.nan_to_num(per_gene_r2(both, y), nan=-np.inf) - np.nan_to_num(per_gene_r2(additive, y), nan=-np.inf)
-    keep = gain > margin
+    keep = np.nan_to_num(per_gene_r2(both, y) - per_gene_r2(additive, y), nan=-np.inf) > margin  # NaN: constant
     return {"epi_w": np.where(keep[:, None], ctx.epi_w, 0.0).astype(np.float32),
             "epi_b": np.where(keep, ctx.epi_b, 0.0).astype(np.float32)}
 
