@@ -207,7 +207,7 @@ def _elastic_net(cfg: dict, extra: list[str]):
     from tfnet_jax.schemas.typed import typed_config
     from tfnet_jax.tasks.genonet.export import weight_table
     from tfnet_jax.tasks.genonet.family import GenoNetFamily
-    from tfnet_jax.tasks.genonet.fit import fit_elastic_net
+    from tfnet_jax.tasks.genonet.enet_fits import fit_elastic_net
     from tfnet_jax.tasks.genonet.scores import gene_table
     run_cfg = typed_config(compose_genonet([*_overrides(cfg), *extra, *TINY]))
     family = GenoNetFamily()

@@ -132,11 +132,12 @@ def test_network_held_at_its_start_gives_the_starts_arm_and_no_network_fold(geno
     """learning_rate 0: the network's output stays at zero, so no gene ever beats its start:
     every fold relies on the starts alone and GenoNet's held-out predictions are the arm's."""
     from tfnet_jax.schemas.typed import typed_config
+    from tfnet_jax.tasks.genonet import enet_fits
     from tfnet_jax.tasks.genonet import fit as fitting
     from tfnet_jax.tasks.genonet.family import starts_and_network_folds
     cfg, prepared, fitted, _ = _restored(genonet_run)
     frozen = typed_config(OmegaConf.merge(cfg, {"train": {"learning_rate": 0.0}}))
-    cache = fitting.FitCache(None)
+    cache = enet_fits.FitCache(None)
     # The annotated GenoNet's start: the elastic net with annotation penalties (model.annotated_start).
     enet = fitted.predictor.cache.get("elastic_net_annot" if cfg.model.annotated_start else "elastic_net")
     pred, _, _ = fitting.fit_genonet(frozen, prepared, True, cache, enet, None)
@@ -148,10 +149,11 @@ def test_network_held_at_its_start_gives_the_starts_arm_and_no_network_fold(geno
 
 
 def test_units_from_before_the_starts_arm_give_nan_not_a_crash(genonet_run, caplog):
+    from tfnet_jax.tasks.genonet import enet_fits
     from tfnet_jax.tasks.genonet import fit as fitting
     from tfnet_jax.tasks.genonet.family import starts_and_network_folds
     cfg, prepared, fitted, _ = _restored(genonet_run)
-    old = fitting.FitCache(None)
+    old = enet_fits.FitCache(None)
     for b, _, _, c, unit in _per_unit(prepared, fitted.predictor.cache, "genonet"):
         old.units[fitting.genonet_unit("genonet", c, b)] = {k: v for k, v in unit.items()
                                                             if not (k == "held_starts" and c == 0)}

@@ -58,7 +58,7 @@ def test_named_loop_stops_a_flat_gene_early_keeps_its_start_and_never_recompiles
 def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadded():
     from tfnet_jax.data.genotype.container import GeneWindow, GenotypeData
     from tfnet_jax.models.elastic_net import fit_nested_cv
-    from tfnet_jax.tasks.genonet.fit import fit_elastic_net
+    from tfnet_jax.tasks.genonet.enet_fits import fit_elastic_net
     rng = np.random.default_rng(0)
     n, counts = 60, [50, 200, 90]  # buckets 128 and 200 (the widest is not padded further)
     windows, expression = [], {}
@@ -88,7 +88,7 @@ def test_blocks_are_bucketed_by_width_and_the_elastic_net_sees_each_gene_unpadde
 
 def test_elastic_net_resumes_block_by_block(tmp_path):
     from tfnet_jax.data.genotype.container import GeneWindow, GenotypeData
-    from tfnet_jax.tasks.genonet.fit import (
+    from tfnet_jax.tasks.genonet.enet_fits import (
         FitCache,
         cached_elastic_net,
         fit_elastic_net,

@@ -42,6 +42,7 @@ from tfnet_jax.data.genotype.readers import read_dosages
 from tfnet_jax.data.load import GENOTYPE_SOURCES, load_genotype_data
 from tfnet_jax.errors import ConfigError, DataError, RunDirError
 from tfnet_jax.schemas.typed import RunConfig
+from tfnet_jax.tasks.genonet import enet_fits
 from tfnet_jax.tasks.genonet import fit as fitting
 from tfnet_jax.tasks.base import Fitted
 from tfnet_jax.tasks.genonet.export import write_twas_exports
@@ -84,7 +85,7 @@ class GenoNetModels:
     """Held-out predictions per method, the fit records, and the fit cache (for new inputs)."""
     pred: dict[str, np.ndarray]
     records: list[dict]
-    cache: fitting.FitCache
+    cache: enet_fits.FitCache
     linear_skip: bool
     network_folds: np.ndarray | None = None  # [G] folds whose kept GenoNet uses the network
 
@@ -132,7 +133,7 @@ class GenoNetFamily:
         folds = splits.kfold(data.individuals, k, seed)
         # The elastic net's inner fold 0 of each outer fold (its seed is cfg.seed): so the
         # elastic-net start GenoNet trains from never saw GenoNet's early-stopping rows.
-        valid = fitting.early_stopping_rows(folds, cfg.model.elastic_net.inner_folds, cfg.seed)
+        valid = enet_fits.early_stopping_rows(folds, cfg.model.elastic_net.inner_folds, cfg.seed)
         return GenoNetSplit(folds, valid)
 
     def prepare(self, cfg: RunConfig, data: GenotypeData, split: GenoNetSplit) -> GenoNetPrepared:
@@ -154,7 +155,7 @@ class GenoNetFamily:
         if on_eval is not None:  # early stopping is per gene: there is no one curve to report
             raise ConfigError("GenoNet fits one model per gene and has no single validation curve "
                               "to prune on; set sweep.pruner=null")
-        cache = fitting.FitCache(None if run_dir is None else Path(run_dir) / "fits")
+        cache = enet_fits.FitCache(None if run_dir is None else Path(run_dir) / "fits")
         log_file = None
         if run_dir is not None:  # rewritten from the start: a resumed fit logs its cached units again
             log_file = Path(run_dir) / metrics_log.FILE_NAME
@@ -166,7 +167,7 @@ class GenoNetFamily:
         """The finished fits from RUN/fits; each holds every gene's kept (best) parameters."""
         if which != "best":
             raise ConfigError(f"which={which!r}: a GenoNet run keeps only each gene's best parameters")
-        cache = fitting.FitCache(Path(run_dir) / "fits")
+        cache = enet_fits.FitCache(Path(run_dir) / "fits")
         missing = [u for u in self._units(cfg, prepared) if cache.get(u) is None]
         if missing:
             raise RunDirError(f"run dir {run_dir}: fits/ lacks {len(missing)} finished fit(s), e.g. "
@@ -181,16 +182,16 @@ class GenoNetFamily:
                 + [fitting.genonet_unit(n, c, b) for n in genonets
                    for c in range(prepared.folds.max() + 1) for b in range(len(prepared.blocks))])
 
-    def _fit(self, cfg: RunConfig, prepared: GenoNetPrepared, cache: fitting.FitCache,
+    def _fit(self, cfg: RunConfig, prepared: GenoNetPrepared, cache: enet_fits.FitCache,
              log_file: Path | None) -> Fitted:
         data, blocks, folds = prepared.data, prepared.blocks, prepared.folds
         en_cfg = cfg.model.elastic_net
-        en = fitting.cached_elastic_net(cache, "elastic_net", data, blocks, folds, en_cfg, cfg.seed)
+        en = enet_fits.cached_elastic_net(cache, "elastic_net", data, blocks, folds, en_cfg, cfg.seed)
         pred = {"elastic_net": en["pred"]}
         if prepared.use_annotations:
             half = np.arange(len(prepared.genes)) % 2
-            penalty = fitting.annotation_penalty(blocks, en["coef"], half)
-            en_annot = fitting.cached_elastic_net(
+            penalty = enet_fits.annotation_penalty(blocks, en["coef"], half)
+            en_annot = enet_fits.cached_elastic_net(
                 cache, "elastic_net_annot", data, blocks, folds, en_cfg, cfg.seed, penalty=penalty)
             pred["elastic_net_annot"] = en_annot["pred"]
         records = []
@@ -259,7 +260,7 @@ class GenoNetFamily:
 
 
 # ---------------------------------------------------------------- outputs and prediction
-def starts_and_network_folds(prepared: GenoNetPrepared, cache: fitting.FitCache, name: str,
+def starts_and_network_folds(prepared: GenoNetPrepared, cache: enet_fits.FitCache, name: str,
                              with_starts: bool) -> tuple[np.ndarray | None, np.ndarray]:
     """From GenoNet `name`'s finished units: with_starts (an elastic-net start), the
     starts-only held-out predictions [G, n] (NaN for a unit written before they were stored),
