@@ -79,7 +79,6 @@ SIZES = (400, 1000)
 SEEDS = {"validation": 1, "test": 2}
 GENES = 100        # per architecture
 QUICK = dict(genes=4, sizes=(400,), ld=("rec1e-8",))
-TOLERANCE = 0.001  # |R^2 difference| within it is a tie
 METHODS = ("genonet", "genonet_noannot", "genonet_choice", "genonet_starts", "elastic_net", "elastic_net_annot")
 
 
@@ -126,25 +125,10 @@ def run_genonet(data_dir: Path, root: Path, overrides: list[str], label: str) ->
     return pd.read_csv(run_dir / "genes.csv")
 
 
-def t_interval(diff: np.ndarray) -> tuple[float, float]:
-    from scipy import stats
-    if len(diff) < 2:
-        return float("nan"), float("nan")
-    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-    return float(diff.mean() - half), float(diff.mean() + half)
-
-
 def compare(a: np.ndarray, b: np.ndarray) -> dict:
-    from tfnet_jax.eval.stats import paired_test
-    keep = np.isfinite(a) & np.isfinite(b)
-    diff = a[keep] - b[keep]
-    test = paired_test(a[keep], b[keep])
-    low, high = t_interval(diff)
-    return {"n": int(keep.sum()), "mean_diff": float(diff.mean()) if len(diff) else float("nan"),
-            "ci_low": low, "ci_high": high, "wins": float(np.mean(diff > TOLERANCE)) if len(diff) else float("nan"),
-            "ties": float(np.mean(np.abs(diff) <= TOLERANCE)) if len(diff) else float("nan"),
-            "losses": float(np.mean(diff < -TOLERANCE)) if len(diff) else float("nan"),
-            "wilcoxon_p": test["wilcoxon_p"]}
+    """a vs b per gene: GenoNet's own paired comparison (ties within WIN_TOLERANCE, t interval)."""
+    from tfnet_jax.tasks.genonet.scores import paired
+    return paired(a, b)
 
 
 def summarise(genes: pd.DataFrame, data_dir: Path) -> dict:
@@ -184,15 +168,15 @@ def summarise(genes: pd.DataFrame, data_dir: Path) -> dict:
 def acceptance(name: str, row: dict) -> list[str]:
     """The issue's acceptance checks that apply to this architecture: failures, as text."""
     failed = []
-    if not row["choice_vs_elastic_net"]["ci_low"] > -0.005:
+    if not row["choice_vs_elastic_net"]["mean_diff_ci_low"] > -0.005:
         failed.append("choice CI low <= -0.005")
-    if row["nonadditive_share"] >= 0.3 and not row["genonet_vs_elastic_net"]["wins"] >= 0.6:
+    if row["nonadditive_share"] >= 0.3 and not row["genonet_vs_elastic_net"]["frac_better"] >= 0.6:
         failed.append("wins < 60% at share >= 30%")
     if name in ANNOTATED:
         g, e = row["annotation_gain_genonet"], row["annotation_gain_elastic_net"]
         if not (g["mean_diff"] > 0 and g["wilcoxon_p"] < 0.05 and g["mean_diff"] >= e["mean_diff"]):
             failed.append("annotation gain")
-    if ARCHITECTURES[name][1].get("mode") == "additive" and not row["genonet_vs_elastic_net"]["ci_low"] > -0.01:
+    if ARCHITECTURES[name][1].get("mode") == "additive" and not row["genonet_vs_elastic_net"]["mean_diff_ci_low"] > -0.01:
         failed.append("additive CI low <= -0.01")
     return failed
 
@@ -210,9 +194,9 @@ def format_rows(results: dict) -> str:
             f"{name:<19}{row['genes']:>6d}{row['h2_mean']:>6.2f}{row['nonadditive_share']:>7.2f}{r['ceiling']:>7.3f}"
             f"{r['genonet']:>7.3f}{r['genonet_noannot']:>7.3f}{r['genonet_choice']:>7.3f}"
             f"{r.get('genonet_starts', float('nan')):>7.3f}{r['elastic_net']:>7.3f}{r['elastic_net_annot']:>7.3f}"
-            f"{g['wins']:>7.0%}/{g['ties']:.0%}/{g['losses']:.0%}"
-            f"{g['mean_diff']:>+9.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]{row['gap_closed']:>6.2f}"
-            f"{c['ci_low']:>+14.4f}{ag['mean_diff']:>+8.4f}/{ae['mean_diff']:+.4f}  "
+            f"{g['frac_better']:>7.0%}/{g['frac_tied']:.0%}/{g['frac_worse']:.0%}"
+            f"{g['mean_diff']:>+9.4f} [{g['mean_diff_ci_low']:+.4f}, {g['mean_diff_ci_high']:+.4f}]{row['gap_closed']:>6.2f}"
+            f"{c['mean_diff_ci_low']:>+14.4f}{ag['mean_diff']:>+8.4f}/{ae['mean_diff']:+.4f}  "
             f"{'ok' if not failed else '; '.join(failed)}")
     return "\n".join(lines)
 
@@ -230,9 +214,9 @@ def markdown(report: dict) -> str:
                 f"| {key} | {name} | {row['genes']} | {row['nonadditive_share']:.2f} | {r['ceiling']:.3f} "
                 f"| {r['genonet']:.3f} | {r['genonet_noannot']:.3f} | {r['genonet_choice']:.3f} "
                 f"| {r.get('genonet_starts', float('nan')):.3f} | {r['elastic_net']:.3f} | {r['elastic_net_annot']:.3f} "
-                f"| {g['wins']:.0%} / {g['ties']:.0%} / {g['losses']:.0%} "
-                f"| {g['mean_diff']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}] | {row['gap_closed']:.2f} "
-                f"| {c['mean_diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] "
+                f"| {g['frac_better']:.0%} / {g['frac_tied']:.0%} / {g['frac_worse']:.0%} "
+                f"| {g['mean_diff']:+.4f} [{g['mean_diff_ci_low']:+.4f}, {g['mean_diff_ci_high']:+.4f}] | {row['gap_closed']:.2f} "
+                f"| {c['mean_diff']:+.4f} [{c['mean_diff_ci_low']:+.4f}, {c['mean_diff_ci_high']:+.4f}] "
                 f"| {ag['mean_diff']:+.4f} (p {ag['wilcoxon_p']:.2g}) / {ae['mean_diff']:+.4f} (p {ae['wilcoxon_p']:.2g}) |")
     return "\n".join(lines)
 
@@ -251,6 +235,7 @@ def main(argv=None) -> dict:
                         help="Hydra overrides for the GenoNet runs (e.g. model.screen_variants=64)")
     args = parser.parse_args(argv)
     from tfnet_jax import tune_host_memory
+    from tfnet_jax.tasks.genonet.scores import WIN_TOLERANCE
 
     tune_host_memory()
     genes = args.genes or (QUICK["genes"] if args.quick else GENES)
@@ -274,7 +259,7 @@ def main(argv=None) -> dict:
                   f"(simulate {timings[key]['simulate_s']:.0f} s, GenoNet run {timings[key]['run_s']:.0f} s) ===")
             print(format_rows(results[key]))
     report = {"split": args.split, "seed": seed, "genes_per_architecture": genes, "overrides": args.overrides,
-              "tolerance": TOLERANCE, "architectures": {k: v[0] for k, v in ARCHITECTURES.items()},
+              "tolerance": WIN_TOLERANCE, "architectures": {k: v[0] for k, v in ARCHITECTURES.items()},
               "results": results, "timings": timings,
               "failed": {key: {name: acceptance(name, row) for name, row in rows.items() if acceptance(name, row)}
                          for key, rows in results.items()}}

@@ -21,8 +21,8 @@ def test_compare_counts_ties_and_interval():
     a = np.array([0.10, 0.20, 0.30, 0.40, np.nan])
     b = np.array([0.10, 0.15, 0.3005, 0.45, 0.2])
     row = panel.compare(a, b)
-    assert row["n"] == 4 and row["wins"] == 0.25 and row["ties"] == 0.5 and row["losses"] == 0.25
-    assert row["ci_low"] < row["mean_diff"] < row["ci_high"]
+    assert row["n"] == 4 and row["frac_better"] == 0.25 and row["frac_tied"] == 0.5 and row["frac_worse"] == 0.25
+    assert row["mean_diff_ci_low"] < row["mean_diff"] < row["mean_diff_ci_high"]
     assert row["mean_diff"] == pytest.approx(np.mean([0.0, 0.05, -0.0005, -0.05]))
 
 
