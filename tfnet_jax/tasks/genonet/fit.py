@@ -172,7 +172,7 @@ def gate_epistasis(fold: task.FoldBlock, valid: np.ndarray, margin: float) -> di
     so a gene with additive genetics keeps its elastic net rather than fitted noise."""
     ctx = fold.context
     dosage, y = fold.dosage[valid], fold.y[valid]
-    additive = np.asarray(elastic_net_path(dosage, ctx.lin, ctx.mu, ctx.sd, ctx.vmask)) + ctx.lin_b
+    additive = task.additive_start(fold, dosage)
     both = additive + np.asarray(epistasis_path(dosage, linear_part(ctx)))
     keep = np.nan_to_num(per_gene_r2(both, y) - per_gene_r2(additive, y), nan=-np.inf) > margin  # NaN: constant
     return {"epi_w": np.where(keep[:, None], ctx.epi_w, 0.0).astype(np.float32),
@@ -183,9 +183,7 @@ def elastic_net_wins(fold: task.FoldBlock, valid: np.ndarray, genonet_r2: np.nda
                      margin: float = 0.0) -> np.ndarray:
     """[G] whether the fold's additive elastic-net start scores at least GenoNet's kept model
     less `margin` on the early-stopping rows (neither was fitted on them): the per-gene choice."""
-    ctx = fold.context
-    start = np.asarray(elastic_net_path(fold.dosage[valid], ctx.lin, ctx.mu, ctx.sd, ctx.vmask))
-    enet_r2 = per_gene_r2(start + ctx.lin_b, fold.y[valid])
+    enet_r2 = per_gene_r2(task.additive_start(fold, fold.dosage[valid]), fold.y[valid])
     return np.nan_to_num(enet_r2, nan=-np.inf) >= np.nan_to_num(genonet_r2, nan=-np.inf) - margin
 
 

@@ -159,13 +159,19 @@ def prescreen(fold: FoldBlock) -> None:
     fold.screened = (dosage, offset.astype(np.float32))
 
 
+def additive_start(fold: FoldBlock, dosage: np.ndarray) -> np.ndarray:
+    """The context's frozen additive (elastic-net) start on raw dosages [B, G, P] -> [B, G], in
+    standardised y units (the intercept included)."""
+    ctx = fold.context
+    return np.asarray(elastic_net_path(dosage, ctx.lin, ctx.mu, ctx.sd, ctx.vmask)) + ctx.lin_b
+
+
 def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: int,
                   en_cfg: ElasticNetConfig, seed: int) -> dict[str, np.ndarray]:
     """The epistasis start (models/genonet.py) of one fold x block: per gene, the `width`
     variants with the largest |start weight| (`coef` [G_real, >= P], non-zero ones only), and
     an elastic net (inner CV, `en_cfg`) of the start's residuals on the training rows `train`
     over their dominance codings and pairwise products. Needs the context's lin / lin_b."""
-    ctx = fold.context
     g, p = fold.block.vmask.shape
     strength = np.zeros((g, p))
     strength[:len(coef)] = np.abs(np.where(fold.block.vmask[:len(coef)], coef[:, :p], 0.0))
@@ -176,8 +182,7 @@ def fit_epistasis(fold: FoldBlock, train: np.ndarray, coef: np.ndarray, width: i
     center = np.take_along_axis(fold.dosage_mean, idx, axis=1)
     rows = np.flatnonzero(train)
     dosage = fold.dosage[rows]
-    start = np.asarray(elastic_net_path(dosage, ctx.lin, ctx.mu, ctx.sd, ctx.vmask)) + ctx.lin_b
-    residual = fold.y[rows] - start
+    residual = fold.y[rows] - additive_start(fold, dosage)
     feats = np.where(usable[None], epistasis_features(dosage, idx, center), 0.0)
     fit = fit_nested_cv(feats.transpose(1, 0, 2), usable, residual.T, np.arange(len(rows)) % 2,
                         **nested_cv_options(en_cfg, seed))
